@@ -1,0 +1,69 @@
+//! The engine's error type.
+
+use crate::machine::TransitionError;
+use crate::policy::PolicyError;
+use crate::store::StoreError;
+use crate::{EntityRef, GrantId, RequestId, Scope};
+
+/// What went wrong in a [`Gate`](crate::Gate) call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state machine refused the command (self-approval, closed request, ...).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Policy forbids the action; no request can be made.
+    #[error("{principal} is forbidden to {scope} by {policy_ids:?}")]
+    Forbidden {
+        /// Who asked.
+        principal: EntityRef,
+        /// For what.
+        scope: Scope,
+        /// The forbidding policies.
+        policy_ids: Vec<String>,
+    },
+    /// Policy makes the principal neither allowed nor eligible.
+    #[error("{principal} is not eligible to request {scope}: no policy makes them eligible")]
+    NotEligible {
+        /// Who asked.
+        principal: EntityRef,
+        /// For what.
+        scope: Scope,
+    },
+    /// No request with this id.
+    #[error("no request {0}")]
+    RequestNotFound(RequestId),
+    /// No grant with this id.
+    #[error("no grant {0}")]
+    GrantNotFound(GrantId),
+    /// The actor may not revoke this grant.
+    #[error("{actor} may not revoke grant {grant}")]
+    NotPermittedToRevoke {
+        /// Who tried.
+        actor: EntityRef,
+        /// The grant.
+        grant: GrantId,
+    },
+    /// Only a grant's holder may extend it.
+    #[error("{actor} does not hold grant {grant} and cannot extend it")]
+    NotGrantHolder {
+        /// Who tried.
+        actor: EntityRef,
+        /// The grant.
+        grant: GrantId,
+    },
+    /// The policy failed.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Version conflicts persisted through every retry.
+    #[error("{what} kept changing under us: gave up after {attempts} attempts")]
+    Contention {
+        /// What was being changed.
+        what: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+}

@@ -1,0 +1,76 @@
+//! Notification events, written to the outbox in the same commit as the transition that caused them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{EntityRef, EventId, GrantId, RequestId, Scope};
+
+/// What happened.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A request waits for review by these reviewer sets.
+    ApprovalNeeded {
+        /// The reviewer sets of the flow's requirements.
+        reviewers: Vec<EntityRef>,
+        /// The requester's justification.
+        justification: Option<String>,
+    },
+    /// A request was approved and its grant created.
+    Approved,
+    /// A request was denied.
+    Denied {
+        /// The reviewer who denied it.
+        by: EntityRef,
+        /// Their comment.
+        comment: Option<String>,
+    },
+    /// The requester cancelled the request.
+    Cancelled,
+    /// Nobody decided in time.
+    RequestExpired,
+    /// A grant came into force.
+    GrantActive,
+    /// A grant ran out of time.
+    GrantExpired,
+    /// A grant was revoked.
+    Revoked {
+        /// Who revoked it.
+        by: EntityRef,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A use-limited grant used its last use.
+    GrantExhausted,
+    /// A break-glass grant was taken; it needs an after-the-fact review.
+    BreakGlassUsed {
+        /// The requester's justification.
+        justification: Option<String>,
+    },
+    /// A break-glass grant received its after-the-fact review.
+    BreakGlassAcknowledged {
+        /// The reviewer.
+        by: EntityRef,
+    },
+}
+
+/// A notification event.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Event {
+    /// Stable id for de-duplication.
+    pub id: EventId,
+    /// When the transition happened.
+    pub at: DateTime<Utc>,
+    /// The requester / grant holder.
+    pub principal: EntityRef,
+    /// The scope concerned.
+    pub scope: Scope,
+    /// The request concerned.
+    pub request_id: RequestId,
+    /// The grant concerned, if any.
+    pub grant_id: Option<GrantId>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}

@@ -1,0 +1,163 @@
+//! What `authorize`, `request` and `explain` answer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::policy::PolicyDecision;
+use crate::{AccessRequest, Flow, Grant, GrantId};
+
+/// Why an action is allowed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Basis {
+    /// Standing permission: no request needed.
+    Standing,
+    /// An active grant.
+    Grant(GrantId),
+}
+
+/// Why an action is denied.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// A forbid policy matched; it beats standing permission and grants.
+    Forbidden {
+        /// The forbidding policies.
+        policy_ids: Vec<String>,
+    },
+    /// Policy neither allows the action nor lets the principal ask for it.
+    NotEligible,
+    /// The policy could not be evaluated (fail closed).
+    PolicyError(String),
+    /// The store could not be read or written (fail closed).
+    StoreError(String),
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DenyReason::Forbidden { policy_ids } => write!(f, "forbidden by {}", policy_ids.join(", ")),
+            DenyReason::NotEligible => f.write_str("no policy allows it or makes the principal eligible"),
+            DenyReason::PolicyError(e) => write!(f, "policy error (denied, fail closed): {e}"),
+            DenyReason::StoreError(e) => write!(f, "store error (denied, fail closed): {e}"),
+        }
+    }
+}
+
+/// The answer of [`Gate::authorize`](crate::Gate::authorize).
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Go ahead.
+    Allow {
+        /// Standing permission, or the grant that allows it.
+        basis: Basis,
+    },
+    /// Not now; ask through this flow.
+    NeedsApproval {
+        /// The approval flow a request would go through.
+        flow: Arc<Flow>,
+    },
+    /// No.
+    Deny {
+        /// Why.
+        reason: DenyReason,
+    },
+}
+
+impl Decision {
+    /// Whether the action may go ahead.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Allow { basis: Basis::Standing } => f.write_str("Allow (standing permission)"),
+            Decision::Allow {
+                basis: Basis::Grant(id),
+            } => write!(f, "Allow (grant {id})"),
+            Decision::NeedsApproval { flow } => write!(f, "NeedsApproval ({flow})"),
+            Decision::Deny { reason } => write!(f, "Deny ({reason})"),
+        }
+    }
+}
+
+/// The answer of [`Gate::request`](crate::Gate::request).
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum RequestOutcome {
+    /// The request waits for review.
+    Pending(AccessRequest),
+    /// Granted at once (auto-approval or break-glass).
+    Granted {
+        /// The approved request.
+        request: AccessRequest,
+        /// Its grant.
+        grant: Grant,
+    },
+    /// An active grant already covers it; no new request was made.
+    AlreadyCovered(Grant),
+    /// The same principal already has a pending request for this scope.
+    AlreadyPending(AccessRequest),
+    /// Standing permission allows it; there is nothing to ask for.
+    NotNeeded,
+}
+
+/// The answer of a review ([`Gate::approve`](crate::Gate::approve) or [`Gate::deny`](crate::Gate::deny)).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReviewOutcome {
+    /// The request after the review.
+    pub request: AccessRequest,
+    /// The grant, if this review completed the approval.
+    pub grant: Option<Grant>,
+}
+
+/// Why `authorize` would answer what it answers, for people: the policy's verdict, the
+/// grants considered, and the decision. Printable as text.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Explanation {
+    /// The decision (computed without consuming any use of a use-limited grant).
+    pub decision: Decision,
+    /// What the policy said.
+    pub policy: PolicyDecision,
+    /// The principal's live grants for this scope.
+    pub grants: Vec<Grant>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "decision: {}", self.decision)?;
+        match &self.policy {
+            PolicyDecision::Standing { policy_ids } => {
+                writeln!(f, "policy: standing permission from {}", policy_ids.join(", "))?
+            }
+            PolicyDecision::Forbidden { policy_ids } => writeln!(f, "policy: forbidden by {}", policy_ids.join(", "))?,
+            PolicyDecision::Eligible { flow } => {
+                writeln!(f, "policy: eligible through {}", flow.policy_ids.join(", "))?;
+                writeln!(f, "flow: {flow}")?;
+                for r in &flow.requirements {
+                    writeln!(
+                        f,
+                        "  candidate reviewers: {} ({} approval(s))",
+                        r.reviewers, r.min_approvals
+                    )?;
+                }
+            }
+            PolicyDecision::NotEligible => writeln!(f, "policy: no rule allows it or makes the principal eligible")?,
+        }
+        for g in &self.grants {
+            writeln!(
+                f,
+                "grant {}: {}, {} .. {}",
+                g.id,
+                g.state,
+                g.window.not_before(),
+                g.window.expires_at()
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,406 @@
+//! The in-memory [`Store`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::str::FromStr;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditRecord, ChainHead};
+use crate::store::{Commit, Cursor, OutboxEntry, Page, PageRequest, Store, StoreError, Write};
+use crate::{AccessRequest, EntityRef, Grant, GrantId, GrantState, RequestId, RequestState, Scope};
+
+/// A thread-safe in-memory [`Store`].
+///
+/// Active grants are indexed by principal, then scope, so `live_grants` is two hash
+/// look-ups whatever the number of grants. Nothing is ever deleted.
+#[derive(Default, Debug)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default, Debug)]
+struct Inner {
+    requests: HashMap<RequestId, AccessRequest>,
+    grants: HashMap<GrantId, Grant>,
+    /// principal -> scope -> live grant ids.
+    live: HashMap<EntityRef, HashMap<Scope, Vec<GrantId>>>,
+    live_by_principal: HashMap<EntityRef, BTreeSet<GrantId>>,
+    expiries: BTreeSet<(DateTime<Utc>, GrantId)>,
+    starts: BTreeSet<(DateTime<Utc>, GrantId)>,
+    unacknowledged: BTreeSet<GrantId>,
+    pending: HashMap<EntityRef, HashMap<Scope, RequestId>>,
+    pending_order: BTreeSet<(DateTime<Utc>, RequestId)>,
+    deadlines: BTreeSet<(DateTime<Utc>, RequestId)>,
+    audit: Vec<AuditRecord>,
+    head: ChainHead,
+    audit_by_request: HashMap<RequestId, Vec<usize>>,
+    outbox: BTreeMap<u64, OutboxEntry>,
+    outbox_next: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied commit (commits are
+        // validated before anything is written), so a poisoned lock is still consistent.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every audit record, in chain order (for verification and export).
+    pub fn audit_records(&self) -> Vec<AuditRecord> {
+        self.read().audit.clone()
+    }
+
+    /// How many grants are stored (live or ended).
+    pub fn grant_count(&self) -> usize {
+        self.read().grants.len()
+    }
+}
+
+fn conflict(what: String, expected: u64, found: Option<u64>) -> StoreError {
+    StoreError::Conflict { what, expected, found }
+}
+
+impl Inner {
+    fn check(&self, c: &Commit) -> Result<(), StoreError> {
+        if let Some(w) = &c.request {
+            let r = w.value();
+            match w {
+                Write::Insert(_) => {
+                    if self.requests.contains_key(&r.id) {
+                        return Err(StoreError::AlreadyExists {
+                            what: format!("request {}", r.id),
+                        });
+                    }
+                    if r.state == RequestState::Pending {
+                        if let Some(existing) = self.pending.get(&r.principal).and_then(|m| m.get(r.scope())) {
+                            return Err(StoreError::DuplicatePending {
+                                existing: *existing,
+                                principal: r.principal.clone(),
+                            });
+                        }
+                    }
+                }
+                Write::Update { expected_version, .. } => {
+                    let found = self.requests.get(&r.id).map(|s| s.version);
+                    if found != Some(*expected_version) {
+                        return Err(conflict(format!("request {}", r.id), *expected_version, found));
+                    }
+                }
+            }
+        }
+        for w in &c.grants {
+            let g = w.value();
+            match w {
+                Write::Insert(_) => {
+                    if self.grants.contains_key(&g.id) {
+                        return Err(StoreError::AlreadyExists {
+                            what: format!("grant {}", g.id),
+                        });
+                    }
+                }
+                Write::Update { expected_version, .. } => {
+                    let found = self.grants.get(&g.id).map(|s| s.version);
+                    if found != Some(*expected_version) {
+                        return Err(conflict(format!("grant {}", g.id), *expected_version, found));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, c: Commit) {
+        if let Some(w) = c.request {
+            let r = match w {
+                Write::Insert(r) | Write::Update { value: r, .. } => r,
+            };
+            if let Some(old) = self.requests.get(&r.id).cloned() {
+                self.unindex_request(&old);
+            }
+            self.index_request(&r);
+            self.requests.insert(r.id, r);
+        }
+        for w in c.grants {
+            let g = match w {
+                Write::Insert(g) | Write::Update { value: g, .. } => g,
+            };
+            if let Some(old) = self.grants.get(&g.id).cloned() {
+                self.unindex_grant(&old);
+            }
+            self.index_grant(&g);
+            self.grants.insert(g.id, g);
+        }
+        for entry in c.audit {
+            let request_id = entry.request_id;
+            let record = self.head.append(entry);
+            self.audit_by_request
+                .entry(request_id)
+                .or_default()
+                .push(self.audit.len());
+            self.audit.push(record);
+        }
+        for event in c.events {
+            self.outbox_next += 1;
+            let seq = self.outbox_next;
+            self.outbox.insert(seq, OutboxEntry { seq, event });
+        }
+    }
+
+    fn index_request(&mut self, r: &AccessRequest) {
+        if r.state == RequestState::Pending {
+            self.pending
+                .entry(r.principal.clone())
+                .or_default()
+                .insert(r.scope().clone(), r.id);
+            self.pending_order.insert((r.created_at, r.id));
+            self.deadlines.insert((r.deadline, r.id));
+        }
+    }
+
+    fn unindex_request(&mut self, r: &AccessRequest) {
+        if r.state == RequestState::Pending {
+            if let Some(m) = self.pending.get_mut(&r.principal) {
+                m.remove(r.scope());
+            }
+            self.pending_order.remove(&(r.created_at, r.id));
+            self.deadlines.remove(&(r.deadline, r.id));
+        }
+    }
+
+    fn index_grant(&mut self, g: &Grant) {
+        if !g.state.is_ended() {
+            self.live
+                .entry(g.principal.clone())
+                .or_default()
+                .entry(g.scope.clone())
+                .or_default()
+                .push(g.id);
+            self.live_by_principal
+                .entry(g.principal.clone())
+                .or_default()
+                .insert(g.id);
+            self.expiries.insert((g.window.expires_at(), g.id));
+            if g.state == GrantState::Scheduled {
+                self.starts.insert((g.window.not_before(), g.id));
+            }
+        }
+        if g.awaits_acknowledgement() {
+            self.unacknowledged.insert(g.id);
+        }
+    }
+
+    fn unindex_grant(&mut self, g: &Grant) {
+        if let Some(by_scope) = self.live.get_mut(&g.principal) {
+            if let Some(ids) = by_scope.get_mut(&g.scope) {
+                ids.retain(|id| *id != g.id);
+                if ids.is_empty() {
+                    by_scope.remove(&g.scope);
+                }
+            }
+        }
+        if let Some(ids) = self.live_by_principal.get_mut(&g.principal) {
+            ids.remove(&g.id);
+        }
+        self.expiries.remove(&(g.window.expires_at(), g.id));
+        self.starts.remove(&(g.window.not_before(), g.id));
+        self.unacknowledged.remove(&g.id);
+    }
+}
+
+fn parse_cursor<T: FromStr>(page: &PageRequest) -> Result<Option<T>, StoreError> {
+    page.after
+        .as_ref()
+        .map(|c| {
+            c.0.parse::<T>()
+                .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })
+        })
+        .transpose()
+}
+
+fn paginate<K: Clone, T>(
+    keys: impl Iterator<Item = K>,
+    limit: usize,
+    cursor_of: impl Fn(&K) -> String,
+    item: impl Fn(&K) -> Option<T>,
+) -> Page<T> {
+    let mut items = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for k in keys {
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        if let Some(t) = item(&k) {
+            items.push(t);
+            last = Some(k);
+        }
+    }
+    Page {
+        items,
+        next: if more {
+            last.map(|k| Cursor(cursor_of(&k)))
+        } else {
+            None
+        },
+    }
+}
+
+fn grant_ids_after(set: &BTreeSet<GrantId>, after: Option<GrantId>) -> impl Iterator<Item = GrantId> + '_ {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    set.range((lower, Bound::Unbounded)).copied()
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner.check(&commit)?;
+        inner.apply(commit);
+        Ok(())
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        Ok(self.read().requests.get(&id).cloned())
+    }
+
+    async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        Ok(self.read().grants.get(&id).cloned())
+    }
+
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+        let inner = self.read();
+        let ids = inner.live.get(principal).and_then(|m| m.get(scope));
+        Ok(ids
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.grants.get(id).cloned())
+            .collect())
+    }
+
+    async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = parse_cursor::<GrantId>(page)?;
+        let inner = self.read();
+        let Some(set) = inner.live_by_principal.get(principal) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        Ok(paginate(
+            grant_ids_after(set, after),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.grants.get(id).cloned(),
+        ))
+    }
+
+    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+        let inner = self.read();
+        let id = inner.pending.get(principal).and_then(|m| m.get(scope));
+        Ok(id.and_then(|id| inner.requests.get(id).cloned()))
+    }
+
+    async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
+        let after = parse_cursor::<RequestId>(page)?;
+        let inner = self.read();
+        let lower = match after {
+            None => Bound::Unbounded,
+            Some(id) => {
+                let r = inner
+                    .requests
+                    .get(&id)
+                    .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
+                Bound::Excluded((r.created_at, id))
+            }
+        };
+        let keys = inner.pending_order.range((lower, Bound::Unbounded)).cloned();
+        Ok(paginate(
+            keys,
+            page.limit,
+            |(_, id)| id.to_string(),
+            |(_, id)| inner.requests.get(id).cloned(),
+        ))
+    }
+
+    async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now)
+            .take(limit)
+            .filter_map(|(_, id)| inner.requests.get(id).cloned())
+            .collect())
+    }
+
+    async fn due_grants(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        let inner = self.read();
+        let expiring = inner.expiries.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| *id);
+        let starting = inner.starts.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| *id);
+        let ids: BTreeSet<GrantId> = expiring.take(limit).chain(starting.take(limit)).collect();
+        Ok(ids
+            .iter()
+            .take(limit)
+            .filter_map(|id| inner.grants.get(id).cloned())
+            .collect())
+    }
+
+    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = parse_cursor::<GrantId>(page)?;
+        let inner = self.read();
+        Ok(paginate(
+            grant_ids_after(&inner.unacknowledged, after),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.grants.get(id).cloned(),
+        ))
+    }
+
+    async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
+        let inner = self.read();
+        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let keys = positions
+            .iter()
+            .map(|i| &inner.audit[*i])
+            .filter(|r| r.seq > after)
+            .map(|r| r.seq as usize - 1);
+        Ok(paginate(
+            keys,
+            page.limit,
+            |i| inner.audit[*i].seq.to_string(),
+            |i| inner.audit.get(*i).cloned(),
+        ))
+    }
+
+    async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let inner = self.read();
+        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
+        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(self.read().outbox.values().take(limit).cloned().collect())
+    }
+
+    async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        for s in seqs {
+            inner.outbox.remove(s);
+        }
+        Ok(())
+    }
+}

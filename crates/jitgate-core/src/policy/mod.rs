@@ -1,0 +1,90 @@
+//! What the engine asks of a policy: may this principal do this now, may they ask for it
+//! (and through which flow), may this reviewer review, may this actor revoke.
+//!
+//! The Cedar implementation lives in `jitgate-cedar`; [`RuleTable`] is a small
+//! implementation for tests, examples and services with simple needs.
+
+mod rules;
+
+use std::sync::Arc;
+
+pub use rules::{Pattern, RuleTable, RuleTableBuilder, RuleTableError};
+
+use crate::{AccessRequest, Action, EntityRef, Flow, Grant};
+
+/// The policy's answer for a (principal, action).
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum PolicyDecision {
+    /// Allowed without any request.
+    Standing {
+        /// The policies that permitted it.
+        policy_ids: Vec<String>,
+    },
+    /// Not allowed now, but the principal may ask through this flow (a grant, if one is
+    /// active, allows it).
+    Eligible {
+        /// The flow; its `policy_ids` name the policies that made the principal eligible.
+        flow: Arc<Flow>,
+    },
+    /// Forbidden: beats standing permission and every grant.
+    Forbidden {
+        /// The forbidding policies.
+        policy_ids: Vec<String>,
+    },
+    /// Neither allowed nor eligible.
+    NotEligible,
+}
+
+/// Which requirements of a request's flow a reviewer may count toward.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ReviewerStanding {
+    /// Indexes into `request.flow.requirements`; empty when the reviewer may not review.
+    pub eligible_for: Vec<usize>,
+    /// The policies that decided.
+    pub policy_ids: Vec<String>,
+}
+
+/// A policy failed to evaluate. On the authorize path this denies.
+#[derive(Debug, thiserror::Error)]
+#[error("policy evaluation failed: {message}")]
+pub struct PolicyError {
+    /// What went wrong.
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PolicyError {
+    /// An error with a message only.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// The policy the engine consults. Implementations must be cheap to call: `evaluate` runs on
+/// every `authorize`.
+pub trait Policy: Send + Sync {
+    /// Standing, eligible (with the flow), forbidden or not eligible.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; callers deny.
+    fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError>;
+
+    /// Which of the request's requirements `reviewer` may count toward (none: may not review).
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse the review.
+    fn reviewer_standing(&self, reviewer: &EntityRef, request: &AccessRequest)
+        -> Result<ReviewerStanding, PolicyError>;
+
+    /// Whether `actor` may revoke `grant` (which came from `request`).
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse the revoke.
+    fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError>;
+}

@@ -1,0 +1,256 @@
+//! A small rule-table policy: patterns over principal, action and resource, group
+//! membership with nesting, and flows attached to eligibility rules.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
+use crate::{AccessRequest, Action, EntityRef, Flow, FlowError, Grant};
+
+/// Matches one entity of a rule.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Pattern {
+    /// Any entity.
+    Any,
+    /// Exactly this entity.
+    Is(EntityRef),
+    /// This entity or any member of it, directly or through nested groups.
+    In(EntityRef),
+}
+
+#[derive(Clone, Debug)]
+enum Effect {
+    Standing,
+    Eligible(Arc<Flow>),
+    Forbid,
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    id: String,
+    effect: Effect,
+    principal: Pattern,
+    action: Pattern,
+    resource: Pattern,
+}
+
+/// Builds a [`RuleTable`].
+#[derive(Default, Debug)]
+pub struct RuleTableBuilder {
+    rules: Vec<Rule>,
+    parents: HashMap<EntityRef, Vec<EntityRef>>,
+    revokers: Vec<Pattern>,
+    error: Option<(String, FlowError)>,
+}
+
+impl RuleTableBuilder {
+    /// Makes `member` a direct member of `group` (groups may themselves be members of groups).
+    #[must_use]
+    pub fn member(mut self, member: EntityRef, group: EntityRef) -> Self {
+        self.parents.entry(member).or_default().push(group);
+        self
+    }
+
+    fn rule(mut self, id: &str, effect: Effect, principal: Pattern, action: Pattern, resource: Pattern) -> Self {
+        self.rules.push(Rule {
+            id: id.to_owned(),
+            effect,
+            principal,
+            action,
+            resource,
+        });
+        self
+    }
+
+    /// Allows the matching actions without any request.
+    #[must_use]
+    pub fn standing(self, id: &str, principal: Pattern, action: Pattern, resource: Pattern) -> Self {
+        self.rule(id, Effect::Standing, principal, action, resource)
+    }
+
+    /// Makes the matching principals eligible to ask for the matching actions through `flow`
+    /// (the rule id is added to the flow's policy ids).
+    #[must_use]
+    pub fn eligible(mut self, id: &str, principal: Pattern, action: Pattern, resource: Pattern, flow: Flow) -> Self {
+        if let Err(e) = flow.validate() {
+            self.error.get_or_insert((id.to_owned(), e));
+        }
+        let flow = flow.with_policy_id(id);
+        self.rule(id, Effect::Eligible(Arc::new(flow)), principal, action, resource)
+    }
+
+    /// Forbids the matching actions, whatever else allows them.
+    #[must_use]
+    pub fn forbid(self, id: &str, principal: Pattern, action: Pattern, resource: Pattern) -> Self {
+        self.rule(id, Effect::Forbid, principal, action, resource)
+    }
+
+    /// Lets the matching principals revoke any grant (holders may always give up their own,
+    /// and eligible reviewers of the grant's request may revoke it).
+    #[must_use]
+    pub fn revoker(mut self, who: Pattern) -> Self {
+        self.revokers.push(who);
+        self
+    }
+
+    /// Finishes the table, computing the transitive group closure.
+    ///
+    /// # Errors
+    /// The first invalid flow, with the id of its rule.
+    pub fn build(self) -> Result<RuleTable, RuleTableError> {
+        if let Some((rule, error)) = self.error {
+            return Err(RuleTableError { rule, error });
+        }
+        let mut ancestors: HashMap<EntityRef, HashSet<EntityRef>> = HashMap::new();
+        for member in self.parents.keys() {
+            let mut seen = HashSet::new();
+            let mut stack: Vec<&EntityRef> = self.parents[member].iter().collect();
+            while let Some(g) = stack.pop() {
+                if seen.insert(g.clone()) {
+                    stack.extend(self.parents.get(g).into_iter().flatten());
+                }
+            }
+            ancestors.insert(member.clone(), seen);
+        }
+        Ok(RuleTable {
+            rules: self.rules,
+            ancestors,
+            revokers: self.revokers,
+        })
+    }
+}
+
+/// A rule's flow is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}`: {error}")]
+pub struct RuleTableError {
+    /// The rule id.
+    pub rule: String,
+    /// What is wrong with its flow.
+    pub error: FlowError,
+}
+
+/// A rule-table [`Policy`].
+///
+/// - A `forbid` rule that matches wins over everything.
+/// - Otherwise a matching `standing` rule allows.
+/// - Otherwise matching `eligible` rules make the principal eligible; their flows are
+///   combined with [`Flow::combine`].
+/// - A reviewer may count toward a requirement when they are, or are a member of, its
+///   reviewer set.
+///
+/// # Examples
+/// ```
+/// use chrono::Duration;
+/// use jitgate_core::{EntityRef, Flow, Pattern, Requirement, RuleTable};
+/// let e = EntityRef::new;
+/// let policy = RuleTable::builder()
+///     .member(e("User", "sam"), e("Team", "sre"))
+///     .eligible(
+///         "prod-db-restart",
+///         Pattern::In(e("Team", "sre")),
+///         Pattern::Is(e("Action", "db_restart")),
+///         Pattern::Any,
+///         Flow::new(Duration::hours(1)).with_requirement(Requirement::new(e("Team", "sre-leads"), 1)),
+///     )
+///     .build()
+///     .unwrap();
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RuleTable {
+    rules: Vec<Rule>,
+    ancestors: HashMap<EntityRef, HashSet<EntityRef>>,
+    revokers: Vec<Pattern>,
+}
+
+impl RuleTable {
+    /// Starts an empty table.
+    pub fn builder() -> RuleTableBuilder {
+        RuleTableBuilder::default()
+    }
+
+    /// Whether `entity` is `group` or a (transitive) member of it.
+    pub fn is_in(&self, entity: &EntityRef, group: &EntityRef) -> bool {
+        entity == group || self.ancestors.get(entity).is_some_and(|a| a.contains(group))
+    }
+
+    fn matches(&self, p: &Pattern, e: &EntityRef) -> bool {
+        match p {
+            Pattern::Any => true,
+            Pattern::Is(x) => x == e,
+            Pattern::In(g) => self.is_in(e, g),
+        }
+    }
+
+    fn matching<'a>(&'a self, principal: &'a EntityRef, action: &'a Action) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| {
+            self.matches(&r.principal, principal)
+                && self.matches(&r.action, &action.scope.action)
+                && self.matches(&r.resource, &action.scope.resource)
+        })
+    }
+}
+
+impl Policy for RuleTable {
+    fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
+        let mut forbid = Vec::new();
+        let mut standing = Vec::new();
+        let mut flow: Option<Arc<Flow>> = None;
+        for rule in self.matching(principal, action) {
+            match &rule.effect {
+                Effect::Forbid => forbid.push(rule.id.clone()),
+                Effect::Standing => standing.push(rule.id.clone()),
+                Effect::Eligible(f) => {
+                    flow = Some(match flow {
+                        None => Arc::clone(f),
+                        Some(prev) => Arc::new(prev.combine(f)),
+                    })
+                }
+            }
+        }
+        Ok(if !forbid.is_empty() {
+            PolicyDecision::Forbidden { policy_ids: forbid }
+        } else if !standing.is_empty() {
+            PolicyDecision::Standing { policy_ids: standing }
+        } else if let Some(flow) = flow {
+            PolicyDecision::Eligible { flow }
+        } else {
+            PolicyDecision::NotEligible
+        })
+    }
+
+    fn reviewer_standing(
+        &self,
+        reviewer: &EntityRef,
+        request: &AccessRequest,
+    ) -> Result<ReviewerStanding, PolicyError> {
+        let eligible_for: Vec<usize> = request
+            .flow
+            .requirements
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.is_in(reviewer, &r.reviewers))
+            .map(|(i, _)| i)
+            .collect();
+        let policy_ids = if eligible_for.is_empty() {
+            Vec::new()
+        } else {
+            request.flow.policy_ids.clone()
+        };
+        Ok(ReviewerStanding {
+            eligible_for,
+            policy_ids,
+        })
+    }
+
+    fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError> {
+        Ok(*actor == grant.principal
+            || self.revokers.iter().any(|p| self.matches(p, actor))
+            || request
+                .flow
+                .requirements
+                .iter()
+                .any(|r| self.is_in(actor, &r.reviewers)))
+    }
+}
