@@ -116,29 +116,25 @@ impl Gate {
         verdict: Verdict,
         comment: Option<&str>,
     ) -> Result<ReviewOutcome, Error> {
-        self.transact(
-            || format!("request {id}"),
-            async |now| {
-                let req = self.load_request(id).await?;
-                let standing = self.policy.reviewer_standing(reviewer, &req)?;
-                let commit = machine::review(
-                    &req,
-                    reviewer,
-                    verdict,
-                    comment.map(str::to_owned),
-                    &standing,
-                    GrantId::new_random(),
-                    now,
-                )?;
-                let request = commit
-                    .request
-                    .as_ref()
-                    .map_or_else(|| req.clone(), |w| w.value().clone());
-                let grant = commit.grants.first().map(|w| w.value().clone());
-                Ok((commit, ReviewOutcome { request, grant }))
-            },
-        )
-        .await
+        transact!(self, format!("request {id}"), |now| {
+            let req = self.load_request(id).await?;
+            let standing = self.policy.reviewer_standing(reviewer, &req)?;
+            let commit = machine::review(
+                &req,
+                reviewer,
+                verdict,
+                comment.map(str::to_owned),
+                &standing,
+                GrantId::new_random(),
+                now,
+            )?;
+            let request = commit
+                .request
+                .as_ref()
+                .map_or_else(|| req.clone(), |w| w.value().clone());
+            let grant = commit.grants.first().map(|w| w.value().clone());
+            (commit, ReviewOutcome { request, grant })
+        })
     }
 
     /// Cancels a pending request; only its requester may.
@@ -147,19 +143,15 @@ impl Gate {
     /// [`Error::RequestNotFound`], [`TransitionError::NotRequester`],
     /// [`TransitionError::RequestClosed`], store errors.
     pub async fn cancel(&self, id: RequestId, actor: &EntityRef) -> Result<AccessRequest, Error> {
-        self.transact(
-            || format!("request {id}"),
-            async |now| {
-                let req = self.load_request(id).await?;
-                let commit = machine::cancel(&req, actor, now)?;
-                let next = commit
-                    .request
-                    .as_ref()
-                    .map_or_else(|| req.clone(), |w| w.value().clone());
-                Ok((commit, next))
-            },
-        )
-        .await
+        transact!(self, format!("request {id}"), |now| {
+            let req = self.load_request(id).await?;
+            let commit = machine::cancel(&req, actor, now)?;
+            let next = commit
+                .request
+                .as_ref()
+                .map_or_else(|| req.clone(), |w| w.value().clone());
+            (commit, next)
+        })
     }
 
     /// Revokes one grant. The holder may always give up their own grant; others need the
@@ -169,26 +161,22 @@ impl Gate {
     /// [`Error::GrantNotFound`], [`Error::NotPermittedToRevoke`],
     /// [`TransitionError::GrantNotActive`] (already ended), policy and store errors.
     pub async fn revoke(&self, id: GrantId, actor: &EntityRef, reason: Option<&str>) -> Result<Grant, Error> {
-        self.transact(
-            || format!("grant {id}"),
-            async |now| {
-                let grant = self.load_grant(id).await?;
-                let req = self.load_request(grant.request_id).await?;
-                if !self.policy.may_revoke(actor, &grant, &req)? {
-                    return Err(Error::NotPermittedToRevoke {
-                        actor: actor.clone(),
-                        grant: id,
-                    });
-                }
-                let commit = machine::revoke(&grant, actor, reason.map(str::to_owned), now)?;
-                let next = commit
-                    .grants
-                    .first()
-                    .map_or_else(|| grant.clone(), |w| w.value().clone());
-                Ok((commit, next))
-            },
-        )
-        .await
+        transact!(self, format!("grant {id}"), |now| {
+            let grant = self.load_grant(id).await?;
+            let req = self.load_request(grant.request_id).await?;
+            if !self.policy.may_revoke(actor, &grant, &req)? {
+                return Err(Error::NotPermittedToRevoke {
+                    actor: actor.clone(),
+                    grant: id,
+                });
+            }
+            let commit = machine::revoke(&grant, actor, reason.map(str::to_owned), now)?;
+            let next = commit
+                .grants
+                .first()
+                .map_or_else(|| grant.clone(), |w| w.value().clone());
+            (commit, next)
+        })
     }
 
     /// Revokes every scheduled or active grant of `principal` (off-boarding). Grants that
@@ -277,21 +265,17 @@ impl Gate {
     /// [`TransitionError::AlreadyAcknowledged`], [`TransitionError::SelfApproval`],
     /// [`TransitionError::NotEligibleReviewer`], policy and store errors.
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
-        self.transact(
-            || format!("grant {id}"),
-            async |now| {
-                let grant = self.load_grant(id).await?;
-                let req = self.load_request(grant.request_id).await?;
-                let standing = self.policy.reviewer_standing(reviewer, &req)?;
-                let commit = machine::acknowledge(&grant, &req, reviewer, &standing, comment.map(str::to_owned), now)?;
-                let next = commit
-                    .grants
-                    .first()
-                    .map_or_else(|| grant.clone(), |w| w.value().clone());
-                Ok((commit, next))
-            },
-        )
-        .await
+        transact!(self, format!("grant {id}"), |now| {
+            let grant = self.load_grant(id).await?;
+            let req = self.load_request(grant.request_id).await?;
+            let standing = self.policy.reviewer_standing(reviewer, &req)?;
+            let commit = machine::acknowledge(&grant, &req, reviewer, &standing, comment.map(str::to_owned), now)?;
+            let next = commit
+                .grants
+                .first()
+                .map_or_else(|| grant.clone(), |w| w.value().clone());
+            (commit, next)
+        })
     }
 
     pub(super) async fn load_request(&self, id: RequestId) -> Result<AccessRequest, Error> {

@@ -1,6 +1,34 @@
 //! The [`Gate`] engine: ties a policy, a store, a notifier and a clock together and exposes
 //! the verbs a service uses.
 
+/// Runs `$body` (which loads fresh state, computes a transition at `$now` and evaluates to
+/// `(Commit, T)`, returning early with `?` on errors) and commits its commit; on a version
+/// conflict, runs it again. A macro rather than a function taking an async closure, so the
+/// futures of the `Gate` verbs stay `Send`.
+macro_rules! transact {
+    ($gate:expr, $what:expr, |$now:ident| $body:block) => {{
+        let mut result = None;
+        for attempt in 1..=$gate.max_attempts {
+            let $now = $gate.clock.now();
+            let (commit, out) = $body;
+            match $gate.commit(commit).await {
+                Ok(()) => {
+                    result = Some(Ok(out));
+                    break;
+                }
+                Err($crate::store::StoreError::Conflict { .. }) => {
+                    tracing::debug!(what = %$what, attempt, "version conflict; reloading and retrying");
+                }
+                Err(e) => {
+                    result = Some(Err($crate::Error::from(e)));
+                    break;
+                }
+            }
+        }
+        result.unwrap_or_else(|| Err($crate::Error::Contention { what: $what.to_string(), attempts: $gate.max_attempts }))
+    }};
+}
+
 mod authorize;
 mod decision;
 mod lifecycle;
@@ -19,7 +47,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::notify::{Notifier, NullNotifier};
 use crate::policy::Policy;
 use crate::store::{Commit, Store, StoreError};
-use crate::Error;
 
 /// How many times a transition is recomputed after a version conflict before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
@@ -160,29 +187,6 @@ impl Gate {
             }
         }
         Ok(())
-    }
-
-    /// Runs `step` (which computes a commit from freshly loaded state and the current time)
-    /// and commits it; on a version conflict, runs it again with fresh state.
-    async fn transact<T>(
-        &self,
-        what: impl Fn() -> String,
-        mut step: impl AsyncFnMut(DateTime<Utc>) -> Result<(Commit, T), Error>,
-    ) -> Result<T, Error> {
-        for attempt in 1..=self.max_attempts {
-            let (commit, out) = step(self.clock.now()).await?;
-            match self.commit(commit).await {
-                Ok(()) => return Ok(out),
-                Err(StoreError::Conflict { .. }) => {
-                    tracing::debug!(what = %what(), attempt, "version conflict; reloading and retrying");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Contention {
-            what: what(),
-            attempts: self.max_attempts,
-        })
     }
 
     /// Delivers undelivered outbox events to the notifier, oldest first, and marks the
