@@ -123,19 +123,20 @@ type Result<T> = std::result::Result<T, TransitionError>;
 struct Builder {
     commit: Commit,
     subject: String,
+    at: DateTime<Utc>,
 }
 
 impl Builder {
-    fn new(subject: String) -> Self {
+    fn new(subject: String, at: DateTime<Utc>) -> Self {
         Self {
             commit: Commit::default(),
             subject,
+            at,
         }
     }
 
     fn audit(
         &mut self,
-        at: DateTime<Utc>,
         actor: &EntityRef,
         action: AuditAction,
         req: &AccessRequest,
@@ -144,7 +145,7 @@ impl Builder {
         policy_ids: Vec<String>,
     ) {
         self.commit.audit.push(AuditEntry {
-            at,
+            at: self.at,
             actor: actor.clone(),
             action,
             request_id: req.id,
@@ -156,16 +157,9 @@ impl Builder {
         });
     }
 
-    fn grant_audit(
-        &mut self,
-        at: DateTime<Utc>,
-        actor: &EntityRef,
-        action: AuditAction,
-        g: &Grant,
-        text: Option<String>,
-    ) {
+    fn grant_audit(&mut self, actor: &EntityRef, action: AuditAction, g: &Grant, text: Option<String>) {
         self.commit.audit.push(AuditEntry {
-            at,
+            at: self.at,
             actor: actor.clone(),
             action,
             request_id: g.request_id,
@@ -179,7 +173,6 @@ impl Builder {
 
     fn event(
         &mut self,
-        at: DateTime<Utc>,
         principal: &EntityRef,
         scope: &Scope,
         request_id: RequestId,
@@ -189,7 +182,7 @@ impl Builder {
         let id = EventId(format!("{}/{}", self.subject, self.commit.events.len()));
         self.commit.events.push(Event {
             id,
-            at,
+            at: self.at,
             principal: principal.clone(),
             scope: scope.clone(),
             request_id,
@@ -198,12 +191,12 @@ impl Builder {
         });
     }
 
-    fn request_event(&mut self, at: DateTime<Utc>, req: &AccessRequest, kind: EventKind) {
-        self.event(at, &req.principal, req.scope(), req.id, req.grant_id, kind);
+    fn request_event(&mut self, req: &AccessRequest, kind: EventKind) {
+        self.event(&req.principal, req.scope(), req.id, req.grant_id, kind);
     }
 
-    fn grant_event(&mut self, at: DateTime<Utc>, g: &Grant, kind: EventKind) {
-        self.event(at, &g.principal, &g.scope, g.request_id, Some(g.id), kind);
+    fn grant_event(&mut self, g: &Grant, kind: EventKind) {
+        self.event(&g.principal, &g.scope, g.request_id, Some(g.id), kind);
     }
 }
 
@@ -262,10 +255,9 @@ pub fn open(
         grant_id: None,
         version: 1,
     };
-    let mut b = Builder::new(format!("{id}/v1"));
+    let mut b = Builder::new(format!("{id}/v1"), now);
     let who = req.principal.clone();
     b.audit(
-        now,
         &who,
         AuditAction::RequestCreated,
         &req,
@@ -277,7 +269,6 @@ pub fn open(
         let grant = approve(&mut req, grant_id, max, now, &who, flow.policy_ids.clone(), &mut b)?;
         if req.break_glass {
             b.audit(
-                now,
                 &who,
                 AuditAction::BreakGlassUsed,
                 &req,
@@ -286,7 +277,6 @@ pub fn open(
                 flow.policy_ids.clone(),
             );
             b.request_event(
-                now,
                 &req,
                 EventKind::BreakGlassUsed {
                     justification: req.justification.clone(),
@@ -297,7 +287,6 @@ pub fn open(
     } else {
         let reviewers = flow.requirements.iter().map(|r| r.reviewers.clone()).collect();
         b.request_event(
-            now,
             &req,
             EventKind::ApprovalNeeded {
                 reviewers,
@@ -350,7 +339,6 @@ fn approve(
     req.closed_at = Some(now);
     req.grant_id = Some(grant_id);
     b.audit(
-        now,
         actor,
         AuditAction::RequestApproved,
         req,
@@ -358,26 +346,18 @@ fn approve(
         None,
         policy_ids,
     );
-    b.audit(
-        now,
-        actor,
-        AuditAction::GrantCreated,
-        req,
-        Some(grant_id),
-        None,
-        Vec::new(),
-    );
-    b.request_event(now, req, EventKind::Approved);
+    b.audit(actor, AuditAction::GrantCreated, req, Some(grant_id), None, Vec::new());
+    b.request_event(req, EventKind::Approved);
     if state == GrantState::Active {
-        b.grant_event(now, &grant, EventKind::GrantActive);
+        b.grant_event(&grant, EventKind::GrantActive);
     }
     Ok(grant)
 }
 
-fn next_version(req: &AccessRequest) -> (AccessRequest, Builder) {
+fn next_version(req: &AccessRequest, now: DateTime<Utc>) -> (AccessRequest, Builder) {
     let mut next = req.clone();
     next.version += 1;
-    let b = Builder::new(format!("{}/v{}", req.id, next.version));
+    let b = Builder::new(format!("{}/v{}", req.id, next.version), now);
     (next, b)
 }
 
@@ -434,7 +414,7 @@ pub fn review(
             flow: req.flow.to_string(),
         });
     }
-    let (mut next, mut b) = next_version(req);
+    let (mut next, mut b) = next_version(req, now);
     next.reviews.push(Review {
         reviewer: reviewer.clone(),
         verdict,
@@ -448,7 +428,6 @@ pub fn review(
             next.state = RequestState::Denied;
             next.closed_at = Some(now);
             b.audit(
-                now,
                 reviewer,
                 AuditAction::ReviewDenied,
                 &next,
@@ -457,7 +436,6 @@ pub fn review(
                 standing.policy_ids.clone(),
             );
             b.request_event(
-                now,
                 &next,
                 EventKind::Denied {
                     by: reviewer.clone(),
@@ -467,7 +445,6 @@ pub fn review(
         }
         Verdict::Approve => {
             b.audit(
-                now,
                 reviewer,
                 AuditAction::ReviewApproved,
                 &next,
@@ -517,11 +494,11 @@ pub fn cancel(req: &AccessRequest, actor: &EntityRef, now: DateTime<Utc>) -> Res
         });
     }
     ensure_pending(req)?;
-    let (mut next, mut b) = next_version(req);
+    let (mut next, mut b) = next_version(req, now);
     next.state = RequestState::Cancelled;
     next.closed_at = Some(now);
-    b.audit(now, actor, AuditAction::RequestCancelled, &next, None, None, Vec::new());
-    b.request_event(now, &next, EventKind::Cancelled);
+    b.audit(actor, AuditAction::RequestCancelled, &next, None, None, Vec::new());
+    b.request_event(&next, EventKind::Cancelled);
     b.commit.request = Some(Write::Update {
         expected_version: req.version,
         value: next,
@@ -541,11 +518,10 @@ pub fn expire_request(req: &AccessRequest, now: DateTime<Utc>) -> Result<Commit>
             now,
         });
     }
-    let (mut next, mut b) = next_version(req);
+    let (mut next, mut b) = next_version(req, now);
     next.state = RequestState::Expired;
     next.closed_at = Some(now);
     b.audit(
-        now,
         &system_actor(),
         AuditAction::RequestExpired,
         &next,
@@ -553,7 +529,7 @@ pub fn expire_request(req: &AccessRequest, now: DateTime<Utc>) -> Result<Commit>
         None,
         Vec::new(),
     );
-    b.request_event(now, &next, EventKind::RequestExpired);
+    b.request_event(&next, EventKind::RequestExpired);
     b.commit.request = Some(Write::Update {
         expected_version: req.version,
         value: next,
@@ -561,10 +537,10 @@ pub fn expire_request(req: &AccessRequest, now: DateTime<Utc>) -> Result<Commit>
     Ok(b.commit)
 }
 
-fn next_grant(g: &Grant) -> (Grant, Builder) {
+fn next_grant(g: &Grant, now: DateTime<Utc>) -> (Grant, Builder) {
     let mut next = g.clone();
     next.version += 1;
-    let b = Builder::new(format!("{}/v{}", g.id, next.version));
+    let b = Builder::new(format!("{}/v{}", g.id, next.version), now);
     (next, b)
 }
 
@@ -587,10 +563,10 @@ pub fn activate(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
             now,
         });
     }
-    let (mut next, mut b) = next_grant(g);
+    let (mut next, mut b) = next_grant(g, now);
     next.state = GrantState::Active;
-    b.grant_audit(now, &system_actor(), AuditAction::GrantActivated, &next, None);
-    b.grant_event(now, &next, EventKind::GrantActive);
+    b.grant_audit(&system_actor(), AuditAction::GrantActivated, &next, None);
+    b.grant_event(&next, EventKind::GrantActive);
     Ok(finish_grant(b, g, next))
 }
 
@@ -605,15 +581,15 @@ pub fn expire_grant(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
             now,
         });
     }
-    let (mut next, mut b) = next_grant(g);
+    let (mut next, mut b) = next_grant(g, now);
     next.state = GrantState::Expired;
     next.ended = Some(Ending {
         at: now,
         by: None,
         reason: None,
     });
-    b.grant_audit(now, &system_actor(), AuditAction::GrantExpired, &next, None);
-    b.grant_event(now, &next, EventKind::GrantExpired);
+    b.grant_audit(&system_actor(), AuditAction::GrantExpired, &next, None);
+    b.grant_event(&next, EventKind::GrantExpired);
     Ok(finish_grant(b, g, next))
 }
 
@@ -626,16 +602,15 @@ pub fn revoke(g: &Grant, actor: &EntityRef, reason: Option<String>, now: DateTim
     if state.is_ended() {
         return Err(TransitionError::GrantNotActive { grant: g.id, state });
     }
-    let (mut next, mut b) = next_grant(g);
+    let (mut next, mut b) = next_grant(g, now);
     next.state = GrantState::Revoked;
     next.ended = Some(Ending {
         at: now,
         by: Some(actor.clone()),
         reason: reason.clone(),
     });
-    b.grant_audit(now, actor, AuditAction::GrantRevoked, &next, reason.clone());
+    b.grant_audit(actor, AuditAction::GrantRevoked, &next, reason.clone());
     b.grant_event(
-        now,
         &next,
         EventKind::Revoked {
             by: actor.clone(),
@@ -662,7 +637,7 @@ pub fn use_grant(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
             },
         });
     }
-    let (mut next, mut b) = next_grant(g);
+    let (mut next, mut b) = next_grant(g, now);
     let used = uses.used + 1;
     next.uses = Some(Uses {
         limit: uses.limit,
@@ -671,7 +646,6 @@ pub fn use_grant(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
     next.state = GrantState::Active;
     let holder = g.principal.clone();
     b.grant_audit(
-        now,
         &holder,
         AuditAction::GrantUsed,
         &next,
@@ -684,8 +658,8 @@ pub fn use_grant(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
             by: None,
             reason: None,
         });
-        b.grant_audit(now, &system_actor(), AuditAction::GrantExhausted, &next, None);
-        b.grant_event(now, &next, EventKind::GrantExhausted);
+        b.grant_audit(&system_actor(), AuditAction::GrantExhausted, &next, None);
+        b.grant_event(&next, EventKind::GrantExhausted);
     }
     Ok(finish_grant(b, g, next))
 }
@@ -725,16 +699,16 @@ pub fn acknowledge(
             flow: req.flow.to_string(),
         });
     }
-    let (mut next, mut b) = next_grant(g);
+    let (mut next, mut b) = next_grant(g, now);
     next.acknowledged = Some(Acknowledgement {
         by: reviewer.clone(),
         at: now,
         comment: comment.clone(),
     });
-    b.grant_audit(now, reviewer, AuditAction::BreakGlassAcknowledged, &next, comment);
+    b.grant_audit(reviewer, AuditAction::BreakGlassAcknowledged, &next, comment);
     if let Some(last) = b.commit.audit.last_mut() {
         last.policy_ids = standing.policy_ids.clone();
     }
-    b.grant_event(now, &next, EventKind::BreakGlassAcknowledged { by: reviewer.clone() });
+    b.grant_event(&next, EventKind::BreakGlassAcknowledged { by: reviewer.clone() });
     Ok(finish_grant(b, g, next))
 }

@@ -66,9 +66,12 @@ pub fn read_customer(id: &str) -> Action {
     )
 }
 
-/// `db_restart` on `Database::"orders-staging"`: auto-approved.
+/// `db_restart` on `StagingDatabase::"orders"`: auto-approved.
 pub fn restart_staging() -> Action {
-    restart("orders-staging")
+    Action::new(
+        EntityRef::new("Action", "db_restart"),
+        EntityRef::new("StagingDatabase", "orders"),
+    )
 }
 
 /// `read_logs` on `Service::"orders"`: standing permission for the SRE team.
@@ -93,7 +96,7 @@ pub fn ask(action: Action, minutes: i64) -> NewRequest {
 /// - `read-logs`: the SRE team may read logs (standing);
 /// - `prod-db-restart`: SREs may ask to restart databases, one lead approves, at most 1 h,
 ///   TTL 30 min, break-glass up to 15 min;
-/// - `staging-restart`: restarting `orders-staging` is auto-approved;
+/// - `staging-restart`: restarting a `StagingDatabase` is auto-approved;
 /// - `prod-db-migrate`: SREs may ask to migrate, one lead AND one from security, reason required;
 /// - `customer-read`: SREs may ask to read a customer, two uses bound to the parameters;
 /// - `no-drop`: nobody drops a database; `no-eve`: eve may do nothing.
@@ -112,7 +115,7 @@ pub fn policy() -> RuleTable {
             "prod-db-restart",
             Pattern::In(team("sre")),
             act("db_restart"),
-            Pattern::Any,
+            Pattern::Type("Database".into()),
             Flow::new(Duration::hours(1))
                 .with_requirement(Requirement::new(team("sre-leads"), 1))
                 .with_request_ttl(Duration::minutes(30))
@@ -122,7 +125,7 @@ pub fn policy() -> RuleTable {
             "staging-restart",
             Pattern::In(team("sre")),
             act("db_restart"),
-            Pattern::Is(EntityRef::new("Database", "orders-staging")),
+            Pattern::Type("StagingDatabase".into()),
             Flow::new(Duration::hours(8)).with_auto_approve(true),
         )
         .eligible(

@@ -88,6 +88,7 @@ impl fmt::Display for Decision {
 /// The answer of [`Gate::request`](crate::Gate::request).
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // returned once per request, never on the hot path
 pub enum RequestOutcome {
     /// The request waits for review.
     Pending(AccessRequest),

@@ -16,6 +16,8 @@ pub enum Pattern {
     Is(EntityRef),
     /// This entity or any member of it, directly or through nested groups.
     In(EntityRef),
+    /// Any entity of this type (Cedar's `is`).
+    Type(String),
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +182,7 @@ impl RuleTable {
             Pattern::Any => true,
             Pattern::Is(x) => x == e,
             Pattern::In(g) => self.is_in(e, g),
+            Pattern::Type(t) => *e.type_name == **t,
         }
     }
 
