@@ -752,3 +752,13 @@ async fn many_tasks_approving_and_revoking_at_once_leave_a_consistent_state() {
     }
     gate.verify_audit().await.expect("audit verifies after the races");
 }
+
+#[tokio::test]
+async fn a_lapsed_pending_request_does_not_block_a_new_one_before_the_sweep() {
+    let (gate, clock, ..) = setup();
+    let old = pending(&gate, ask(restart("a"), 30)).await;
+    clock.advance(Duration::minutes(31));
+    let new = pending(&gate, ask(restart("a"), 30)).await;
+    assert_ne!(new.id, old.id);
+    assert_eq!(gate.get_request(old.id).await.unwrap().state, RequestState::Expired);
+}

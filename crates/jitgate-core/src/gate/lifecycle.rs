@@ -50,7 +50,17 @@ impl Gate {
 
     async fn open(&self, ask: NewRequest, flow: &Flow, extends: Option<GrantId>) -> Result<RequestOutcome, Error> {
         if let Some(existing) = self.store.pending_request(&ask.principal, &ask.action.scope).await? {
-            return Ok(RequestOutcome::AlreadyPending(existing));
+            let now = self.clock.now();
+            if now < existing.deadline {
+                return Ok(RequestOutcome::AlreadyPending(existing));
+            }
+            // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
+            if let Ok(commit) = machine::expire_request(&existing, now) {
+                match self.commit(commit).await {
+                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         let (request, commit) = machine::open(
             RequestId::new_random(),
