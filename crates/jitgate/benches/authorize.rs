@@ -1,1 +1,101 @@
-fn main() {}
+//! `Gate::authorize` on the in-memory store with 1k, 100k and 1M active grants and the
+//! rule-table policy. Run: `cargo bench -p jitgate --bench authorize`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use jitgate::{
+    Action, EntityRef, Flow, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, Pattern, RequestOutcome,
+    RuleTable,
+};
+
+fn policy() -> RuleTable {
+    let e = EntityRef::new;
+    RuleTable::builder()
+        .member(e("User", "holder"), e("Team", "sre"))
+        .standing(
+            "read-logs",
+            Pattern::In(e("Team", "sre")),
+            Pattern::Is(e("Action", "read_logs")),
+            Pattern::Any,
+        )
+        .eligible(
+            "restart",
+            Pattern::Type("User".into()),
+            Pattern::Is(e("Action", "db_restart")),
+            Pattern::Any,
+            Flow::new(Duration::hours(8)).with_auto_approve(true),
+        )
+        .forbid(
+            "no-drop",
+            Pattern::Any,
+            Pattern::Is(e("Action", "db_drop")),
+            Pattern::Any,
+        )
+        .build()
+        .expect("valid policy")
+}
+
+fn restart(db: &str) -> Action {
+    Action::new(EntityRef::new("Action", "db_restart"), EntityRef::new("Database", db))
+}
+
+/// Adds grants (auto-approved requests) until the store holds `n`: user u{i} on db{i % 100}.
+async fn grow(gate: &Gate, store: &MemoryStore, n: usize) {
+    for i in store.grant_count()..n {
+        let ask = NewRequest::new(
+            EntityRef::new("User", format!("u{i}")),
+            restart(&format!("db{}", i % 100)),
+            Duration::hours(4),
+        );
+        match gate.request(ask).await {
+            Ok(RequestOutcome::Granted { .. }) => {}
+            other => panic!("setup: {other:?}"),
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let store = Arc::new(MemoryStore::new());
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store.clone())
+        .notifier(Arc::new(NullNotifier))
+        .clock(Arc::new(ManualClock::default()))
+        .build()
+        .expect("gate");
+    let mut group = c.benchmark_group("authorize");
+    for n in [1_000usize, 100_000, 1_000_000] {
+        rt.block_on(grow(&gate, &store, n));
+        let holder = EntityRef::new("User", format!("u{}", n / 2));
+        let action = restart(&format!("db{}", (n / 2) % 100));
+        assert!(rt.block_on(gate.authorize(&action, &holder)).is_allowed());
+        group.bench_with_input(BenchmarkId::new("grant_allow", n), &n, |b, _| {
+            b.to_async(&rt).iter(|| gate.authorize(&action, &holder));
+        });
+        let stranger = EntityRef::new("User", "nobody-with-a-grant");
+        group.bench_with_input(BenchmarkId::new("needs_approval", n), &n, |b, _| {
+            b.to_async(&rt).iter(|| gate.authorize(&action, &stranger));
+        });
+    }
+    let logs = Action::new(
+        EntityRef::new("Action", "read_logs"),
+        EntityRef::new("Service", "orders"),
+    );
+    let holder = EntityRef::new("User", "holder");
+    group.bench_function("standing_allow", |b| {
+        b.to_async(&rt).iter(|| gate.authorize(&logs, &holder))
+    });
+    let drop = Action::new(EntityRef::new("Action", "db_drop"), EntityRef::new("Database", "db1"));
+    group.bench_function("forbid", |b| b.to_async(&rt).iter(|| gate.authorize(&drop, &holder)));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,1 +1,12 @@
-//! placeholder
+#![doc = include_str!("../../../README.md")]
+//!
+//! ## This crate
+//!
+//! `jitgate` is the one crate a service adds. It re-exports the engine from
+//! `jitgate-core` ([`Gate`], the traits, the in-memory adapters, the [`RuleTable`]
+//! policy) and `chrono`, whose `Duration` and `DateTime<Utc>` its API speaks.
+//! Test helpers (the Store conformance suite, fixtures) live in `jitgate-testkit`.
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub use chrono;
+pub use jitgate_core::*;
