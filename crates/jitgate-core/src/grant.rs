@@ -195,3 +195,36 @@ impl Grant {
         self.break_glass && self.acknowledged.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    #[test]
+    fn an_empty_window_cannot_be_built_or_deserialized() {
+        assert!(Window::new(t(5), t(5)).is_err());
+        assert!(Window::new(t(5), t(4)).is_err());
+        let ok = Window::new(t(0), t(5)).unwrap();
+        let json = serde_json::to_string(&ok).unwrap();
+        assert_eq!(serde_json::from_str::<Window>(&json).unwrap(), ok);
+        let bad = json.replace(
+            &serde_json::to_string(&t(5)).unwrap(),
+            &serde_json::to_string(&t(-5)).unwrap(),
+        );
+        assert!(serde_json::from_str::<Window>(&bad).is_err(), "{bad}");
+    }
+
+    #[test]
+    fn the_window_is_half_open() {
+        let w = Window::new(t(0), t(5)).unwrap();
+        assert!(!w.contains(t(-1)));
+        assert!(w.contains(t(0)));
+        assert!(w.contains(t(4)));
+        assert!(!w.contains(t(5)));
+    }
+}

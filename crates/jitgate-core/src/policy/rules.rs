@@ -257,3 +257,113 @@ impl Policy for RuleTable {
                 .any(|r| self.is_in(actor, &r.reviewers)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::Requirement;
+
+    fn e(t: &str, i: &str) -> EntityRef {
+        EntityRef::new(t, i)
+    }
+
+    fn flow(max_h: i64, reviewers: &str) -> Flow {
+        Flow::new(Duration::hours(max_h)).with_requirement(Requirement::new(e("Team", reviewers), 1))
+    }
+
+    #[test]
+    fn membership_is_transitive() {
+        let t = RuleTable::builder()
+            .member(e("User", "a"), e("Team", "inner"))
+            .member(e("Team", "inner"), e("Team", "middle"))
+            .member(e("Team", "middle"), e("Team", "outer"))
+            .build()
+            .unwrap();
+        assert!(t.is_in(&e("User", "a"), &e("Team", "outer")));
+        assert!(t.is_in(&e("Team", "outer"), &e("Team", "outer")));
+        assert!(!t.is_in(&e("Team", "outer"), &e("User", "a")));
+    }
+
+    #[test]
+    fn membership_cycles_terminate() {
+        let t = RuleTable::builder()
+            .member(e("Team", "x"), e("Team", "y"))
+            .member(e("Team", "y"), e("Team", "x"))
+            .build()
+            .unwrap();
+        assert!(t.is_in(&e("Team", "x"), &e("Team", "y")));
+    }
+
+    #[test]
+    fn forbid_beats_standing_beats_eligible_and_eligible_flows_combine() {
+        let act = Action::new(e("Action", "go"), e("Db", "x"));
+        let base = RuleTable::builder()
+            .eligible("a", Pattern::Any, Pattern::Any, Pattern::Any, flow(4, "leads"))
+            .eligible(
+                "b",
+                Pattern::Any,
+                Pattern::Any,
+                Pattern::Type("Db".into()),
+                flow(1, "security"),
+            );
+        let t = base.build().unwrap();
+        match t.evaluate(&e("User", "u"), &act).unwrap() {
+            PolicyDecision::Eligible { flow } => {
+                assert_eq!(flow.requirements.len(), 2, "every matching rule's requirement");
+                assert_eq!(flow.max_duration, Duration::hours(1), "the shortest maximum");
+                assert_eq!(flow.policy_ids, vec!["a".to_string(), "b".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let t = RuleTable::builder()
+            .eligible("a", Pattern::Any, Pattern::Any, Pattern::Any, flow(4, "leads"))
+            .standing("s", Pattern::Any, Pattern::Any, Pattern::Any)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            t.evaluate(&e("User", "u"), &act).unwrap(),
+            PolicyDecision::Standing { .. }
+        ));
+        let t = RuleTable::builder()
+            .standing("s", Pattern::Any, Pattern::Any, Pattern::Any)
+            .forbid("f", Pattern::Is(e("User", "u")), Pattern::Any, Pattern::Any)
+            .build()
+            .unwrap();
+        assert_eq!(
+            t.evaluate(&e("User", "u"), &act).unwrap(),
+            PolicyDecision::Forbidden {
+                policy_ids: vec!["f".into()]
+            }
+        );
+        assert!(matches!(
+            t.evaluate(&e("User", "v"), &act).unwrap(),
+            PolicyDecision::Standing { .. }
+        ));
+        assert_eq!(
+            RuleTable::builder()
+                .build()
+                .unwrap()
+                .evaluate(&e("User", "u"), &act)
+                .unwrap(),
+            PolicyDecision::NotEligible
+        );
+    }
+
+    #[test]
+    fn an_invalid_flow_is_a_build_error_naming_the_rule() {
+        let err = RuleTable::builder()
+            .eligible(
+                "bad",
+                Pattern::Any,
+                Pattern::Any,
+                Pattern::Any,
+                Flow::new(Duration::zero()).with_auto_approve(true),
+            )
+            .build()
+            .unwrap_err();
+        assert_eq!(err.rule, "bad");
+        assert!(err.to_string().contains("max_duration"), "{err}");
+    }
+}
