@@ -195,14 +195,15 @@ pub trait Store: Send + Sync {
     /// [`StoreError::InvalidCursor`] or a backend error.
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError>;
 
-    /// Up to `limit` pending requests whose deadline is at or before `now`.
+    /// Up to `limit` pending requests whose deadline is at or before `now`. Like
+    /// [`Store::outbox_pending`], a shared store may claim them for a while.
     ///
     /// # Errors
     /// A backend error.
     async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError>;
 
     /// Up to `limit` grants that a sweep must move: stored `Scheduled` with `not_before <= now`,
-    /// or stored live with `expires_at <= now`.
+    /// or stored live with `expires_at <= now`. A shared store may claim them for a while.
     ///
     /// # Errors
     /// A backend error.
@@ -226,7 +227,9 @@ pub trait Store: Send + Sync {
     /// A backend error.
     async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Up to `limit` undelivered outbox entries, oldest first.
+    /// Up to `limit` undelivered outbox entries, oldest first. A store shared by replicas may
+    /// claim them for a while (a lease), so concurrent deliverers skip each other's entries;
+    /// an entry not marked done is offered again once its claim lapses.
     ///
     /// # Errors
     /// A backend error.

@@ -1,0 +1,40 @@
+//! Errors of setting up the PostgreSQL store.
+
+use jitgate_core::StoreError;
+
+/// Connecting, configuring or migrating failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The connection URL could not be parsed.
+    #[error("invalid PostgreSQL URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// The schema name is not a plain lower-case SQL identifier.
+    #[error("schema name `{name}` is invalid: use 1 to 63 of a-z, 0-9 and _, not starting with a digit")]
+    InvalidSchemaName {
+        /// The name given.
+        name: String,
+    },
+    /// The database could not be reached.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A statement failed.
+    #[error("PostgreSQL error: {0}")]
+    Query(#[source] sqlx::Error),
+}
+
+pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// A row whose JSON body no longer decodes: reported as a backend error.
+#[derive(Debug, thiserror::Error)]
+#[error("row {what} has a body that does not decode: {source}")]
+pub(crate) struct CorruptRow {
+    pub(crate) what: String,
+    #[source]
+    pub(crate) source: serde_json::Error,
+}
