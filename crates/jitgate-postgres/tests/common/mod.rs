@@ -48,20 +48,38 @@ pub async fn store() -> Option<PgStore> {
 
 /// As [`store`], with adjusted options.
 pub async fn store_with(adjust: impl FnOnce(PgStoreOptions) -> PgStoreOptions) -> Option<PgStore> {
-    let opts = adjust(options(&fresh_schema()).ephemeral(true));
-    match tokio::time::timeout(Duration::from_secs(10), PgStore::connect(opts)).await {
-        Ok(Ok(store)) => {
-            store.migrate().await.expect("migrations apply");
-            Some(store)
+    if let Some(why) = unreachable().await {
+        if required() {
+            panic!(
+                "PostgreSQL at {} is required here (JITGATE_REQUIRE_POSTGRES or CI is set): {why}",
+                url()
+            );
         }
-        Ok(Err(e)) if !required() => skip(&e.to_string()),
-        Err(_) if !required() => skip("connection timed out"),
-        Ok(Err(e)) => panic!(
-            "PostgreSQL at {} is required here (JITGATE_REQUIRE_POSTGRES or CI is set): {e}",
-            url()
-        ),
-        Err(_) => panic!("PostgreSQL at {} is required here but the connection timed out", url()),
+        return skip(&why);
     }
+    let opts = adjust(options(&fresh_schema()).ephemeral(true));
+    let store = PgStore::connect(opts).await.expect("PostgreSQL answered a moment ago");
+    store.migrate().await.expect("migrations apply");
+    Some(store)
+}
+
+/// Why the database cannot be used (checked once per test binary, with one quick attempt).
+async fn unreachable() -> Option<String> {
+    static CHECK: tokio::sync::OnceCell<Option<String>> = tokio::sync::OnceCell::const_new();
+    CHECK
+        .get_or_init(|| async {
+            use sqlx::Connection;
+            match tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect(&url())).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    None
+                }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("connection timed out".into()),
+            }
+        })
+        .await
+        .clone()
 }
 
 /// Another replica on the same schema (not ephemeral: the first store owns the schema).
@@ -74,9 +92,13 @@ pub async fn replica(of: &PgStore) -> PgStore {
 }
 
 fn skip<T>(why: &str) -> Option<T> {
-    eprintln!(
-        "SKIPPED: PostgreSQL test, no database at {} ({why}). Set {URL_VAR} to a PostgreSQL URL to run it; \
+    use std::io::Write;
+    // Straight to the process's stderr: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {}: PostgreSQL test, no database at {} ({why}). Set {URL_VAR} to a PostgreSQL URL to run it; \
          JITGATE_REQUIRE_POSTGRES=1 makes this a failure.",
+        std::thread::current().name().unwrap_or("test"),
         url()
     );
     None

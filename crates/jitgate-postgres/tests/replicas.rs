@@ -1,0 +1,254 @@
+//! Several replicas (each its own `PgStore` and pool) on one database.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::Duration;
+use jitgate_core::audit::ChainError;
+use jitgate_core::*;
+use jitgate_postgres::PgStore;
+use jitgate_testkit::fixtures::{self, ask, lee, lin, restart, sam};
+
+fn gate(store: Arc<PgStore>, clock: Arc<ManualClock>) -> Gate {
+    fixtures::gate_with(store, clock, Arc::new(MemoryNotifier::new()))
+}
+
+/// Polls `f` until it returns true or `within` passes.
+async fn eventually(within: StdDuration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    false
+}
+
+async fn pending(gate: &Gate, a: NewRequest) -> AccessRequest {
+    match gate.request(a).await.unwrap() {
+        RequestOutcome::Pending(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_reviewers_approving_at_once_on_two_replicas_yield_one_grant_and_one_trail() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b.clone(), clock.clone()));
+    for round in 0..10 {
+        let req = pending(&ga, ask(restart(&format!("db{round}")), 30)).await;
+        let (x, y) = tokio::join!(
+            tokio::spawn({
+                let ga = ga.clone();
+                async move { ga.approve(req.id, &lee(), None).await }
+            }),
+            tokio::spawn({
+                let gb = gb.clone();
+                async move { gb.approve(req.id, &lin(), None).await }
+            })
+        );
+        let grants: Vec<GrantId> = [x.unwrap(), y.unwrap()]
+            .into_iter()
+            .filter_map(|r| r.ok().and_then(|o| o.grant))
+            .map(|g| g.id)
+            .collect();
+        assert_eq!(grants.len(), 1, "round {round}: exactly one grant");
+        let stored = gb.get_request(req.id).await.unwrap();
+        assert_eq!(stored.state, RequestState::Approved);
+        assert_eq!(stored.reviews.len(), 1, "one recorded review");
+        let trail = ga.request_audit(req.id, &PageRequest::first(100)).await.unwrap().items;
+        let approvals = trail
+            .iter()
+            .filter(|r| r.entry.action == audit::AuditAction::RequestApproved)
+            .count();
+        assert_eq!(approvals, 1, "one approval in the trail");
+    }
+    ga.verify_audit().await.expect("one chain, verified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approval_on_a_allows_on_b_and_a_revoke_on_a_denies_on_b() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
+    let req = pending(&ga, ask(restart("orders"), 30)).await;
+    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(2), async || gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await,
+        "replica B never saw the grant"
+    );
+    ga.revoke(grant.id, &lee(), Some("incident over")).await.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(2), async || !gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await,
+        "replica B kept allowing a revoked grant"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_cache_reads_the_database_instead() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    // Replica B never trusts its cache (bound 0) and never catches up on its own.
+    let opts = common::options(a.schema())
+        .staleness_bound(StdDuration::ZERO)
+        .heartbeat(StdDuration::from_secs(3600));
+    let b = Arc::new(PgStore::connect(opts).await.unwrap());
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
+    let req = pending(&ga, ask(restart("orders"), 30)).await;
+    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(
+        gb.authorize(&restart("orders"), &sam()).await.is_allowed(),
+        "read through to the database at once"
+    );
+    ga.revoke(grant.id, &lee(), None).await.unwrap();
+    assert!(
+        !gb.authorize(&restart("orders"), &sam()).await.is_allowed(),
+        "read through to the database at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_recovers_after_its_connection_is_killed() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b, clock.clone()));
+    // Let both feeds start listening, then cut every listener of this schema.
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    let killed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
+        a.schema()
+    )))
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert!(killed >= 1, "no listener found to kill");
+    let req = pending(&ga, ask(restart("orders"), 30)).await;
+    ga.approve(req.id, &lee(), None).await.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(5), async || gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await,
+        "replica B did not recover from losing its feed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_on_two_replicas_expire_each_item_once() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
+    for i in 0..30 {
+        let req = pending(&ga, ask(restart(&format!("db{i}")), 10)).await;
+        if i % 2 == 0 {
+            ga.approve(req.id, &lee(), None).await.unwrap();
+        }
+    }
+    clock.advance(Duration::minutes(45));
+    let (x, y) = tokio::join!(ga.sweep(), gb.sweep());
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.requests_expired + y.requests_expired, 15);
+    assert_eq!(x.grants_expired + y.grants_expired, 15);
+    let trail = ga.store().audit_log(0, 10_000).await.unwrap();
+    let expiries = trail
+        .iter()
+        .filter(|r| r.entry.action == audit::AuditAction::GrantExpired)
+        .count();
+    assert_eq!(expiries, 15, "each grant expired once");
+    audit::verify(&trail).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_table_is_append_only_and_verify_finds_edits_and_deletions() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let clock = Arc::new(ManualClock::default());
+    let g = gate(a.clone(), clock);
+    for i in 0..3 {
+        let req = pending(&g, ask(restart(&format!("db{i}")), 10)).await;
+        g.approve(req.id, &lee(), Some("ok")).await.unwrap();
+    }
+    let head = g.verify_audit().await.unwrap();
+    assert_eq!(head.seq, 12);
+    let refused = sqlx::query("UPDATE audit SET entry = jsonb_set(entry, '{text}', '\"edited\"') WHERE seq = 2")
+        .execute(a.pool())
+        .await;
+    assert!(refused.is_err(), "the audit table accepted an UPDATE");
+
+    // A database administrator can disable the trigger; verify still finds the edit.
+    sqlx::query("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET entry = jsonb_set(entry, '{text}', '\"edited\"') WHERE seq = 2")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    match g.verify_audit().await {
+        Err(AuditError::Chain(ChainError::Edited { seq: 2 })) => {}
+        other => panic!("expected the edit of record 2 to be found, got {other:?}"),
+    }
+    sqlx::query("DELETE FROM audit WHERE seq IN (1, 2)")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        g.verify_audit().await,
+        Err(AuditError::Chain(ChainError::Missing { expected: 1, found: 3 }))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_two_replicas_keep_one_chain() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let gates = [gate(a, clock.clone()), gate(b, clock.clone())];
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let g = gates[i % 2].clone();
+            tokio::spawn(async move {
+                let r = pending(&g, ask(restart(&format!("db{i}")), 10)).await;
+                g.approve(r.id, &lee(), None).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let head = gates[1].verify_audit().await.expect("the chain verifies");
+    assert_eq!(head.seq, 160);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_migrating_at_once_are_fine() {
+    let Some(a) = common::store().await else { return };
+    let (x, y) = tokio::join!(a.migrate(), a.migrate());
+    x.unwrap();
+    y.unwrap();
+    let b = common::replica(&a).await;
+    b.migrate().await.unwrap();
+}
