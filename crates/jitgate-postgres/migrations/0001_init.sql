@@ -17,10 +17,6 @@ CREATE UNIQUE INDEX requests_one_pending ON requests (principal, scope_key) WHER
 CREATE INDEX requests_pending_order ON requests (created_at, id) WHERE state = 'pending';
 CREATE INDEX requests_deadline ON requests (deadline) WHERE state = 'pending';
 
--- Change-feed positions of grant rows; assigned while the commit holds the chain-head lock,
--- so their order is the commit order.
-CREATE SEQUENCE grant_changes;
-
 CREATE TABLE grants (
     id            uuid PRIMARY KEY,
     request_id    uuid        NOT NULL REFERENCES requests (id),
@@ -31,7 +27,9 @@ CREATE TABLE grants (
     not_before    timestamptz NOT NULL,
     expires_at    timestamptz NOT NULL,
     awaits_ack    boolean     NOT NULL,
-    change_seq    bigint      NOT NULL DEFAULT 0,
+    -- The transaction that last changed the row: the change feed reads rows changed by
+    -- transactions at or after its last cutoff (see the crate docs).
+    change_xid    xid8        NOT NULL DEFAULT pg_current_xact_id(),
     claimed_until timestamptz,
     body          jsonb       NOT NULL
 );
@@ -40,11 +38,22 @@ CREATE INDEX grants_live_by_principal ON grants (principal, id) WHERE state IN (
 CREATE INDEX grants_expiry ON grants (expires_at) WHERE state IN ('scheduled', 'active');
 CREATE INDEX grants_start ON grants (not_before) WHERE state = 'scheduled';
 CREATE INDEX grants_unacknowledged ON grants (id) WHERE awaits_ack;
-CREATE INDEX grants_change_seq ON grants (change_seq);
+CREATE INDEX grants_change_xid ON grants (change_xid);
 
--- The audit chain: append-only.
+-- Audit entries as transactions write them: no lock, tagged with the writing transaction.
+CREATE TABLE audit_entries (
+    id         bigserial PRIMARY KEY,
+    xid        xid8   NOT NULL DEFAULT pg_current_xact_id(),
+    request_id uuid   NOT NULL,
+    entry      jsonb  NOT NULL
+);
+CREATE INDEX audit_entries_order ON audit_entries (xid, id);
+
+-- The audit chain: entries sealed in (xid, id) order once every transaction that could still
+-- add an earlier entry has finished. Append-only, like audit_entries.
 CREATE TABLE audit (
     seq        bigint PRIMARY KEY,
+    entry_id   bigint NOT NULL UNIQUE REFERENCES audit_entries (id),
     request_id uuid   NOT NULL,
     prev_hash  text   NOT NULL,
     hash       text   NOT NULL,
@@ -54,19 +63,23 @@ CREATE INDEX audit_by_request ON audit (request_id, seq);
 
 CREATE FUNCTION audit_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the jitgate audit table is append-only';
+    RAISE EXCEPTION 'the jitgate audit tables are append-only';
 END;
 $$;
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_is_append_only();
+CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries
+    FOR EACH ROW EXECUTE FUNCTION audit_is_append_only();
 
--- The head of the chain; its row lock orders every commit.
+-- The head of the chain and how far sealing got; locked only by sealers.
 CREATE TABLE audit_head (
-    id   int    PRIMARY KEY CHECK (id = 1),
-    seq  bigint NOT NULL,
-    hash text   NOT NULL
+    id         int    PRIMARY KEY CHECK (id = 1),
+    seq        bigint NOT NULL,
+    hash       text   NOT NULL,
+    sealed_xid xid8   NOT NULL,
+    sealed_id  bigint NOT NULL
 );
-INSERT INTO audit_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+INSERT INTO audit_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '0', 0);
 
 -- Notifications waiting for delivery.
 CREATE TABLE outbox (

@@ -1,12 +1,15 @@
 //! The in-process index of live grants, kept fresh from the change feed.
 //!
-//! Every grant row carries `change_seq`, assigned while its commit holds the audit chain-head
-//! lock, so `change_seq` order is commit order: "rows with `change_seq > last`" never skips a
-//! change that committed earlier. A committing transaction also sends `NOTIFY` with its
-//! sequence number; notifications are only wake-up hints. The feed task catches up on every
-//! notification and every heartbeat, and rebuilds the cache periodically and after every
-//! reconnect. The cache is trusted only while its last successful catch-up is younger than
-//! the staleness bound.
+//! Every grant write records its transaction id (`change_xid`). A catch-up reads, in one
+//! snapshot, the rows changed by transactions at or after the last cutoff and the new cutoff:
+//! the oldest transaction still running (`pg_snapshot_xmin`). Every transaction below the
+//! cutoff has finished and is visible; any other has an id at or above it and is read next
+//! time. So no committed change is ever skipped, whatever order transactions commit in (a
+//! change may be applied twice, which is harmless: rows hold current state). A committing
+//! transaction also sends `NOTIFY`; notifications are wake-up hints only. The feed task
+//! catches up on every notification and heartbeat, and rebuilds the index periodically and
+//! after every reconnect. The index is trusted only while its last successful catch-up is
+//! younger than the staleness bound.
 
 use std::collections::HashMap;
 use std::sync::{RwLock, Weak};
@@ -22,7 +25,8 @@ use crate::error::CorruptRow;
 struct Index {
     by_key: HashMap<EntityRef, HashMap<Scope, Vec<Grant>>>,
     keys: HashMap<GrantId, (EntityRef, Scope)>,
-    last_seq: i64,
+    /// Transactions below this id have all finished and their changes are applied.
+    cutoff: u64,
     synced_at: Option<Instant>,
 }
 
@@ -90,6 +94,13 @@ impl GrantCache {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the last successful catch-up is within the staleness bound.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.read()
+            .synced_at
+            .is_some_and(|t| t.elapsed() <= self.staleness_bound)
+    }
+
     /// The cached live grants, or `None` when the cache is not confirmed fresh.
     pub(crate) fn get(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Grant>> {
         let index = self.read();
@@ -107,28 +118,30 @@ impl GrantCache {
         )
     }
 
-    /// Applies every grant change after the last one applied.
+    /// Applies every grant change made by transactions at or after the last cutoff, and moves
+    /// the cutoff to the oldest transaction still running (see the module docs).
     pub(crate) async fn catch_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let _one_at_a_time = self.sync.lock().await;
-        loop {
-            let last = self.read().last_seq;
-            let rows =
-                sqlx::query("SELECT change_seq, body FROM grants WHERE change_seq > $1 ORDER BY change_seq LIMIT 5000")
-                    .bind(last)
-                    .fetch_all(pool)
-                    .await?;
-            let n = rows.len();
-            let mut index = self.write();
-            for row in rows {
-                let seq: i64 = row.try_get("change_seq")?;
-                index.apply(decode(row.try_get("body")?)?);
-                index.last_seq = index.last_seq.max(seq);
-            }
-            if n < 5000 {
-                index.synced_at = Some(Instant::now());
-                return Ok(());
+        let last = self.read().cutoff;
+        // One statement, one snapshot: transactions below the new cutoff are all visible;
+        // those at or above it are read again next time.
+        let rows = sqlx::query(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS cutoff, g.body \
+             FROM (SELECT 1) AS one LEFT JOIN grants g ON g.change_xid >= $1::text::xid8",
+        )
+        .bind(last.to_string())
+        .fetch_all(pool)
+        .await?;
+        let mut index = self.write();
+        for row in rows {
+            let cutoff: String = row.try_get("cutoff")?;
+            index.cutoff = cutoff.parse().unwrap_or(last);
+            if let Some(body) = row.try_get::<Option<serde_json::Value>, _>("body")? {
+                index.apply(decode(body)?);
             }
         }
+        index.synced_at = Some(Instant::now());
+        Ok(())
     }
 
     /// Rebuilds the cache from the live grants, in one snapshot.
@@ -138,7 +151,7 @@ impl GrantCache {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let last: i64 = sqlx::query_scalar("SELECT coalesce(max(change_seq), 0) FROM grants")
+        let cutoff: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
             .fetch_one(&mut *tx)
             .await?;
         let rows = sqlx::query("SELECT body FROM grants WHERE state IN ('scheduled', 'active')")
@@ -146,7 +159,7 @@ impl GrantCache {
             .await?;
         tx.commit().await?;
         let mut fresh = Index {
-            last_seq: last,
+            cutoff: cutoff.parse().unwrap_or(0),
             ..Index::default()
         };
         for row in rows {

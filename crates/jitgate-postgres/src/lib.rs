@@ -46,6 +46,7 @@
 mod cache;
 mod error;
 mod options;
+mod seal;
 mod store;
 
 pub use error::PgError;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jitgate_core::audit::{AuditRecord, ChainHead};
+use jitgate_core::audit::AuditRecord;
 use jitgate_core::{
     AccessRequest, Commit, Cursor, EntityRef, Grant, GrantId, OutboxEntry, Page, PageRequest, RequestId, Scope, Store,
     StoreError, Write,
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::cache::{run_feed, Feed, GrantCache};
 use crate::error::{backend, CorruptRow};
+use crate::seal;
 use crate::{PgError, PgStoreOptions};
 
 /// A [`Store`] on PostgreSQL, shared by any number of replicas.
@@ -27,6 +28,7 @@ pub struct PgStore {
     options: PgStoreOptions,
     cache: Arc<GrantCache>,
     channel: String,
+    sealer: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -109,11 +111,14 @@ impl PgStore {
             resync_every: options.resync_every,
         };
         tokio::spawn(run_feed(Arc::downgrade(&cache), feed));
+        let sealer = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(seal::run_sealer(Arc::downgrade(&sealer), pool.clone()));
         Ok(Self {
             pool,
             options,
             cache,
             channel,
+            sealer,
         })
     }
 
@@ -138,6 +143,12 @@ impl PgStore {
     /// The connection pool (its sessions use jitgate's schema).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether this replica's grant cache is confirmed fresh (caught up within the staleness
+    /// bound). While it is not, `authorize` reads grants from the database. For health checks.
+    pub fn grant_cache_fresh(&self) -> bool {
+        self.cache.is_fresh()
     }
 
     /// The schema this store lives in.
@@ -168,83 +179,38 @@ impl PgStore {
                 return Ok(Err(refusal));
             }
         }
-        let mut grant_ids = Vec::with_capacity(c.grants.len());
+        let mut grant_ids: Vec<Uuid> = Vec::with_capacity(c.grants.len());
         for w in &c.grants {
             if let Some(refusal) = write_grant(&mut tx, w).await? {
                 return Ok(Err(refusal));
             }
             grant_ids.push(w.value().id.0);
         }
-        if !c.events.is_empty() {
-            let ids: Vec<String> = c.events.iter().map(|e| e.id.0.clone()).collect();
-            let bodies = c.events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(
-                "INSERT INTO outbox (event_id, body) SELECT * FROM UNNEST($1::text[], $2::jsonb[]) ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(ids)
-            .bind(bodies)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        }
-        // From here to COMMIT the chain head is locked: audit appends and change-feed
-        // sequence numbers are taken in commit order.
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let seq: i64 = row.try_get("seq").map_err(backend)?;
-        let mut head = ChainHead {
-            seq: u64::try_from(seq).unwrap_or(0),
-            hash: row.try_get("hash").map_err(backend)?,
-        };
-        if !c.audit.is_empty() {
-            let records: Vec<AuditRecord> = c.audit.iter().cloned().map(|e| head.append(e)).collect();
-            let seqs: Vec<i64> = records.iter().map(|r| r.seq as i64).collect();
-            let reqs: Vec<Uuid> = records.iter().map(|r| r.entry.request_id.0).collect();
-            let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.clone()).collect();
-            let hashes: Vec<String> = records.iter().map(|r| r.hash.clone()).collect();
-            let entries = records
-                .iter()
-                .map(|r| to_json(&r.entry))
-                .collect::<Result<Vec<_>, _>>()?;
-            sqlx::query(
-                "INSERT INTO audit (seq, request_id, prev_hash, hash, entry) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[])",
-            )
-            .bind(seqs)
-            .bind(reqs)
-            .bind(prevs)
-            .bind(hashes)
-            .bind(entries)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(head.seq as i64)
-                .bind(&head.hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        let reqs: Vec<Uuid> = c.audit.iter().map(|e| e.request_id.0).collect();
+        let entries = c.audit.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let event_ids: Vec<String> = c.events.iter().map(|e| e.id.0.clone()).collect();
+        let events = c.events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let changed_grants = !grant_ids.is_empty();
-        if changed_grants {
-            let last: i64 = sqlx::query_scalar(
-                "WITH s AS (UPDATE grants SET change_seq = nextval('grant_changes') WHERE id = ANY($1) RETURNING change_seq) \
-                 SELECT max(change_seq) FROM s",
-            )
-            .bind(&grant_ids)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            // Delivered only if the transaction commits.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.channel)
-                .bind(last.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        // One statement: the audit entries (sealed into the chain later, in commit order), the
+        // events, and a NOTIFY for the change feed (sent only if the transaction commits).
+        // No lock is taken: commits on any number of replicas proceed in parallel.
+        sqlx::query(
+            "WITH entries AS ( \
+                 INSERT INTO audit_entries (request_id, entry) SELECT * FROM UNNEST($1::uuid[], $2::jsonb[])), \
+             queued AS ( \
+                 INSERT INTO outbox (event_id, body) SELECT * FROM UNNEST($3::text[], $4::jsonb[]) \
+                 ON CONFLICT (event_id) DO NOTHING) \
+             SELECT pg_notify($5, 'grants') WHERE $6",
+        )
+        .bind(reqs)
+        .bind(entries)
+        .bind(event_ids)
+        .bind(events)
+        .bind(&self.channel)
+        .bind(changed_grants)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Ok(changed_grants))
     }
@@ -356,8 +322,8 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
         .execute(&mut **tx)
         .await,
         Write::Update { expected_version, .. } => sqlx::query(
-            "UPDATE grants SET state = $3, version = $4, awaits_ack = $5, body = $6, claimed_until = NULL \
-             WHERE id = $1 AND version = $2",
+            "UPDATE grants SET state = $3, version = $4, awaits_ack = $5, body = $6, claimed_until = NULL, \
+             change_xid = pg_current_xact_id() WHERE id = $1 AND version = $2",
         )
         .bind(g.id.0)
         .bind(*expected_version as i64)
@@ -390,6 +356,7 @@ impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         match self.try_commit(&commit).await? {
             Ok(changed_grants) => {
+                self.sealer.notify_one();
                 if changed_grants {
                     // Read-your-writes on this replica; the feed covers the others.
                     if let Err(e) = self.cache.catch_up(&self.pool).await {
@@ -577,6 +544,7 @@ impl Store for PgStore {
     }
 
     async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        seal::seal_committed(&self.pool).await.map_err(backend)?;
         let after: i64 = match &page.after {
             None => 0,
             Some(c) => {
@@ -598,6 +566,7 @@ impl Store for PgStore {
     }
 
     async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        seal::seal_committed(&self.pool).await.map_err(backend)?;
         let rows = sqlx::query("SELECT seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))

@@ -252,3 +252,28 @@ async fn replicas_migrating_at_once_are_fine() {
     let b = common::replica(&a).await;
     b.migrate().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_grant_cache_becomes_fresh_and_stays_fresh_while_idle() {
+    let Some(a) = common::store().await else { return };
+    let b = common::replica(&a).await;
+    let fresh = async |s: &PgStore| {
+        let start = Instant::now();
+        while start.elapsed() < StdDuration::from_secs(3) {
+            if s.grant_cache_fresh() {
+                return true;
+            }
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+        false
+    };
+    assert!(
+        fresh(&a).await && fresh(&b).await,
+        "the change feed never confirmed the cache"
+    );
+    tokio::time::sleep(StdDuration::from_secs(1)).await;
+    assert!(
+        a.grant_cache_fresh() && b.grant_cache_fresh(),
+        "heartbeats keep an idle cache fresh"
+    );
+}

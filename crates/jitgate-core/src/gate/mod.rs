@@ -48,6 +48,9 @@ use crate::notify::{Notifier, NullNotifier};
 use crate::policy::Policy;
 use crate::store::{Commit, Store, StoreError};
 
+/// Outbox entries delivered per store read.
+const OUTBOX_BATCH: usize = 64;
+
 /// How many times a transition is recomputed after a version conflict before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 
@@ -198,7 +201,7 @@ impl Gate {
     pub async fn deliver_outbox(&self) -> Result<usize, StoreError> {
         let mut delivered = 0;
         loop {
-            let batch = self.store.outbox_pending(64).await?;
+            let batch = self.store.outbox_pending(OUTBOX_BATCH).await?;
             if batch.is_empty() {
                 return Ok(delivered);
             }
@@ -216,7 +219,7 @@ impl Gate {
             }
             delivered += done.len();
             self.store.outbox_done(&done).await?;
-            if failed {
+            if failed || batch.len() < OUTBOX_BATCH {
                 return Ok(delivered);
             }
         }

@@ -1,0 +1,142 @@
+//! Throughput and cross-replica revocation latency against a real PostgreSQL.
+//!
+//! `cargo bench -p jitgate-postgres --bench lifecycle` (database from
+//! `JITGATE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! `JITGATE_BENCH_SECONDS` per throughput run, default 10; `JITGATE_BENCH_REVOKES`, default 1000).
+//!
+//! 1. Full life cycles (request → approve → authorize → revoke) per second with 1 and 8
+//!    concurrent clients on one replica.
+//! 2. Time from a revoke committed on replica A to `authorize` denying on replica B.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jitgate_core::{Gate, ManualClock, NullNotifier, RequestOutcome, Store};
+use jitgate_postgres::{PgStore, PgStoreOptions};
+use jitgate_testkit::fixtures::{self, ask, lee, restart, sam};
+
+fn url() -> String {
+    std::env::var("JITGATE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn store(schema: &str, owner: bool) -> PgStore {
+    let opts = PgStoreOptions::new(&url())
+        .unwrap()
+        .schema(schema)
+        .unwrap()
+        .max_connections(16)
+        .ephemeral(owner);
+    let s = PgStore::connect(opts).await.expect("PostgreSQL reachable");
+    s.migrate().await.expect("migrate");
+    s
+}
+
+fn gate(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Gate {
+    Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(store)
+        .clock(clock)
+        .notifier(Arc::new(NullNotifier))
+        // Outbox delivery runs in a dispatcher, not in the measured calls.
+        .deliver_inline(false)
+        .build()
+        .unwrap()
+}
+
+async fn lifecycle(g: &Gate, db: &str) {
+    let RequestOutcome::Pending(r) = g.request(ask(restart(db), 30)).await.unwrap() else {
+        panic!("not pending")
+    };
+    let grant = g.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(g.authorize(&restart(db), &sam()).await.is_allowed());
+    g.revoke(grant.id, &lee(), None).await.unwrap();
+}
+
+async fn throughput(clients: usize, seconds: u64) -> f64 {
+    let schema = format!("jitgate_bench_{}", std::process::id());
+    let s: Arc<dyn Store> = Arc::new(store(&schema, true).await);
+    let g = gate(s, Arc::new(ManualClock::default()));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    lifecycle(&g, &format!("c{c}-{n}")).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    g.verify_audit().await.expect("chain verifies after the run");
+    rate
+}
+
+async fn revoke_latency(revokes: u64) -> Vec<Duration> {
+    let schema = format!("jitgate_bench_lat_{}", std::process::id());
+    let a: Arc<dyn Store> = Arc::new(store(&schema, true).await);
+    let b: Arc<dyn Store> = Arc::new(store(&schema, false).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
+    let mut out = Vec::with_capacity(revokes as usize);
+    for i in 0..revokes {
+        let db = format!("lat{i}");
+        let RequestOutcome::Pending(r) = ga.request(ask(restart(&db), 30)).await.unwrap() else {
+            panic!()
+        };
+        let grant = ga.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+        while !gb.authorize(&restart(&db), &sam()).await.is_allowed() {
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        // Measured from the start of the revoke call: an upper bound that includes the commit.
+        let committed = Instant::now();
+        ga.revoke(grant.id, &lee(), None).await.unwrap();
+        while gb.authorize(&restart(&db), &sam()).await.is_allowed() {
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        out.push(committed.elapsed());
+    }
+    out.sort();
+    out
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seconds = env_num("JITGATE_BENCH_SECONDS", 10);
+    rt.block_on(async {
+        for clients in [1, 8] {
+            let rate = throughput(clients, seconds).await;
+            println!(
+                "lifecycles/s  clients={clients:<2} {rate:8.0}   (request → approve → authorize → revoke, {seconds} s)"
+            );
+        }
+        let lat = revoke_latency(env_num("JITGATE_BENCH_REVOKES", 1000)).await;
+        println!(
+            "revoke on A → deny on B over {} revokes: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            pct(&lat, 0.5).as_secs_f64() * 1e3,
+            pct(&lat, 0.99).as_secs_f64() * 1e3,
+            lat.last().unwrap().as_secs_f64() * 1e3
+        );
+    });
+}

@@ -1,0 +1,147 @@
+//! Sealing: turning committed audit entries into the hash chain.
+//!
+//! Commits append to `audit_entries` without any lock, each row tagged with its transaction id
+//! (`xid8`). A sealer, holding the `audit_head` row lock, chains entries in `(xid, id)` order,
+//! but only those whose transaction is older than the oldest transaction still running
+//! (`pg_snapshot_xmin`): every such transaction has finished, and any transaction that has not
+//! will get or has an id at or above that cutoff, so nothing can later appear before a sealed
+//! entry. The chain therefore has one order, no gaps, and is append-only, while commits never
+//! wait for each other.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use jitgate_core::audit::{AuditEntry, ChainHead};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::error::CorruptRow;
+
+const BATCH: i64 = 5_000;
+
+/// Seals one batch. With `wait` the head lock is awaited, otherwise a sealer already at work
+/// makes this a no-op. Returns the cutoff used (`None` if skipped) and how many entries were sealed.
+async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let lock = if wait {
+        "SELECT seq, hash, sealed_xid::text AS sealed_xid, sealed_id FROM audit_head WHERE id = 1 FOR UPDATE"
+    } else {
+        "SELECT seq, hash, sealed_xid::text AS sealed_xid, sealed_id FROM audit_head WHERE id = 1 FOR UPDATE SKIP LOCKED"
+    };
+    let Some(head) = sqlx::query(lock).fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    let seq: i64 = head.try_get("seq")?;
+    let mut chain = ChainHead {
+        seq: seq as u64,
+        hash: head.try_get("hash")?,
+    };
+    let sealed_xid: String = head.try_get("sealed_xid")?;
+    let sealed_id: i64 = head.try_get("sealed_id")?;
+    let cutoff: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT id, xid::text AS xid, request_id, entry FROM audit_entries \
+         WHERE (xid, id) > ($1::text::xid8, $2) AND xid < $3::text::xid8 ORDER BY xid, id LIMIT $4",
+    )
+    .bind(&sealed_xid)
+    .bind(sealed_id)
+    .bind(&cutoff)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let cutoff_n: u64 = cutoff.parse().unwrap_or(0);
+    if rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(Some((cutoff_n, 0)));
+    }
+    let (mut seqs, mut ids, mut reqs, mut prevs, mut hashes, mut bodies) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut last_xid, mut last_id) = (sealed_xid, sealed_id);
+    for row in &rows {
+        let body: serde_json::Value = row.try_get("entry")?;
+        let entry: AuditEntry = serde_json::from_value(body.clone()).map_err(|source| {
+            sqlx::Error::Decode(Box::new(CorruptRow {
+                what: "audit_entries".into(),
+                source,
+            }))
+        })?;
+        let record = chain.append(entry);
+        last_xid = row.try_get("xid")?;
+        last_id = row.try_get("id")?;
+        seqs.push(record.seq as i64);
+        ids.push(last_id);
+        reqs.push(row.try_get::<Uuid, _>("request_id")?);
+        prevs.push(record.prev_hash);
+        hashes.push(record.hash);
+        bodies.push(body);
+    }
+    sqlx::query(
+        "WITH sealed AS ( \
+             INSERT INTO audit (seq, entry_id, request_id, prev_hash, hash, entry) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])) \
+         UPDATE audit_head SET seq = $7, hash = $8, sealed_xid = $9::text::xid8, sealed_id = $10 WHERE id = 1",
+    )
+    .bind(seqs)
+    .bind(ids)
+    .bind(reqs)
+    .bind(prevs)
+    .bind(hashes)
+    .bind(bodies)
+    .bind(chain.seq as i64)
+    .bind(&chain.hash)
+    .bind(last_xid)
+    .bind(last_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some((cutoff_n, rows.len())))
+}
+
+/// Seals everything committed before this call, waiting (up to 10 s) for transactions that
+/// were still running when it started. Reads of the chain call it, so they see their own writes.
+pub(crate) async fn seal_committed(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let target: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        .fetch_one(pool)
+        .await?;
+    let target: u64 = target.parse().unwrap_or(0);
+    let start = Instant::now();
+    loop {
+        if let Some((cutoff, sealed)) = seal_batch(pool, true).await? {
+            if cutoff >= target && (sealed as i64) < BATCH {
+                return Ok(());
+            }
+            if sealed > 0 {
+                continue;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            tracing::warn!("audit sealing is held back by a long-running transaction; the chain read may lag");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Seals in the background: after local commits (notified) and every 250 ms.
+pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
+    loop {
+        let Some(notify) = wake.upgrade() else { return };
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        drop(notify);
+        loop {
+            match seal_batch(&pool, false).await {
+                Ok(Some((_, n))) if n as i64 == BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit sealing failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
