@@ -6,7 +6,16 @@
 //! `jitgate-core` ([`Gate`], the traits, the in-memory adapters, the [`RuleTable`]
 //! policy) and `chrono`, whose `Duration` and `DateTime<Utc>` its API speaks.
 //! Test helpers (the Store conformance suite, fixtures) live in `jitgate-testkit`.
+//!
+//! ## Feature flags
+//!
+//! - `postgres`: [`postgres`], the PostgreSQL store shared by many replicas
+//!   (`jitgate-postgres`; needs Rust 1.94).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub use chrono;
 pub use jitgate_core::*;
+
+/// The PostgreSQL store (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use jitgate_postgres as postgres;
