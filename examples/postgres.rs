@@ -15,7 +15,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use jitgate::chrono::Duration;
 use jitgate::postgres::{PgStore, PgStoreOptions};
-use jitgate::{Action, Decision, EntityRef, Flow, Gate, NewRequest, Pattern, RequestId, RequestOutcome, Requirement, RuleTable};
+use jitgate::{
+    Action, Decision, EntityRef, Flow, Gate, NewRequest, Pattern, RequestId, RequestOutcome, Requirement, RuleTable,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -42,7 +44,10 @@ fn policy() -> Result<RuleTable, Error> {
 async fn replica(url: &str, schema: &str, ephemeral: bool) -> Result<(Gate, Arc<PgStore>), Error> {
     let store = Arc::new(PgStore::connect(PgStoreOptions::new(url)?.schema(schema)?.ephemeral(ephemeral)).await?);
     store.migrate().await?;
-    let gate = Gate::builder().policy(Arc::new(policy()?)).store(store.clone()).build()?;
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()?))
+        .store(store.clone())
+        .build()?;
     Ok((gate, store))
 }
 
@@ -69,17 +74,30 @@ async fn demo(url: &str) -> Result<(), Error> {
     println!("== two replicas, A and B, sharing schema {schema}");
     println!("A: authorize -> {}", a.authorize(&restart(), &sam).await);
     let ask = NewRequest::new(sam.clone(), restart(), Duration::minutes(30)).with_justification("INC-4411");
-    let RequestOutcome::Pending(req) = a.request(ask).await? else { return Err("expected a pending request".into()) };
+    let RequestOutcome::Pending(req) = a.request(ask).await? else {
+        return Err("expected a pending request".into());
+    };
     println!("A: request  -> {} pending", req.id);
-    let grant = b.approve(req.id, &lee, Some("go")).await?.grant.ok_or("approval completes the flow")?;
+    let grant = b
+        .approve(req.id, &lee, Some("go"))
+        .await?
+        .grant
+        .ok_or("approval completes the flow")?;
     println!("B: approve  -> grant {}", grant.id);
     let t = Instant::now();
-    println!("A: authorize -> {} (seen after {:.1} ms)", wait_until(&a, true).await, t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "A: authorize -> {} (seen after {:.1} ms)",
+        wait_until(&a, true).await,
+        t.elapsed().as_secs_f64() * 1e3
+    );
     b.revoke(grant.id, &lee, Some("done")).await?;
     println!("B: revoke   -> {}", grant.id);
     let t = Instant::now();
     let after = wait_until(&a, false).await;
-    println!("A: authorize -> {after} (seen after {:.1} ms)", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "A: authorize -> {after} (seen after {:.1} ms)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     if after.is_allowed() {
         return Err("replica A still allows a revoked grant".into());
     }
@@ -110,7 +128,12 @@ async fn main() -> Result<(), Error> {
             let id: RequestId = args.get(1).ok_or("usage: approve <request id>")?.parse()?;
             let (gate, _) = replica(&url, &schema, false).await?;
             let out = gate.approve(id, &lee, Some("go")).await?;
-            println!("request {} is {}; grant {:?}", out.request.id, out.request.state, out.grant.map(|g| g.id));
+            println!(
+                "request {} is {}; grant {:?}",
+                out.request.id,
+                out.request.state,
+                out.grant.map(|g| g.id)
+            );
             Ok(())
         }
         Some("authorize") => {
