@@ -395,7 +395,7 @@ pub fn review(
         }
         .into());
     }
-    if *reviewer == req.principal && !req.flow.allow_self_approval {
+    if *reviewer == req.principal && !(req.flow.allow_self_approval || standing.self_approval) {
         return Err(TransitionError::SelfApproval {
             request: req.id,
             reviewer: reviewer.clone(),
@@ -686,7 +686,7 @@ pub fn acknowledge(
             by: a.by.clone(),
         });
     }
-    if *reviewer == g.principal && !req.flow.allow_self_approval {
+    if *reviewer == g.principal && !(req.flow.allow_self_approval || standing.self_approval) {
         return Err(TransitionError::SelfApproval {
             request: req.id,
             reviewer: reviewer.clone(),

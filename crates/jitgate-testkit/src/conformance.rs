@@ -30,6 +30,7 @@ fn lead_standing() -> ReviewerStanding {
     ReviewerStanding {
         eligible_for: vec![0],
         policy_ids: vec!["test".into()],
+        self_approval: false,
     }
 }
 

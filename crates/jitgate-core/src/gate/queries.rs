@@ -61,9 +61,12 @@ impl Gate {
                 .await?;
             for req in batch.items {
                 cursor = Some(crate::store::Cursor(req.id.to_string()));
-                let own = req.principal == *reviewer && !req.flow.allow_self_approval;
-                let reviewed = req.reviews.iter().any(|r| r.reviewer == *reviewer);
-                if !own && !reviewed && !self.policy.reviewer_standing(reviewer, &req)?.eligible_for.is_empty() {
+                if req.reviews.iter().any(|r| r.reviewer == *reviewer) {
+                    continue;
+                }
+                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let own = req.principal == *reviewer && !(req.flow.allow_self_approval || standing.self_approval);
+                if !own && !standing.eligible_for.is_empty() {
                     items.push(req);
                     if items.len() == page.limit {
                         return Ok(Page { items, next: cursor });

@@ -43,6 +43,9 @@ pub struct ReviewerStanding {
     pub eligible_for: Vec<usize>,
     /// The policies that decided.
     pub policy_ids: Vec<String>,
+    /// Whether a policy explicitly lets this reviewer, the requester, review their own request
+    /// (besides a flow that allows self-approval).
+    pub self_approval: bool,
 }
 
 /// A policy failed to evaluate. On the authorize path this denies.

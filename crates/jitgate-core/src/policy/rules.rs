@@ -244,6 +244,7 @@ impl Policy for RuleTable {
         Ok(ReviewerStanding {
             eligible_for,
             policy_ids,
+            self_approval: false,
         })
     }
 

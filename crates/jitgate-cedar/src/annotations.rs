@@ -1,0 +1,237 @@
+//! jitgate's annotations: what turns a `permit` into an eligibility rule with its flow.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cedar_policy::{ActionConstraint, Effect, Policy};
+use chrono::Duration;
+use jitgate_core::{EntityRef, Flow, Requirement};
+
+use crate::duration::parse_iso8601;
+use crate::schema::NAMESPACE;
+use crate::CedarError;
+
+/// Every annotation jitgate knows.
+pub const KNOWN: &[&str] = &[
+    "id",
+    "description",
+    "jit",
+    "reviewers",
+    "min_approvals",
+    "max_duration",
+    "request_ttl",
+    "require_reason",
+    "auto_approve",
+    "break_glass",
+    "one_shot",
+    "self_approval",
+];
+
+const FLOW: &[&str] = &[
+    "reviewers",
+    "min_approvals",
+    "max_duration",
+    "request_ttl",
+    "require_reason",
+    "auto_approve",
+    "break_glass",
+    "one_shot",
+];
+
+/// What a policy is, for jitgate.
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    /// A plain permit: standing permission.
+    Standing,
+    /// A `@jit` permit: eligibility, with this policy's flow.
+    Jit(Arc<Flow>),
+    /// A forbid.
+    Forbid,
+    /// A permit of `Jit::Action::"review"` or `"revoke"`.
+    Review {
+        /// `@self_approval("true")`: lets the requester review their own request.
+        self_approval: bool,
+    },
+}
+
+fn err(policy: &Policy, annotation: &str, value: &str, problem: impl Into<String>) -> CedarError {
+    CedarError::Annotation {
+        policy_id: policy.id().to_string(),
+        annotation: annotation.to_owned(),
+        value: value.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn boolean(policy: &Policy, key: &str) -> Result<bool, CedarError> {
+    match policy.annotation(key) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(err(policy, key, v, "must be \"true\" or \"false\"")),
+    }
+}
+
+fn duration(policy: &Policy, key: &str) -> Result<Option<Duration>, CedarError> {
+    policy
+        .annotation(key)
+        .map(|v| parse_iso8601(v).map_err(|p| err(policy, key, v, p)))
+        .transpose()
+}
+
+/// Whether the policy's action scope names one of jitgate's own actions.
+pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
+    let is_jit = |uid: &cedar_policy::EntityUid| uid.type_name().to_string() == format!("{NAMESPACE}::Action");
+    match policy.action_constraint() {
+        ActionConstraint::Any => false,
+        ActionConstraint::Eq(uid) => is_jit(&uid),
+        ActionConstraint::In(uids) => uids.iter().any(is_jit),
+    }
+}
+
+/// Classifies a policy and checks its annotations.
+pub(crate) fn classify(policy: &Policy, entity_types: &HashSet<String>) -> Result<Kind, CedarError> {
+    for (key, value) in policy.annotations() {
+        if !KNOWN.contains(&key) {
+            return Err(err(
+                policy,
+                key,
+                value,
+                format!("unknown annotation; jitgate knows @{}", KNOWN.join(", @")),
+            ));
+        }
+    }
+    let flow_keys: Vec<&str> = FLOW
+        .iter()
+        .copied()
+        .filter(|k| policy.annotation(k).is_some())
+        .collect();
+    if policy.effect() == Effect::Forbid {
+        if let Some(k) = flow_keys.first().copied().or(policy.annotation("jit").map(|_| "jit")) {
+            return Err(err(
+                policy,
+                k,
+                policy.annotation(k).unwrap_or_default(),
+                "flow annotations belong on @jit permits, not on forbids",
+            ));
+        }
+        if let Some(v) = policy.annotation("self_approval") {
+            return Err(err(
+                policy,
+                "self_approval",
+                v,
+                "belongs on a permit of Jit::Action::\"review\"",
+            ));
+        }
+        return Ok(Kind::Forbid);
+    }
+    let review = is_jit_action_policy(policy);
+    if let Some(v) = policy.annotation("self_approval") {
+        if !review {
+            return Err(err(
+                policy,
+                "self_approval",
+                v,
+                "belongs on a permit of Jit::Action::\"review\"",
+            ));
+        }
+    }
+    let Some(jit) = policy.annotation("jit") else {
+        if let Some(k) = flow_keys.first() {
+            return Err(err(
+                policy,
+                k,
+                policy.annotation(k).unwrap_or_default(),
+                "flow annotations need @jit(\"approval\") on the same permit",
+            ));
+        }
+        return Ok(if review {
+            Kind::Review {
+                self_approval: boolean(policy, "self_approval")?,
+            }
+        } else {
+            Kind::Standing
+        });
+    };
+    if jit != "approval" {
+        return Err(err(
+            policy,
+            "jit",
+            jit,
+            "the only kind is \"approval\": write @jit(\"approval\")",
+        ));
+    }
+    if review {
+        return Err(err(
+            policy,
+            "jit",
+            jit,
+            "jitgate's own review and revoke actions cannot be requested just in time",
+        ));
+    }
+    Ok(Kind::Jit(Arc::new(flow(policy, entity_types)?)))
+}
+
+fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarError> {
+    let Some(max) = duration(policy, "max_duration")? else {
+        return Err(err(
+            policy,
+            "max_duration",
+            "",
+            "a @jit permit needs @max_duration, e.g. @max_duration(\"PT1H\")",
+        ));
+    };
+    let auto = boolean(policy, "auto_approve")?;
+    let mut flow = Flow::new(max)
+        .with_request_ttl(duration(policy, "request_ttl")?.unwrap_or(Duration::hours(1)))
+        .with_reason_required(boolean(policy, "require_reason")?)
+        .with_auto_approve(auto)
+        .with_policy_id(policy.id().to_string());
+    if let Some(bg) = duration(policy, "break_glass")? {
+        if bg > max {
+            let v = policy.annotation("break_glass").unwrap_or_default();
+            return Err(err(
+                policy,
+                "break_glass",
+                v,
+                "the break-glass bound must not exceed @max_duration",
+            ));
+        }
+        flow = flow.with_break_glass(bg);
+    }
+    if boolean(policy, "one_shot")? {
+        flow = flow.with_max_uses(1, false);
+    }
+    let min = match policy.annotation("min_approvals") {
+        None => 1,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(err(policy, "min_approvals", v, "must be a whole number of at least 1")),
+        },
+    };
+    match policy.annotation("reviewers") {
+        Some(v) => {
+            let group: EntityRef = v
+                .parse()
+                .map_err(|e: jitgate_core::EntityRefParseError| err(policy, "reviewers", v, e.problem))?;
+            if !entity_types.contains(&*group.type_name) {
+                return Err(err(
+                    policy,
+                    "reviewers",
+                    v,
+                    format!("the schema has no entity type `{}`", group.type_name),
+                ));
+            }
+            flow = flow.with_requirement(Requirement::new(group, min));
+        }
+        None if !auto => {
+            return Err(err(
+                policy,
+                "reviewers",
+                "",
+                "a @jit permit needs @reviewers (or @auto_approve(\"true\"))",
+            ));
+        }
+        None => {}
+    }
+    Ok(flow)
+}

@@ -1,0 +1,67 @@
+//! jitgate values to Cedar values, without JSON, with entity type names parsed once.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use jitgate_core::{AttrValue, Attributes, EntityRef, PolicyError};
+
+/// Parses entity type names once and keeps them.
+#[derive(Default)]
+pub(crate) struct TypeNames(RwLock<HashMap<Arc<str>, EntityTypeName>>);
+
+impl TypeNames {
+    pub(crate) fn uid(&self, e: &EntityRef) -> Result<EntityUid, PolicyError> {
+        let cached = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&e.type_name)
+            .cloned();
+        let ty = match cached {
+            Some(t) => t,
+            None => {
+                let t = EntityTypeName::from_str(&e.type_name).map_err(|err| {
+                    PolicyError::msg(format!("`{}` is not a Cedar entity type name: {err}", e.type_name))
+                })?;
+                self.0
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(e.type_name.clone(), t.clone());
+                t
+            }
+        };
+        Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(&*e.id)))
+    }
+
+    pub(crate) fn value(&self, v: &AttrValue) -> Result<RestrictedExpression, PolicyError> {
+        Ok(match v {
+            AttrValue::Bool(b) => RestrictedExpression::new_bool(*b),
+            AttrValue::Long(n) => RestrictedExpression::new_long(*n),
+            AttrValue::String(s) => RestrictedExpression::new_string(s.clone()),
+            AttrValue::Entity(e) => RestrictedExpression::new_entity_uid(self.uid(e)?),
+            AttrValue::Set(items) => {
+                RestrictedExpression::new_set(items.iter().map(|i| self.value(i)).collect::<Result<Vec<_>, _>>()?)
+            }
+            AttrValue::Record(fields) => RestrictedExpression::new_record(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
+                    .collect::<Result<Vec<_>, PolicyError>>()?,
+            )
+            .map_err(|e| PolicyError::msg(format!("bad context record: {e}")))?,
+        })
+    }
+
+    pub(crate) fn context(&self, attrs: &Attributes) -> Result<Context, PolicyError> {
+        if attrs.is_empty() {
+            return Ok(Context::empty());
+        }
+        let pairs = attrs
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
+            .collect::<Result<Vec<_>, PolicyError>>()?;
+        Context::from_pairs(pairs).map_err(|e| PolicyError::msg(format!("bad context: {e}")))
+    }
+}

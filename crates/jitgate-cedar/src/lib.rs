@@ -1,0 +1,43 @@
+//! # jitgate-cedar
+//!
+//! jitgate's policy engine on [Cedar](https://www.cedarpolicy.com): policy authors write
+//! ordinary Cedar, and annotations turn a `permit` into an eligibility rule with its approval
+//! flow. See `docs/policy.md` for every annotation with a worked example.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use jitgate_cedar::CedarPolicy;
+//! use jitgate_core::{Action, EntityRef, Policy, PolicyDecision};
+//!
+//! let policy = CedarPolicy::builder()
+//!     .schema("app.cedarschema", r#"
+//!         entity Team; entity User in [Team]; entity Database;
+//!         action "db_restart" appliesTo { principal: [User], resource: [Database] };
+//!     "#)
+//!     .policies("prod.cedar", r#"
+//!         @id("prod-db-restart")
+//!         @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H")
+//!         permit(principal in Team::"sre", action == Action::"db_restart", resource);
+//!     "#)
+//!     .build()
+//!     .await?;
+//! let restart = Action::new(EntityRef::new("Action", "db_restart"), EntityRef::new("Database", "orders"));
+//! // Without entities, nobody is in Team::"sre":
+//! assert_eq!(policy.evaluate(&EntityRef::new("User", "sam"), &restart)?, PolicyDecision::NotEligible);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod annotations;
+mod convert;
+pub mod duration;
+mod entities;
+mod error;
+mod load;
+mod policy;
+pub mod schema;
+
+pub use annotations::KNOWN as KNOWN_ANNOTATIONS;
+pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
+pub use error::{CedarError, Location};
+pub use policy::{CedarPolicy, CedarPolicyBuilder};
