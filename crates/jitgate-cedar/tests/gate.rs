@@ -1,0 +1,312 @@
+//! `Gate` on `CedarPolicy`: the life cycle with Cedar deciding eligibility, reviewers and revokes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use common::*;
+use jitgate_cedar::{entities_from_json, CedarError, CedarPolicy, EntityProvider};
+use jitgate_core::machine::TransitionError;
+use jitgate_core::*;
+
+fn gate(policy: CedarPolicy, store: Arc<MemoryStore>) -> Gate {
+    Gate::builder()
+        .policy(Arc::new(policy))
+        .store(store)
+        .clock(Arc::new(ManualClock::default()))
+        .build()
+        .unwrap()
+}
+
+fn restart_prod() -> Action {
+    act("db_restart", "Database", "orders-prod")
+}
+
+async fn pending(g: &Gate, who: &str, action: Action) -> AccessRequest {
+    let ask = NewRequest::new(user(who), action, Duration::minutes(30)).with_justification("INC-1");
+    match g.request(ask).await.unwrap() {
+        RequestOutcome::Pending(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn transition(e: Error) -> TransitionError {
+    match e {
+        Error::Transition(t) => t,
+        other => panic!("expected a transition error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_life_cycle_runs_on_cedar_and_the_audit_names_the_policies() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    assert!(matches!(
+        g.authorize(&restart_prod(), &user("sam")).await,
+        Decision::NeedsApproval { .. }
+    ));
+    let r = pending(&g, "sam", restart_prod()).await;
+    let out = g.approve(r.id, &user("lee"), Some("go")).await.unwrap();
+    let grant = out.grant.expect("one lead approves");
+    assert_eq!(
+        g.authorize(&restart_prod(), &user("sam")).await,
+        Decision::Allow {
+            basis: Basis::Grant(grant.id)
+        }
+    );
+    let trail = g.request_audit(r.id, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(trail[0].entry.policy_ids, vec!["prod-db-restart".to_string()]);
+    assert_eq!(
+        trail[1].entry.policy_ids,
+        vec!["leads-review".to_string()],
+        "the review policy that let lee review"
+    );
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_their_own_request() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    // Lee is a lead, and an SRE through nesting: he may ask, but not approve his own ask.
+    let r = pending(&g, "lee", restart_prod()).await;
+    let err = transition(g.approve(r.id, &user("lee"), None).await.unwrap_err());
+    assert!(matches!(err, TransitionError::SelfApproval { .. }), "{err}");
+    assert!(g.approve(r.id, &user("lin"), None).await.unwrap().grant.is_some());
+}
+
+#[tokio::test]
+async fn self_approval_is_allowed_only_by_an_explicit_policy() {
+    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap()
+        + r#"
+        @id("leads-self-review") @self_approval("true")
+        permit(principal in Team::"sre-leads", action == Jit::Action::"review", resource);"#;
+    let p = CedarPolicy::builder()
+        .schema_file(dir().join("app.cedarschema"))
+        .policies("access.cedar", &text)
+        .entities(Arc::new(jitgate_cedar::JsonEntitiesFile::new(
+            dir().join("entities.json"),
+        )))
+        .build()
+        .await
+        .unwrap();
+    let g = gate(p, Arc::new(MemoryStore::new()));
+    let r = pending(&g, "lee", restart_prod()).await;
+    let out = g.approve(r.id, &user("lee"), None).await.unwrap();
+    assert!(
+        out.grant.is_some(),
+        "an explicit @self_approval policy lets a lead approve his own request"
+    );
+    assert_eq!(out.request.reviews[0].policy_ids, vec!["leads-self-review".to_string()]);
+}
+
+#[tokio::test]
+async fn reviewers_outside_the_eligible_group_are_refused() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let r = pending(&g, "sam", restart_prod()).await;
+    // Security may review (Cedar permits) but is not in the flow's reviewer group.
+    let err = transition(g.approve(r.id, &user("sec"), None).await.unwrap_err());
+    assert!(matches!(err, TransitionError::NotEligibleReviewer { .. }), "{err}");
+    // Eve may not review at all.
+    let err = transition(g.approve(r.id, &user("eve"), None).await.unwrap_err());
+    assert!(matches!(err, TransitionError::NotEligibleReviewer { .. }), "{err}");
+    let page = g
+        .pending_for_reviewer(&user("lee"), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(g
+        .pending_for_reviewer(&user("sec"), &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_lead_and_someone_from_security_approve_a_migration() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let r = pending(&g, "sam", act("db_migrate", "Database", "orders-prod")).await;
+    assert!(
+        g.approve(r.id, &user("ada"), None).await.unwrap().grant.is_none(),
+        "ada is both, but one person"
+    );
+    assert!(g.approve(r.id, &user("lee"), None).await.unwrap().grant.is_some());
+}
+
+#[tokio::test]
+async fn a_forbid_beats_an_active_grant() {
+    let store = Arc::new(MemoryStore::new());
+    let g = gate(policy().await, store.clone());
+    let r = pending(&g, "sam", restart_prod()).await;
+    g.approve(r.id, &user("lee"), None).await.unwrap();
+    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap()
+        + "\n@id(\"change-freeze\") forbid(principal, action, resource in Env::\"prod\");";
+    let frozen = CedarPolicy::builder()
+        .schema_file(dir().join("app.cedarschema"))
+        .policies("access.cedar", &text)
+        .entities(Arc::new(jitgate_cedar::JsonEntitiesFile::new(
+            dir().join("entities.json"),
+        )))
+        .build()
+        .await
+        .unwrap();
+    let g2 = gate(frozen, store);
+    assert_eq!(
+        g2.authorize(&restart_prod(), &user("sam")).await,
+        Decision::Deny {
+            reason: DenyReason::Forbidden {
+                policy_ids: vec!["change-freeze".into()]
+            }
+        }
+    );
+}
+
+/// Entities that a test can change, as a directory would.
+struct Directory(Mutex<String>);
+
+#[async_trait]
+impl EntityProvider for Directory {
+    async fn load(&self) -> Result<Vec<cedar_policy::Entity>, CedarError> {
+        let text = self.0.lock().unwrap().clone();
+        entities_from_json(&text)
+    }
+}
+
+#[tokio::test]
+async fn leaving_the_team_ends_what_a_grant_allows_at_the_next_authorize() {
+    let json = std::fs::read_to_string(dir().join("entities.json")).unwrap();
+    let directory = Arc::new(Directory(Mutex::new(json.clone())));
+    let p = Arc::new(common::builder().entities(directory.clone()).build().await.unwrap());
+    let g = Gate::builder()
+        .policy(p.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let r = pending(&g, "sam", restart_prod()).await;
+    g.approve(r.id, &user("lee"), None).await.unwrap();
+    assert!(g.authorize(&restart_prod(), &user("sam")).await.is_allowed());
+    // Sam moves out of the SRE team.
+    let mut entities: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for e in entities.as_array_mut().unwrap() {
+        if e["uid"]["id"] == "sam" {
+            e["parents"] = serde_json::json!([]);
+        }
+    }
+    *directory.0.lock().unwrap() = entities.to_string();
+    p.refresh_entities().await.unwrap();
+    assert_eq!(
+        g.authorize(&restart_prod(), &user("sam")).await,
+        Decision::Deny {
+            reason: DenyReason::NotEligible
+        }
+    );
+}
+
+#[tokio::test]
+async fn entities_older_than_their_maximum_age_deny() {
+    let p = common::builder()
+        .entities_max_age(StdDuration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let p = Arc::new(p);
+    let g = Gate::builder()
+        .policy(p.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    assert!(g
+        .authorize(&act("read_logs", "Service", "orders"), &user("sam"))
+        .await
+        .is_allowed());
+    tokio::time::sleep(StdDuration::from_millis(80)).await;
+    let d = g.authorize(&act("read_logs", "Service", "orders"), &user("sam")).await;
+    assert!(
+        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m) } if m.contains("refresh")),
+        "{d:?}"
+    );
+    p.refresh_entities().await.unwrap();
+    assert!(g
+        .authorize(&act("read_logs", "Service", "orders"), &user("sam"))
+        .await
+        .is_allowed());
+}
+
+#[tokio::test]
+async fn who_may_revoke_is_cedar() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let r = pending(&g, "sam", restart_prod()).await;
+    let grant = g.approve(r.id, &user("lee"), None).await.unwrap().grant.unwrap();
+    assert!(matches!(
+        g.revoke(grant.id, &user("sec"), None).await,
+        Err(Error::NotPermittedToRevoke { .. })
+    ));
+    assert_eq!(
+        g.revoke(grant.id, &user("lin"), Some("done")).await.unwrap().state,
+        GrantState::Revoked
+    );
+    let r = pending(&g, "sam", act("db_restart", "Database", "billing-prod")).await;
+    let grant = g.approve(r.id, &user("lee"), None).await.unwrap().grant.unwrap();
+    assert!(
+        g.revoke(grant.id, &user("sam"), None).await.is_ok(),
+        "a holder may give up their own grant"
+    );
+}
+
+#[tokio::test]
+async fn explain_says_which_policies_and_which_reviewers() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let text = g
+        .explain(&act("db_migrate", "Database", "orders-prod"), &user("sam"))
+        .await
+        .to_string();
+    assert!(text.contains("prod-db-migrate, prod-db-migrate-security"), "{text}");
+    assert!(text.contains(r#"candidate reviewers: Team::"sre-leads""#), "{text}");
+    assert!(text.contains(r#"candidate reviewers: Team::"security""#), "{text}");
+    assert!(g
+        .explain(&act("db_drop", "Database", "orders-prod"), &user("sam"))
+        .await
+        .to_string()
+        .contains("forbidden by no-drop-prod"));
+    assert!(g
+        .explain(&act("read_logs", "Service", "orders"), &user("sam"))
+        .await
+        .to_string()
+        .contains("standing permission from read-logs"));
+}
+
+#[tokio::test]
+async fn one_shot_grants_are_used_up_by_their_first_use_and_auto_approval_grants_at_once() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let read = act("read_customer", "Customer", "c-42");
+    let r = pending(&g, "sue", read.clone()).await;
+    g.approve(r.id, &user("sol"), None).await.unwrap();
+    assert!(g.authorize(&read, &user("sue")).await.is_allowed());
+    assert!(!g.authorize(&read, &user("sue")).await.is_allowed(), "one shot");
+    let ask = NewRequest::new(
+        user("sam"),
+        act("db_restart", "Database", "orders-staging"),
+        Duration::hours(1),
+    );
+    assert!(matches!(g.request(ask).await.unwrap(), RequestOutcome::Granted { .. }));
+}
+
+#[tokio::test]
+async fn context_attributes_reach_cedar() {
+    let p = with_policies(
+        r#"@id("ticketed") permit(principal, action == Action::"db_restart", resource) when { context has ticket && context.ticket like "INC-*" };"#,
+    )
+    .await
+    .unwrap();
+    let g = gate(p, Arc::new(MemoryStore::new()));
+    assert!(g
+        .authorize(&restart_prod().with_attr("ticket", "INC-7"), &user("sam"))
+        .await
+        .is_allowed());
+    assert!(!g
+        .authorize(&restart_prod().with_attr("ticket", "CHG-7"), &user("sam"))
+        .await
+        .is_allowed());
+    assert!(!g.authorize(&restart_prod(), &user("sam")).await.is_allowed());
+}

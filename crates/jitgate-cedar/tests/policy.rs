@@ -1,0 +1,270 @@
+//! The Cedar policy's answers, annotations and load-time errors, with real Cedar text.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use jitgate_cedar::CedarError;
+use jitgate_core::{EntityRef, Policy, PolicyDecision, Requirement};
+
+fn team(id: &str) -> EntityRef {
+    EntityRef::new("Team", id)
+}
+
+#[tokio::test]
+async fn one_policy_set_gives_standing_eligible_forbidden_and_not_eligible() {
+    let p = policy().await;
+    assert_eq!(
+        p.evaluate(&user("sam"), &act("read_logs", "Service", "orders"))
+            .unwrap(),
+        PolicyDecision::Standing {
+            policy_ids: vec!["read-logs".into()]
+        }
+    );
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sam"), &act("db_restart", "Database", "orders-prod"))
+        .unwrap()
+    else {
+        panic!("expected eligible")
+    };
+    assert_eq!(flow.requirements, vec![Requirement::new(team("sre-leads"), 1)]);
+    assert_eq!(flow.max_duration, Duration::hours(1));
+    assert_eq!(flow.request_ttl, Duration::minutes(30));
+    assert!(flow.require_reason);
+    assert_eq!(
+        flow.break_glass.as_ref().map(|b| b.max_duration),
+        Some(Duration::minutes(15))
+    );
+    assert!(!flow.auto_approve);
+    assert_eq!(flow.policy_ids, vec!["prod-db-restart".to_string()]);
+    assert_eq!(
+        p.evaluate(&user("sam"), &act("db_drop", "Database", "orders-prod"))
+            .unwrap(),
+        PolicyDecision::Forbidden {
+            policy_ids: vec!["no-drop-prod".into()]
+        }
+    );
+    assert_eq!(
+        p.evaluate(&user("eve"), &act("db_restart", "Database", "orders-prod"))
+            .unwrap(),
+        PolicyDecision::NotEligible
+    );
+    assert_eq!(
+        p.evaluate(&user("sam"), &act("db_drop", "Database", "orders-staging"))
+            .unwrap(),
+        PolicyDecision::NotEligible
+    );
+}
+
+#[tokio::test]
+async fn every_flow_annotation_reaches_the_flow() {
+    let p = policy().await;
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sam"), &act("db_restart", "Database", "orders-staging"))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(flow.auto_approve, "@auto_approve");
+    assert_eq!(flow.max_duration, Duration::hours(8));
+    assert_eq!(flow.request_ttl, Duration::hours(1), "default TTL");
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sue"), &act("read_customer", "Customer", "c-42"))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(flow.max_uses, Some(1), "@one_shot");
+    let two = with_policies(
+        r#"@id("x") @jit("approval") @reviewers("Team::\"security\"") @min_approvals("2") @max_duration("PT10M")
+           permit(principal, action == Action::"db_restart", resource);"#,
+    )
+    .await
+    .unwrap();
+    let PolicyDecision::Eligible { flow } = two
+        .evaluate(&user("sam"), &act("db_restart", "Database", "orders-prod"))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        flow.requirements,
+        vec![Requirement::new(team("security"), 2)],
+        "@min_approvals"
+    );
+}
+
+#[tokio::test]
+async fn several_matching_rules_need_every_requirement_and_the_shortest_limits() {
+    let p = policy().await;
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sam"), &act("db_migrate", "Database", "orders-prod"))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        flow.requirements,
+        vec![
+            Requirement::new(team("sre-leads"), 1),
+            Requirement::new(team("security"), 1)
+        ]
+    );
+    assert_eq!(flow.max_duration, Duration::hours(1), "the shorter of PT2H and PT1H");
+    assert!(flow.require_reason, "required by one rule");
+    assert_eq!(
+        flow.policy_ids,
+        vec!["prod-db-migrate".to_string(), "prod-db-migrate-security".to_string()]
+    );
+}
+
+async fn load_error(text: &str) -> CedarError {
+    with_policies(text).await.expect_err("must not load")
+}
+
+#[tokio::test]
+async fn a_malformed_policy_file_yields_line_and_column() {
+    let err = load_error("@id(\"ok\")\npermit(principal, action, resource);\n\npermit(principal, action == Action::\"db_restart\" resource);\n").await;
+    match &err {
+        CedarError::Parse { location, .. } => {
+            assert_eq!(location.source_name, "test.cedar");
+            assert_eq!(location.line, 4, "{err}");
+            assert!(location.column > 1, "{err}");
+        }
+        other => panic!("expected a parse error, got {other}"),
+    }
+    assert!(err.to_string().starts_with("test.cedar:4:"), "{err}");
+}
+
+#[tokio::test]
+async fn a_policy_that_fails_strict_validation_is_refused_with_its_id_and_place() {
+    let err = load_error("@id(\"typo\")\npermit(principal, action == Action::\"db_restrat\", resource);").await;
+    match &err {
+        CedarError::Validation {
+            policy_id, location, ..
+        } => {
+            assert_eq!(policy_id, "typo");
+            assert_eq!(location.line, 2, "{err}");
+        }
+        other => panic!("expected a validation error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_annotations_are_load_time_errors_naming_policy_and_annotation() {
+    let cases = [
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @min_approvals("two")"#,
+            "min_approvals",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("forever")"#,
+            "max_duration",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT0S")"#,
+            "max_duration",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @request_ttl("-PT1H")"#,
+            "request_ttl",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Group::\"a\"") @max_duration("PT1H")"#,
+            "reviewers",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("sre-leads") @max_duration("PT1H")"#,
+            "reviewers",
+        ),
+        (r#"@id("p") @jit("approval") @max_duration("PT1H")"#, "reviewers"),
+        (r#"@id("p") @jit("approval") @reviewers("Team::\"a\"")"#, "max_duration"),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @break_glass("PT2H")"#,
+            "break_glass",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @require_reason("yes")"#,
+            "require_reason",
+        ),
+        (
+            r#"@id("p") @jit("always") @reviewers("Team::\"a\"") @max_duration("PT1H")"#,
+            "jit",
+        ),
+        (
+            r#"@id("p") @reviewers("Team::\"a\"") @max_duration("PT1H")"#,
+            "reviewers",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @approvers("Team::\"a\"")"#,
+            "approvers",
+        ),
+    ];
+    for (annotations, name) in cases {
+        let err = load_error(&format!(
+            "{annotations}\npermit(principal, action == Action::\"db_restart\", resource);"
+        ))
+        .await;
+        match &err {
+            CedarError::Annotation {
+                policy_id, annotation, ..
+            } => {
+                assert_eq!(policy_id, "p", "{err}");
+                assert_eq!(annotation, name, "{err}");
+            }
+            other => panic!("{annotations}: expected an annotation error, got {other}"),
+        }
+    }
+    let err = load_error(r#"@id("f") @max_duration("PT1H") forbid(principal, action, resource);"#).await;
+    assert!(
+        matches!(&err, CedarError::Annotation { annotation, .. } if annotation == "max_duration"),
+        "{err}"
+    );
+    let err =
+        load_error(r#"@id("s") @self_approval("true") permit(principal, action == Action::"db_restart", resource);"#)
+            .await;
+    assert!(
+        matches!(&err, CedarError::Annotation { annotation, .. } if annotation == "self_approval"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_ids_and_missing_schema_are_errors() {
+    let err =
+        load_error("@id(\"a\") permit(principal, action, resource);\n@id(\"a\") forbid(principal, action, resource);")
+            .await;
+    assert!(matches!(err, CedarError::DuplicateId { .. }), "{err}");
+    let err = jitgate_cedar::CedarPolicy::builder()
+        .policies("x", "")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CedarError::Schema { .. }), "{err}");
+    let err = jitgate_cedar::CedarPolicy::builder()
+        .schema("s", "entity User; entity Team")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CedarError::Schema { .. }), "{err}");
+    let err = jitgate_cedar::CedarPolicy::builder()
+        .schema("s", "entity Person;")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("principal type `User`"), "{err}");
+}
+
+#[tokio::test]
+async fn policies_without_an_id_are_named_by_file_and_position() {
+    let p = with_policies("permit(principal in Team::\"sre\", action == Action::\"read_logs\", resource);")
+        .await
+        .unwrap();
+    assert_eq!(
+        p.evaluate(&user("sam"), &act("read_logs", "Service", "orders"))
+            .unwrap(),
+        PolicyDecision::Standing {
+            policy_ids: vec!["test.cedar#0".into()]
+        }
+    );
+}
