@@ -1,14 +1,15 @@
 //! The jitgate quickstart, in memory, no set-up: `cargo run --example quickstart`.
 //!
-//! Sam, an SRE, wants to restart the production orders database. Restarting it is not a
-//! standing permission: one SRE lead must approve, for at most an hour.
+//! Sam, an SRE, wants to restart the production orders database. The Cedar policies in
+//! `examples/policies/` say that is not a standing permission: one SRE lead must approve, for
+//! at most an hour, and a reason is required.
 
 use std::sync::Arc;
 
+use jitgate::cedar::{entities_from_json, CedarPolicy, StaticEntities};
 use jitgate::chrono::{Duration, TimeZone, Utc};
 use jitgate::{
-    Action, Decision, EntityRef, Flow, Gate, ManualClock, MemoryNotifier, MemoryStore, NewRequest, Pattern,
-    RequestOutcome, Requirement, RuleTable,
+    Action, Decision, EntityRef, Gate, ManualClock, MemoryNotifier, MemoryStore, NewRequest, RequestOutcome,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -16,28 +17,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let e = EntityRef::new;
     let (sam, lee) = (e("User", "sam"), e("User", "lee"));
 
-    // 1. The policy: SREs may ask to restart databases; one SRE lead approves; at most 1 h;
-    //    the request waits 30 min for a decision; a reason is required.
-    let policy = RuleTable::builder()
-        .member(sam.clone(), e("Team", "sre"))
-        .member(lee.clone(), e("Team", "sre-leads"))
-        .standing(
-            "read-logs",
-            Pattern::In(e("Team", "sre")),
-            Pattern::Is(e("Action", "read_logs")),
-            Pattern::Any,
+    // 1. The policies: the service's schema, its Cedar policies, and who is in which team.
+    let policy = CedarPolicy::builder()
+        .schema(
+            "examples/policies/app.cedarschema",
+            include_str!("policies/app.cedarschema"),
         )
-        .eligible(
-            "prod-db-restart",
-            Pattern::In(e("Team", "sre")),
-            Pattern::Is(e("Action", "db_restart")),
-            Pattern::Any,
-            Flow::new(Duration::hours(1))
-                .with_requirement(Requirement::new(e("Team", "sre-leads"), 1))
-                .with_request_ttl(Duration::minutes(30))
-                .with_reason_required(true),
-        )
-        .build()?;
+        .policies("examples/policies/access.cedar", include_str!("policies/access.cedar"))
+        .entities(Arc::new(StaticEntities(entities_from_json(include_str!(
+            "policies/entities.json"
+        ))?)))
+        .build()
+        .await?;
 
     // 2. The engine, on the in-memory store, with a clock we can move.
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap()));
@@ -54,8 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== {sam} wants to {}", restart.scope);
 
     // 3. authorize says: not now, but you may ask — and names the flow.
-    let decision = gate.authorize(&restart, &sam).await;
-    println!("authorize            -> {decision}");
+    println!("{:<22} -> {}", "authorize", gate.authorize(&restart, &sam).await);
 
     // 4. Sam asks, with a reason.
     let ask = NewRequest::new(sam.clone(), restart.clone(), Duration::minutes(45))
@@ -64,13 +54,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("expected the request to wait for review".into());
     };
     println!(
-        "request              -> {} is {} (decide before {})",
-        request.id, request.state, request.deadline
+        "{:<22} -> {} is {} (decide before {})",
+        "request", request.id, request.state, request.deadline
     );
 
     // 5. Sam tries to approve his own request: refused.
     match gate.approve(request.id, &sam, Some("trust me")).await {
-        Err(err) => println!("approve by {sam}   -> refused: {err}"),
+        Err(err) => println!("{:<22} -> refused: {err}", format!("approve by {sam}")),
         Ok(_) => return Err("self-approval must be refused".into()),
     }
 
@@ -81,34 +71,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let grant = outcome.grant.ok_or("one lead's approval completes the flow")?;
     println!(
-        "approve by {lee}   -> grant {} from {} until {}",
+        "{:<22} -> grant {} from {} until {}",
+        format!("approve by {lee}"),
         grant.id,
         grant.window.not_before(),
         grant.window.expires_at()
     );
 
     // 7. Now authorize allows, through the grant.
-    println!("authorize            -> {}", gate.authorize(&restart, &sam).await);
+    println!("{:<22} -> {}", "authorize", gate.authorize(&restart, &sam).await);
 
     // 8. Time passes beyond the grant's end: it no longer allows, sweep or not.
     clock.advance(Duration::minutes(46));
     let after = gate.authorize(&restart, &sam).await;
-    println!("authorize (46 min on) -> {after}");
+    println!("{:<22} -> {after}", "authorize (46 min on)");
     assert!(matches!(after, Decision::NeedsApproval { .. }));
     let swept = gate.sweep().await?;
-    println!("sweep                -> {} grant(s) expired", swept.grants_expired);
+    println!("{:<22} -> {} grant(s) expired", "sweep", swept.grants_expired);
 
-    // 9. The audit trail, verified.
+    // 9. Why, for a chat bot or a CLI.
+    println!("\n== explain\n{}", gate.explain(&restart, &sam).await);
+
+    // 10. The audit trail, verified.
     let head = gate.verify_audit().await?;
     println!(
-        "\n== audit trail ({} records, chain verified, head {}…)",
+        "== audit trail ({} records, chain verified, head {}…)",
         head.seq,
         &head.hash[..16]
     );
     for r in store.audit_records() {
         let e = &r.entry;
         println!(
-            "#{:<2} {} {:<24} by {:<14} {}{}",
+            "#{:<2} {} {:<16} by {:<26} {}{}",
             r.seq,
             e.at.format("%H:%M"),
             format!("{:?}", e.action),
@@ -121,15 +115,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     }
-    println!(
-        "\n== notifications sent: {}",
-        notifier
-            .events()
-            .iter()
-            .map(|e| format!("{:?}", e.kind))
-            .map(|k| k.split([' ', '{']).next().unwrap_or_default().to_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let kinds: Vec<String> = notifier
+        .events()
+        .iter()
+        .map(|e| {
+            format!("{:?}", e.kind)
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    println!("\n== notifications sent: {}", kinds.join(", "));
     Ok(())
 }

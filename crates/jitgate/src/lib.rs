@@ -9,12 +9,18 @@
 //!
 //! ## Feature flags
 //!
+//! - `cedar` (default): [`cedar`], Cedar policies (`jitgate-cedar`): standing permits,
+//!   `@jit` eligibility rules with their approval flows, reviewer eligibility, explain.
 //! - `postgres`: [`postgres`], the PostgreSQL store shared by many replicas
 //!   (`jitgate-postgres`; needs Rust 1.94).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub use chrono;
 pub use jitgate_core::*;
+
+/// Cedar policies (feature `cedar`, on by default).
+#[cfg(feature = "cedar")]
+pub use jitgate_cedar as cedar;
 
 /// The PostgreSQL store (feature `postgres`).
 #[cfg(feature = "postgres")]
