@@ -64,7 +64,7 @@ pub enum CedarError {
         help: Option<String>,
         /// Cedar's diagnostic, whole.
         #[source]
-        source: cedar_policy::ParseErrors,
+        source: Box<cedar_policy::ParseErrors>,
     },
     /// A policy fails strict validation against the schema.
     #[error("policy `{policy_id}` at {location}: {message}{}", help_suffix(help))]

@@ -62,7 +62,7 @@ pub(crate) fn parse(sources: &[Source]) -> Result<(PolicySet, HashMap<String, us
             location: diagnostic_location(&e, source),
             message: e.to_string(),
             help: e.help().map(|h| h.to_string()),
-            source: e,
+            source: Box::new(e),
         })?;
         if let Some(t) = parsed.templates().next() {
             return Err(CedarError::Validation {

@@ -292,7 +292,7 @@ impl CedarPolicy {
     pub fn policies(&self) -> impl Iterator<Item = &cedar_policy::Policy> {
         self.main
             .policies()
-            .chain(self.review.policies().filter(|p| !self.main.policy(p.id()).is_some()))
+            .chain(self.review.policies().filter(|p| self.main.policy(p.id()).is_none()))
     }
 
     /// Reloads the entities from the provider. On error the previous entities stay in use
