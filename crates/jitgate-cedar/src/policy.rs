@@ -334,26 +334,30 @@ impl CedarPolicy {
         Ok(response)
     }
 
-    fn jit_entity(
+    /// Asks Cedar whether `actor` may take jitgate's `action` on one of jitgate's own entities
+    /// (`Jit::<ty>::"<id>"`, a member of `resource`), added to the entities for this call only.
+    fn ask_about_jit_entity(
         &self,
-        ty: &str,
-        id: String,
+        actor: &EntityUid,
+        action: &EntityUid,
+        (ty, id): (&str, String),
         attrs: Vec<(&str, RestrictedExpression)>,
         resource: &EntityRef,
-    ) -> Result<(EntityUid, Entity), PolicyError> {
+    ) -> Result<(cedar_policy::Response, Entities), PolicyError> {
+        let snapshot = self.entities.current()?;
         let uid = self.types.uid(&EntityRef::new(format!("{NAMESPACE}::{ty}"), id))?;
         let parents = HashSet::from([self.types.uid(resource)?]);
         let attrs = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let entity = Entity::new(uid.clone(), attrs, parents)
-            .map_err(|e| PolicyError::msg(format!("cannot build {ty} entity: {e}")))?;
-        Ok((uid, entity))
-    }
-
-    /// The entities plus one of jitgate's own (the request or grant under review).
-    fn with_entity(&self, base: &Entities, extra: Entity) -> Result<Entities, PolicyError> {
-        base.clone()
-            .add_entities([extra], None)
-            .map_err(|e| PolicyError::msg(format!("cannot add entity: {e}")))
+            .map_err(|e| PolicyError::msg(format!("cannot build the {ty} entity: {e}")))?;
+        let entities = snapshot
+            .entities
+            .clone()
+            .add_entities([entity], None)
+            .map_err(|e| PolicyError::msg(format!("cannot add the {ty} entity: {e}")))?;
+        let request = Request::new(actor.clone(), action.clone(), uid, cedar_policy::Context::empty(), None)
+            .map_err(|e| PolicyError::msg(format!("bad {ty} request: {e}")))?;
+        Ok((self.decide(&request, &self.review, &entities)?, entities))
     }
 }
 
@@ -403,10 +407,11 @@ impl Policy for CedarPolicy {
         reviewer: &EntityRef,
         request: &AccessRequest,
     ) -> Result<ReviewerStanding, PolicyError> {
-        let snapshot = self.entities.current()?;
-        let (uid, entity) = self.jit_entity(
-            "AccessRequest",
-            request.id.0.to_string(),
+        let reviewer_uid = self.types.uid(reviewer)?;
+        let (response, entities) = self.ask_about_jit_entity(
+            &reviewer_uid,
+            &self.review_action,
+            ("AccessRequest", request.id.0.to_string()),
             vec![
                 (
                     "requester",
@@ -424,17 +429,6 @@ impl Policy for CedarPolicy {
             ],
             &request.action.scope.resource,
         )?;
-        let entities = self.with_entity(&snapshot.entities, entity)?;
-        let reviewer_uid = self.types.uid(reviewer)?;
-        let cedar_request = Request::new(
-            reviewer_uid.clone(),
-            self.review_action.clone(),
-            uid,
-            cedar_policy::Context::empty(),
-            None,
-        )
-        .map_err(|e| PolicyError::msg(format!("bad review request: {e}")))?;
-        let response = self.decide(&cedar_request, &self.review, &entities)?;
         if response.decision() == Decision::Deny {
             return Ok(ReviewerStanding::default());
         }
@@ -466,10 +460,10 @@ impl Policy for CedarPolicy {
         if *actor == grant.principal {
             return Ok(true);
         }
-        let snapshot = self.entities.current()?;
-        let (uid, entity) = self.jit_entity(
-            "Grant",
-            grant.id.0.to_string(),
+        let (response, _) = self.ask_about_jit_entity(
+            &self.types.uid(actor)?,
+            &self.revoke_action,
+            ("Grant", grant.id.0.to_string()),
             vec![
                 (
                     "holder",
@@ -483,15 +477,6 @@ impl Policy for CedarPolicy {
             ],
             &grant.scope.resource,
         )?;
-        let entities = self.with_entity(&snapshot.entities, entity)?;
-        let cedar_request = Request::new(
-            self.types.uid(actor)?,
-            self.revoke_action.clone(),
-            uid,
-            cedar_policy::Context::empty(),
-            None,
-        )
-        .map_err(|e| PolicyError::msg(format!("bad revoke request: {e}")))?;
-        Ok(self.decide(&cedar_request, &self.review, &entities)?.decision() == Decision::Allow)
+        Ok(response.decision() == Decision::Allow)
     }
 }

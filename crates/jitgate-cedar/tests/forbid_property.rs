@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, PolicySet, Request};
 use chrono::Duration;
 use common::*;
-use jitgate_cedar::{CedarPolicy, JsonEntitiesFile};
+
 use jitgate_core::*;
 use proptest::prelude::*;
 
@@ -76,14 +76,7 @@ async fn check(forbids: Vec<String>, requests: Vec<(usize, usize, usize)>) {
         }
     }
     // Then the same store under the example policies plus random forbids.
-    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap() + &forbids.join("\n");
-    let p = CedarPolicy::builder()
-        .schema_file(dir().join("app.cedarschema"))
-        .policies("access.cedar", &text)
-        .entities(Arc::new(JsonEntitiesFile::new(dir().join("entities.json"))))
-        .build()
-        .await
-        .unwrap();
+    let p = with_extra_policies(&forbids.join("\n")).await;
     let bare_set = PolicySet::from_policies(p.policies().cloned()).unwrap();
     let entities = Entities::from_json_str(
         &std::fs::read_to_string(dir().join("entities.json")).unwrap(),

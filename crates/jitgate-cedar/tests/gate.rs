@@ -77,19 +77,11 @@ async fn the_requester_cannot_approve_their_own_request() {
 
 #[tokio::test]
 async fn self_approval_is_allowed_only_by_an_explicit_policy() {
-    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap()
-        + r#"
-        @id("leads-self-review") @self_approval("true")
-        permit(principal in Team::"sre-leads", action == Jit::Action::"review", resource);"#;
-    let p = CedarPolicy::builder()
-        .schema_file(dir().join("app.cedarschema"))
-        .policies("access.cedar", &text)
-        .entities(Arc::new(jitgate_cedar::JsonEntitiesFile::new(
-            dir().join("entities.json"),
-        )))
-        .build()
-        .await
-        .unwrap();
+    let p = with_extra_policies(
+        r#"@id("leads-self-review") @self_approval("true")
+        permit(principal in Team::"sre-leads", action == Jit::Action::"review", resource);"#,
+    )
+    .await;
     let g = gate(p, Arc::new(MemoryStore::new()));
     let r = pending(&g, "lee", restart_prod()).await;
     let out = g.approve(r.id, &user("lee"), None).await.unwrap();
@@ -140,17 +132,8 @@ async fn a_forbid_beats_an_active_grant() {
     let g = gate(policy().await, store.clone());
     let r = pending(&g, "sam", restart_prod()).await;
     g.approve(r.id, &user("lee"), None).await.unwrap();
-    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap()
-        + "\n@id(\"change-freeze\") forbid(principal, action, resource in Env::\"prod\");";
-    let frozen = CedarPolicy::builder()
-        .schema_file(dir().join("app.cedarschema"))
-        .policies("access.cedar", &text)
-        .entities(Arc::new(jitgate_cedar::JsonEntitiesFile::new(
-            dir().join("entities.json"),
-        )))
-        .build()
-        .await
-        .unwrap();
+    let frozen =
+        with_extra_policies(r#"@id("change-freeze") forbid(principal, action, resource in Env::"prod");"#).await;
     let g2 = gate(frozen, store);
     assert_eq!(
         g2.authorize(&restart_prod(), &user("sam")).await,

@@ -39,3 +39,11 @@ pub fn user(id: &str) -> EntityRef {
 pub fn act(action: &str, ty: &str, id: &str) -> Action {
     Action::new(EntityRef::new("Action", action), EntityRef::new(ty, id))
 }
+
+/// The example policies plus `extra` policy text, with the example schema and entities.
+pub async fn with_extra_policies(extra: &str) -> CedarPolicy {
+    let text = std::fs::read_to_string(dir().join("access.cedar")).unwrap() + "\n" + extra;
+    with_policies(&text)
+        .await
+        .expect("the example policies plus the extra ones load")
+}
