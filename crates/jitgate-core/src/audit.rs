@@ -46,6 +46,10 @@ pub enum AuditAction {
     BreakGlassUsed,
     /// A break-glass grant was reviewed after the fact.
     BreakGlassAcknowledged,
+    /// The grant's holder was reminded that it ends soon.
+    GrantExpiryReminded,
+    /// A notification could not be delivered after every attempt and was parked as dead.
+    NotificationDead,
 }
 
 /// One audited step, before it is chained.

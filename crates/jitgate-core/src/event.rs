@@ -53,6 +53,21 @@ pub enum EventKind {
         /// The reviewer.
         by: EntityRef,
     },
+    /// A request left `Pending` (approved, denied, cancelled or expired): its other eligible
+    /// reviewers need not act on it any more.
+    RequestResolved {
+        /// How it ended.
+        state: crate::RequestState,
+        /// Who decided it, if a person did.
+        by: Option<EntityRef>,
+        /// The reviewer sets of its flow.
+        reviewers: Vec<EntityRef>,
+    },
+    /// A grant ends soon (sent once per grant, by the sweep).
+    GrantExpiring {
+        /// When it ends.
+        expires_at: DateTime<Utc>,
+    },
 }
 
 /// A notification event.

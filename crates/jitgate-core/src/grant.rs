@@ -159,6 +159,9 @@ pub struct Grant {
     pub acknowledged: Option<Acknowledgement>,
     /// How it ended, once it has.
     pub ended: Option<Ending>,
+    /// When the expiry reminder was sent, if it was.
+    #[serde(default)]
+    pub reminded_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// Optimistic-concurrency version.

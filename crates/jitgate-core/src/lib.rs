@@ -56,6 +56,7 @@
 
 pub mod audit;
 mod clock;
+mod dispatch;
 mod entity;
 mod error;
 mod event;
@@ -68,11 +69,13 @@ mod notify;
 mod policy;
 pub mod quorum;
 mod request;
+mod routing;
 mod serde_duration;
 mod store;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatch::{DispatchConfig, DispatchReport, Dispatcher};
 pub use entity::{Action, ActionBinding, AttrValue, Attributes, EntityRef, EntityRefParseError, Scope};
 pub use error::Error;
 pub use event::{Event, EventKind};
@@ -84,11 +87,12 @@ pub use gate::{
 pub use grant::{Acknowledgement, EmptyWindow, Ending, Grant, GrantState, Uses, Window};
 pub use ids::{EventId, GrantId, RequestId};
 pub use memory::{MemoryNotifier, MemoryStore};
-pub use notify::{Notifier, NotifyError, NullNotifier};
+pub use notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
 pub use policy::{
     Pattern, Policy, PolicyDecision, PolicyError, ReviewerStanding, RuleTable, RuleTableBuilder, RuleTableError,
 };
 pub use request::{AccessRequest, NewRequest, RequestState, Review, Verdict};
+pub use routing::{route, Delivery, Routing};
 pub use store::{Commit, Cursor, OutboxEntry, Page, PageRequest, Store, StoreError, Write};
 
 mod ids;

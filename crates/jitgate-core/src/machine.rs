@@ -195,6 +195,19 @@ impl Builder {
         self.event(&req.principal, req.scope(), req.id, req.grant_id, kind);
     }
 
+    /// `RequestResolved`, for the reviewers who no longer need to act.
+    fn resolved(&mut self, req: &AccessRequest, by: Option<&EntityRef>) {
+        let reviewers = req.flow.requirements.iter().map(|r| r.reviewers.clone()).collect();
+        self.request_event(
+            req,
+            EventKind::RequestResolved {
+                state: req.state,
+                by: by.cloned(),
+                reviewers,
+            },
+        );
+    }
+
     fn grant_event(&mut self, g: &Grant, kind: EventKind) {
         self.event(&g.principal, &g.scope, g.request_id, Some(g.id), kind);
     }
@@ -332,6 +345,7 @@ fn approve(
         break_glass: req.break_glass,
         acknowledged: None,
         ended: None,
+        reminded_at: None,
         created_at: now,
         version: 1,
     };
@@ -442,6 +456,7 @@ pub fn review(
                     comment,
                 },
             );
+            b.resolved(&next, Some(reviewer));
         }
         Verdict::Approve => {
             b.audit(
@@ -471,6 +486,7 @@ pub fn review(
                 }
                 let max = next.flow.max_duration;
                 let grant = approve(&mut next, grant_id, max, now, reviewer, ids, &mut b)?;
+                b.resolved(&next, Some(reviewer));
                 b.commit.grants.push(Write::Insert(grant));
             }
         }
@@ -499,6 +515,7 @@ pub fn cancel(req: &AccessRequest, actor: &EntityRef, now: DateTime<Utc>) -> Res
     next.closed_at = Some(now);
     b.audit(actor, AuditAction::RequestCancelled, &next, None, None, Vec::new());
     b.request_event(&next, EventKind::Cancelled);
+    b.resolved(&next, Some(actor));
     b.commit.request = Some(Write::Update {
         expected_version: req.version,
         value: next,
@@ -530,6 +547,7 @@ pub fn expire_request(req: &AccessRequest, now: DateTime<Utc>) -> Result<Commit>
         Vec::new(),
     );
     b.request_event(&next, EventKind::RequestExpired);
+    b.resolved(&next, None);
     b.commit.request = Some(Write::Update {
         expected_version: req.version,
         value: next,
@@ -567,6 +585,34 @@ pub fn activate(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
     next.state = GrantState::Active;
     b.grant_audit(&system_actor(), AuditAction::GrantActivated, &next, None);
     b.grant_event(&next, EventKind::GrantActive);
+    Ok(finish_grant(b, g, next))
+}
+
+/// Records the expiry reminder of an active grant (once per grant).
+///
+/// # Errors
+/// [`TransitionError::GrantNotActive`] if it is not active now, [`TransitionError::NotDue`] if
+/// it was already reminded.
+pub fn remind(g: &Grant, now: DateTime<Utc>) -> Result<Commit> {
+    let state = g.status_at(now);
+    if state != GrantState::Active {
+        return Err(TransitionError::GrantNotActive { grant: g.id, state });
+    }
+    if g.reminded_at.is_some() {
+        return Err(TransitionError::NotDue {
+            what: format!("a second reminder for grant {}", g.id),
+            now,
+        });
+    }
+    let (mut next, mut b) = next_grant(g, now);
+    next.reminded_at = Some(now);
+    b.grant_audit(&system_actor(), AuditAction::GrantExpiryReminded, &next, None);
+    b.grant_event(
+        &next,
+        EventKind::GrantExpiring {
+            expires_at: g.window.expires_at(),
+        },
+    );
     Ok(finish_grant(b, g, next))
 }
 

@@ -94,13 +94,17 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
-/// An event waiting in the outbox.
+/// An event in the outbox.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct OutboxEntry {
     /// The outbox position.
     pub seq: u64,
     /// The event.
     pub event: Event,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
 }
 
 /// A store failure.
@@ -227,17 +231,49 @@ pub trait Store: Send + Sync {
     /// A backend error.
     async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Up to `limit` undelivered outbox entries, oldest first. A store shared by replicas may
-    /// claim them for a while (a lease), so concurrent deliverers skip each other's entries;
-    /// an entry not marked done is offered again once its claim lapses.
+    /// Up to `limit` undelivered, not dead outbox entries whose next attempt is due at `now`,
+    /// oldest first. A store shared by replicas claims them for a while (a lease), so concurrent
+    /// dispatchers skip each other's entries; an entry not marked done, retried or parked is
+    /// offered again once its claim lapses.
     ///
     /// # Errors
     /// A backend error.
-    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn outbox_claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Marks outbox entries delivered.
     ///
     /// # Errors
     /// A backend error.
     async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: the entry is offered again from `next_attempt_at`.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn outbox_retry(
+        &self,
+        seq: u64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Parks an entry as dead (never offered again) and appends `audit` to the chain, together.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn outbox_park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError>;
+
+    /// Dead entries, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] or a backend error.
+    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError>;
+
+    /// Up to `limit` grants, stored `Active`, not yet reminded, with `expires_at <= before`
+    /// (a sweep sends their expiry reminders). A shared store may claim them for a while.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError>;
 }

@@ -476,11 +476,29 @@ impl Store for BrokenIndex {
     async fn audit_log(&self, after: u64, n: usize) -> Result<Vec<audit::AuditRecord>, StoreError> {
         self.0.audit_log(after, n).await
     }
-    async fn outbox_pending(&self, n: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.0.outbox_pending(n).await
+    async fn outbox_claim(&self, now: chrono::DateTime<chrono::Utc>, n: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.0.outbox_claim(now, n).await
     }
     async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
         self.0.outbox_done(seqs).await
+    }
+    async fn outbox_retry(
+        &self,
+        seq: u64,
+        n: u32,
+        next: chrono::DateTime<chrono::Utc>,
+        e: &str,
+    ) -> Result<(), StoreError> {
+        self.0.outbox_retry(seq, n, next, e).await
+    }
+    async fn outbox_park(&self, seq: u64, n: u32, e: &str, a: audit::AuditEntry) -> Result<(), StoreError> {
+        self.0.outbox_park(seq, n, e, a).await
+    }
+    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
+        self.0.outbox_dead(page).await
+    }
+    async fn due_reminders(&self, before: chrono::DateTime<chrono::Utc>, n: usize) -> Result<Vec<Grant>, StoreError> {
+        self.0.due_reminders(before, n).await
     }
 }
 
@@ -517,50 +535,140 @@ struct FlakyNotifier {
 
 #[async_trait]
 impl Notifier for FlakyNotifier {
-    async fn notify(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn notify(&self, delivery: &Delivery) -> Result<(), NotifyError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(NotifyError {
-                event: event.id.to_string(),
-                message: "receiver down".into(),
-                source: None,
-            });
+            return Err(NotifyError::new(delivery, "receiver down"));
         }
-        self.inner.notify(event).await
+        self.inner.notify(delivery).await
     }
 }
 
-#[tokio::test]
-async fn undelivered_events_stay_in_the_outbox_until_delivered_once() {
-    let store = Arc::new(MemoryStore::new());
+fn flaky_gate(max_attempts: u32) -> (Gate, Arc<FlakyNotifier>, Arc<ManualClock>) {
     let notifier = Arc::new(FlakyNotifier {
         inner: MemoryNotifier::new(),
         fail: true.into(),
     });
+    let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
-        .store(store.clone())
-        .clock(Arc::new(ManualClock::default()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(clock.clone())
         .notifier(notifier.clone())
+        .dispatch_config(DispatchConfig {
+            max_attempts,
+            ..DispatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    (gate, notifier, clock)
+}
+
+#[tokio::test]
+async fn undelivered_events_are_retried_after_their_backoff_and_delivered_once() {
+    let (gate, notifier, clock) = flaky_gate(8);
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    gate.approve(req.id, &lee(), None).await.unwrap();
+    assert!(notifier.inner.events().is_empty());
+    notifier.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        gate.deliver_outbox().await.unwrap(),
+        0,
+        "not due before the backoff passes"
+    );
+    clock.advance(Duration::seconds(2));
+    assert_eq!(
+        gate.deliver_outbox().await.unwrap(),
+        4,
+        "ApprovalNeeded, Approved, RequestResolved, GrantActive"
+    );
+    assert_eq!(gate.deliver_outbox().await.unwrap(), 0);
+    let deliveries = notifier.inner.deliveries();
+    let ids: std::collections::HashSet<_> = deliveries.iter().map(|d| d.event.id.clone()).collect();
+    assert_eq!(ids.len(), 4, "stable, distinct event ids");
+    assert!(deliveries.iter().all(|d| d.attempt == 2), "second attempt each");
+}
+
+#[tokio::test]
+async fn events_failing_every_attempt_are_parked_dead_listed_and_audited() {
+    let (gate, notifier, clock) = flaky_gate(3);
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(10));
+        gate.deliver_outbox().await.unwrap();
+    }
+    let dead = gate.dead_letters(&PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(
+        dead[0].last_error.as_deref().map(|e| e.contains("receiver down")),
+        Some(true)
+    );
+    assert!(matches!(dead[0].event.kind, EventKind::ApprovalNeeded { .. }));
+    let trail = gate.request_audit(req.id, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(trail.last().unwrap().entry.action, audit::AuditAction::NotificationDead);
+    notifier.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::days(1));
+    assert_eq!(
+        gate.deliver_outbox().await.unwrap(),
+        0,
+        "a dead event is never retried by itself"
+    );
+    gate.verify_audit().await.unwrap();
+}
+
+#[tokio::test]
+async fn events_are_routed_to_the_people_who_must_act() {
+    let (gate, _, notifier, _) = setup();
+    let req = pending(&gate, ask(migrate("db"), 30)).await;
+    gate.approve(req.id, &lee(), None).await.unwrap();
+    gate.approve(req.id, &sec(), None).await.unwrap();
+    let d = notifier.deliveries();
+    let needed = d
+        .iter()
+        .find(|d| matches!(d.event.kind, EventKind::ApprovalNeeded { .. }))
+        .unwrap();
+    assert_eq!(needed.to, vec![team("sre-leads"), team("security")]);
+    assert_eq!(needed.except, vec![sam()], "not the requester");
+    let approved = d.iter().find(|d| d.event.kind == EventKind::Approved).unwrap();
+    assert_eq!(approved.to, vec![sam()]);
+    let resolved = d
+        .iter()
+        .find(|d| matches!(d.event.kind, EventKind::RequestResolved { .. }))
+        .unwrap();
+    assert_eq!(resolved.to, vec![team("sre-leads"), team("security")]);
+    assert_eq!(
+        resolved.except,
+        vec![sam(), sec()],
+        "not the requester, not the decider"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_sends_one_expiry_reminder_per_grant() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::default());
+    let notifier = Arc::new(MemoryNotifier::new());
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store)
+        .clock(clock.clone())
+        .notifier(notifier.clone())
+        .expiry_reminder(Duration::minutes(10))
         .build()
         .unwrap();
     let req = pending(&gate, ask(restart("db"), 30)).await;
     gate.approve(req.id, &lee(), None).await.unwrap();
-    assert!(notifier.inner.events().is_empty());
-    assert_eq!(
-        store.outbox_pending(100).await.unwrap().len(),
-        3,
-        "ApprovalNeeded, Approved, GrantActive wait"
-    );
-    notifier.fail.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(gate.deliver_outbox().await.unwrap(), 3);
-    assert_eq!(gate.deliver_outbox().await.unwrap(), 0);
-    let ids: Vec<_> = notifier.inner.events().into_iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 3);
-    assert_eq!(
-        ids.iter().collect::<std::collections::HashSet<_>>().len(),
-        3,
-        "stable, distinct event ids"
-    );
+    assert_eq!(gate.sweep().await.unwrap().reminders_sent, 0, "30 minutes left");
+    clock.advance(Duration::minutes(21));
+    assert_eq!(gate.sweep().await.unwrap().reminders_sent, 1);
+    assert_eq!(gate.sweep().await.unwrap().reminders_sent, 0, "sent once");
+    let reminders: Vec<_> = notifier
+        .deliveries()
+        .into_iter()
+        .filter(|d| matches!(d.event.kind, EventKind::GrantExpiring { .. }))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0].to, vec![sam()]);
 }
 
 #[tokio::test]

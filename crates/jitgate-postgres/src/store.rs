@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jitgate_core::audit::AuditRecord;
+use jitgate_core::audit::{AuditEntry, AuditRecord};
 use jitgate_core::{
     AccessRequest, Commit, Cursor, EntityRef, Grant, GrantId, OutboxEntry, Page, PageRequest, RequestId, Scope, Store,
     StoreError, Write,
@@ -306,8 +306,8 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
     let body = to_json(g)?;
     let result = match w {
         Write::Insert(_) => sqlx::query(
-            "INSERT INTO grants (id, request_id, principal, scope_key, state, version, not_before, expires_at, awaits_ack, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO grants (id, request_id, principal, scope_key, state, version, not_before, expires_at, awaits_ack, body, reminded) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(g.id.0)
         .bind(g.request_id.0)
@@ -319,11 +319,12 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
         .bind(g.window.expires_at())
         .bind(g.awaits_acknowledgement())
         .bind(body)
+        .bind(g.reminded_at.is_some())
         .execute(&mut **tx)
         .await,
         Write::Update { expected_version, .. } => sqlx::query(
             "UPDATE grants SET state = $3, version = $4, awaits_ack = $5, body = $6, claimed_until = NULL, \
-             change_xid = pg_current_xact_id() WHERE id = $1 AND version = $2",
+             change_xid = pg_current_xact_id(), reminded = $7 WHERE id = $1 AND version = $2",
         )
         .bind(g.id.0)
         .bind(*expected_version as i64)
@@ -331,6 +332,7 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
         .bind(g.version as i64)
         .bind(g.awaits_acknowledgement())
         .bind(body)
+        .bind(g.reminded_at.is_some())
         .execute(&mut **tx)
         .await,
     };
@@ -576,31 +578,101 @@ impl Store for PgStore {
         rows.iter().map(audit_record).collect()
     }
 
-    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(
             "UPDATE outbox SET claimed_until = clock_timestamp() + $2 WHERE seq IN ( \
-                 SELECT seq FROM outbox WHERE done_at IS NULL \
+                 SELECT seq FROM outbox WHERE done_at IS NULL AND dead_at IS NULL \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
                  ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, body",
+             RETURNING seq, body, attempts, last_error",
         )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(self.options.claim_lease)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut out = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
+    }
+
+    async fn outbox_retry(
+        &self,
+        seq: u64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, claimed_until = NULL WHERE seq = $1",
+        )
+        .bind(seq as i64)
+        .bind(attempts as i32)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn outbox_park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
+        let entry = to_json(&audit)?;
+        sqlx::query(
+            "WITH parked AS ( \
+                 UPDATE outbox SET attempts = $2, last_error = $3, dead_at = clock_timestamp(), claimed_until = NULL \
+                 WHERE seq = $1 AND dead_at IS NULL RETURNING seq) \
+             INSERT INTO audit_entries (request_id, entry) SELECT $4, $5 FROM parked",
+        )
+        .bind(seq as i64)
+        .bind(attempts as i32)
+        .bind(error)
+        .bind(audit.request_id.0)
+        .bind(entry)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        self.sealer.notify_one();
+        Ok(())
+    }
+
+    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
+        let after: i64 = match &page.after {
+            None => 0,
+            Some(c) => {
+                c.0.parse()
+                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT seq, body, attempts, last_error FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit_param(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let items = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(page_of(items, page.limit, |e| e.seq.to_string()))
+    }
+
+    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE grants SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
+                 SELECT id FROM grants WHERE state = 'active' AND NOT reminded AND expires_at <= $1 \
+                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING body",
+        )
+        .bind(before)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(self.options.claim_lease)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let seq: i64 = r.try_get("seq").map_err(backend)?;
-                Ok(OutboxEntry {
-                    seq: seq as u64,
-                    event: decode(r, "body", "outbox")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by_key(|e| e.seq);
-        Ok(out)
+        rows.iter().map(|r| decode(r, "body", "grants")).collect()
     }
 
     async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
@@ -612,6 +684,17 @@ impl Store for PgStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+fn outbox_entry(row: &PgRow) -> Result<OutboxEntry, StoreError> {
+    let seq: i64 = row.try_get("seq").map_err(backend)?;
+    let attempts: i32 = row.try_get("attempts").map_err(backend)?;
+    Ok(OutboxEntry {
+        seq: seq as u64,
+        event: decode(row, "body", "outbox")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_error: row.try_get("last_error").map_err(backend)?,
+    })
 }
 
 fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {

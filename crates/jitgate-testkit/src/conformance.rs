@@ -119,7 +119,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
         audit_before,
         "audit written by a failed commit"
     );
-    let outbox = store.outbox_pending(usize::MAX).await.unwrap();
+    let outbox = store.outbox_claim(t0(), usize::MAX).await.unwrap();
     assert!(
         outbox.iter().all(|e| !failed_events.contains(&e.event.id)),
         "event written by a failed commit"
@@ -490,16 +490,16 @@ pub async fn outbox_holds_events_until_done(store: Arc<dyn Store>) {
     let (r2, c2) = open(&sam(), "b", t0());
     store.commit(c1).await.unwrap();
     store.commit(c2).await.unwrap();
-    let first = store.outbox_pending(1).await.unwrap();
+    let first = store.outbox_claim(t0(), 1).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].event.request_id, r1.id, "oldest first");
     store.outbox_done(&[first[0].seq]).await.unwrap();
-    let second = store.outbox_pending(10).await.unwrap();
+    let second = store.outbox_claim(t0(), 10).await.unwrap();
     assert_eq!(second.len(), 1, "the done event is gone, the other waits: {second:?}");
     assert_eq!(second[0].event.request_id, r2.id);
     assert!(second[0].seq > first[0].seq);
     store.outbox_done(&[second[0].seq]).await.unwrap();
-    assert!(store.outbox_pending(10).await.unwrap().is_empty());
+    assert!(store.outbox_claim(t0(), 10).await.unwrap().is_empty());
 }
 
 /// A two-use grant allows exactly two `authorize` calls, however many race for it, and
@@ -563,4 +563,94 @@ pub async fn nothing_is_deleted(store: Arc<dyn Store>) {
         gate.get_request(RequestId::new_random()).await,
         Err(Error::RequestNotFound(_))
     ));
+}
+
+/// A failed delivery waits until its next attempt is due; a parked one is listed as dead,
+/// never offered again, and recorded in the audit chain.
+pub async fn outbox_retries_wait_and_dead_letters_are_kept(store: Arc<dyn Store>) {
+    let (_, c) = open(&sam(), "a", t0());
+    store.commit(c).await.unwrap();
+    let first = store.outbox_claim(t0(), 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempts, 0);
+    let seq = first[0].seq;
+    store
+        .outbox_retry(seq, 1, t0() + Duration::seconds(30), "receiver said 500")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .outbox_claim(t0() + Duration::seconds(29), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let again = store.outbox_claim(t0() + Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due again at its next attempt");
+    assert_eq!(
+        (again[0].attempts, again[0].last_error.as_deref()),
+        (1, Some("receiver said 500"))
+    );
+    let e = &again[0].event;
+    let audit = jitgate_core::audit::AuditEntry {
+        at: t0(),
+        actor: machine::system_actor(),
+        action: jitgate_core::audit::AuditAction::NotificationDead,
+        request_id: e.request_id,
+        grant_id: e.grant_id,
+        principal: e.principal.clone(),
+        scope: e.scope.clone(),
+        text: Some("gave up".into()),
+        policy_ids: Vec::new(),
+    };
+    let before = audit_all(&store).await.len();
+    store.outbox_park(seq, 2, "gave up", audit).await.unwrap();
+    assert!(
+        store
+            .outbox_claim(t0() + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "dead is never offered again"
+    );
+    let dead = store.outbox_dead(&PageRequest::first(10)).await.unwrap();
+    assert_eq!(dead.items.len(), 1);
+    assert_eq!((dead.items[0].seq, dead.items[0].attempts), (seq, 2));
+    let audit = audit_all(&store).await;
+    assert_eq!(audit.len(), before + 1);
+    assert_eq!(
+        audit.last().unwrap().entry.action,
+        jitgate_core::audit::AuditAction::NotificationDead
+    );
+    verify(&audit).expect("audit chain verifies");
+}
+
+/// Grants due for an expiry reminder are listed until reminded, once.
+pub async fn expiry_reminders_are_due_once(store: Arc<dyn Store>) {
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let RequestOutcome::Pending(r) = gate.request(ask(restart("a"), 30)).await.unwrap() else {
+        panic!()
+    };
+    let grant = gate.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+    let now = jitgate_core::Clock::now(&*clock);
+    assert!(
+        store
+            .due_reminders(now + Duration::minutes(10), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "ends in 30 min"
+    );
+    let due = store.due_reminders(now + Duration::minutes(30), 10).await.unwrap();
+    assert_eq!(due.iter().map(|g| g.id).collect::<Vec<_>>(), vec![grant.id]);
+    store.commit(machine::remind(&due[0], now).unwrap()).await.unwrap();
+    assert!(
+        store
+            .due_reminders(now + Duration::minutes(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reminded once"
+    );
 }

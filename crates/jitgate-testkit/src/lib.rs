@@ -50,7 +50,9 @@ macro_rules! store_conformance {
             listings_paginate,
             outbox_holds_events_until_done,
             use_limited_grant_allows_exactly_n_uses_concurrently,
-            nothing_is_deleted
+            nothing_is_deleted,
+            outbox_retries_wait_and_dead_letters_are_kept,
+            expiry_reminders_are_due_once
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

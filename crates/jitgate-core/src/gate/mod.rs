@@ -44,12 +44,10 @@ pub use queries::AuditError;
 pub use sweep::SweepReport;
 
 use crate::clock::{Clock, SystemClock};
+use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::notify::{Notifier, NullNotifier};
 use crate::policy::Policy;
 use crate::store::{Commit, Store, StoreError};
-
-/// Outbox entries delivered per store read.
-const OUTBOX_BATCH: usize = 64;
 
 /// How many times a transition is recomputed after a version conflict before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
@@ -71,10 +69,11 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 pub struct Gate {
     policy: Arc<dyn Policy>,
     store: Arc<dyn Store>,
-    notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
+    dispatcher: Dispatcher,
     max_attempts: u32,
     deliver_inline: bool,
+    reminder_lead: Option<chrono::Duration>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -107,6 +106,8 @@ pub struct GateBuilder {
     clock: Option<Arc<dyn Clock>>,
     max_attempts: Option<u32>,
     deliver_inline: Option<bool>,
+    dispatch: Option<DispatchConfig>,
+    reminder_lead: Option<chrono::Duration>,
 }
 
 impl GateBuilder {
@@ -122,7 +123,8 @@ impl GateBuilder {
         self.store = Some(store);
         self
     }
-    /// The notifier (default: [`NullNotifier`]).
+    /// The notifier (default: [`NullNotifier`]). For several, wrap them or run a
+    /// [`Dispatcher`] of your own with inline delivery off.
     #[must_use]
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
@@ -148,18 +150,39 @@ impl GateBuilder {
         self
     }
 
+    /// Retry, dead-letter and routing settings of the gate's dispatcher.
+    #[must_use]
+    pub fn dispatch_config(mut self, config: DispatchConfig) -> Self {
+        self.dispatch = Some(config);
+        self
+    }
+
+    /// Makes [`Gate::sweep`] send one `GrantExpiring` reminder per grant, `lead` before it ends
+    /// (default: no reminders).
+    #[must_use]
+    pub fn expiry_reminder(mut self, lead: chrono::Duration) -> Self {
+        self.reminder_lead = Some(lead);
+        self
+    }
+
     /// Builds the gate.
     ///
     /// # Errors
     /// [`BuildError::MissingPolicy`] or [`BuildError::MissingStore`].
     pub fn build(self) -> Result<Gate, BuildError> {
+        let store = self.store.ok_or(BuildError::MissingStore)?;
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let dispatcher = Dispatcher::new(store.clone(), clock.clone())
+            .notifier(self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)))
+            .config(self.dispatch.unwrap_or_default());
         Ok(Gate {
             policy: self.policy.ok_or(BuildError::MissingPolicy)?,
-            store: self.store.ok_or(BuildError::MissingStore)?,
-            notifier: self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)),
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            store,
+            clock,
+            dispatcher,
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             deliver_inline: self.deliver_inline.unwrap_or(true),
+            reminder_lead: self.reminder_lead,
         })
     }
 }
@@ -192,36 +215,19 @@ impl Gate {
         Ok(())
     }
 
-    /// Delivers undelivered outbox events to the notifier, oldest first, and marks the
-    /// delivered ones done. Returns how many were delivered. An event whose delivery fails
-    /// stays in the outbox (with everything after it) for the next call.
+    /// Delivers due outbox events through this gate's dispatcher (see [`Dispatcher`]): retried
+    /// with backoff on failure, parked as dead after the last attempt. Returns how many were
+    /// delivered.
     ///
     /// # Errors
     /// A store error.
     pub async fn deliver_outbox(&self) -> Result<usize, StoreError> {
-        let mut delivered = 0;
-        loop {
-            let batch = self.store.outbox_pending(OUTBOX_BATCH).await?;
-            if batch.is_empty() {
-                return Ok(delivered);
-            }
-            let mut done = Vec::with_capacity(batch.len());
-            let mut failed = false;
-            for entry in &batch {
-                match self.notifier.notify(&entry.event).await {
-                    Ok(()) => done.push(entry.seq),
-                    Err(e) => {
-                        tracing::warn!(event = %entry.event.id, error = %e, "notification failed; will retry");
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            delivered += done.len();
-            self.store.outbox_done(&done).await?;
-            if failed || batch.len() < OUTBOX_BATCH {
-                return Ok(delivered);
-            }
-        }
+        Ok(self.dispatcher.dispatch_once().await?.delivered)
+    }
+
+    /// This gate's dispatcher (store, notifier, clock, configuration), e.g. to spawn
+    /// `dispatcher.run(shutdown)` with inline delivery off.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
     }
 }

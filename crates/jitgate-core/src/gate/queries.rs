@@ -101,6 +101,14 @@ impl Gate {
         Ok(self.store.unacknowledged_break_glass(page).await?)
     }
 
+    /// Notifications parked as dead after their last delivery attempt, oldest first.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn dead_letters(&self, page: &PageRequest) -> Result<Page<crate::OutboxEntry>, Error> {
+        Ok(self.store.outbox_dead(page).await?)
+    }
+
     /// The audit records of a request and its grant, in order.
     ///
     /// # Errors

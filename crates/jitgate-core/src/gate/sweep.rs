@@ -15,14 +15,16 @@ pub struct SweepReport {
     pub grants_activated: usize,
     /// Grants expired.
     pub grants_expired: usize,
+    /// Expiry reminders sent (with [`GateBuilder::expiry_reminder`](crate::GateBuilder::expiry_reminder)).
+    pub reminders_sent: usize,
 }
 
 const BATCH: usize = 256;
 const MAX_PASSES: usize = 1_000;
 
 impl Gate {
-    /// Expires pending requests past their TTL and grants past their end, and records the
-    /// start of scheduled grants. Run it periodically; `authorize` never depends on it (an
+    /// Expires pending requests past their TTL and grants past their end, records the start of
+    /// scheduled grants, and sends expiry reminders if configured. Run it periodically; `authorize` never depends on it (an
     /// expired grant never allows), but events and audit records come from it.
     ///
     /// # Errors
@@ -47,6 +49,14 @@ impl Gate {
                 if self.sweep_step(step).await? {
                     *counter += 1;
                     progressed = true;
+                }
+            }
+            if let Some(lead) = self.reminder_lead {
+                for g in self.store.due_reminders(now + lead, BATCH).await? {
+                    if self.sweep_step(machine::remind(&g, now)).await? {
+                        report.reminders_sent += 1;
+                        progressed = true;
+                    }
                 }
             }
             if !progressed {

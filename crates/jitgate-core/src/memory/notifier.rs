@@ -8,18 +8,19 @@ use tokio::sync::watch;
 
 use crate::event::Event;
 use crate::notify::{Notifier, NotifyError};
+use crate::routing::Delivery;
 
 /// Records every event it is given; a test can read them or await one.
 #[derive(Debug)]
 pub struct MemoryNotifier {
-    events: Mutex<Vec<Event>>,
+    deliveries: Mutex<Vec<Delivery>>,
     count: watch::Sender<usize>,
 }
 
 impl Default for MemoryNotifier {
     fn default() -> Self {
         Self {
-            events: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
         }
     }
@@ -33,7 +34,12 @@ impl MemoryNotifier {
 
     /// Every event received so far, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.deliveries().into_iter().map(|d| d.event).collect()
+    }
+
+    /// Every delivery received so far (event, recipients, attempt), in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Waits up to `timeout` for an event matching `pred` (including one already received).
@@ -58,11 +64,11 @@ impl MemoryNotifier {
 
 #[async_trait]
 impl Notifier for MemoryNotifier {
-    async fn notify(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn notify(&self, delivery: &Delivery) -> Result<(), NotifyError> {
         let n = {
-            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-            events.push(event.clone());
-            events.len()
+            let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            deliveries.push(delivery.clone());
+            deliveries.len()
         };
         self.count.send_replace(n);
         Ok(())

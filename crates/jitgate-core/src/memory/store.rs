@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::audit::{AuditRecord, ChainHead};
+use crate::audit::{AuditEntry, AuditRecord, ChainHead};
 use crate::store::{Commit, Cursor, OutboxEntry, Page, PageRequest, Store, StoreError, Write};
 use crate::{AccessRequest, EntityRef, Grant, GrantId, GrantState, RequestId, RequestState, Scope};
 
@@ -20,6 +20,16 @@ use crate::{AccessRequest, EntityRef, Grant, GrantId, GrantState, RequestId, Req
 pub struct MemoryStore {
     inner: RwLock<Inner>,
 }
+
+#[derive(Debug)]
+struct OutboxRow {
+    entry: OutboxEntry,
+    next_attempt_at: Option<DateTime<Utc>>,
+    claimed_until: Option<DateTime<Utc>>,
+}
+
+/// How long a claimed outbox entry is hidden from other dispatchers in this process.
+const CLAIM_LEASE_SECONDS: i64 = 30;
 
 #[derive(Default, Debug)]
 struct Inner {
@@ -37,7 +47,8 @@ struct Inner {
     audit: Vec<AuditRecord>,
     head: ChainHead,
     audit_by_request: HashMap<RequestId, Vec<usize>>,
-    outbox: BTreeMap<u64, OutboxEntry>,
+    outbox: BTreeMap<u64, OutboxRow>,
+    dead: BTreeMap<u64, OutboxEntry>,
     outbox_next: u64,
 }
 
@@ -154,7 +165,20 @@ impl Inner {
         for event in c.events {
             self.outbox_next += 1;
             let seq = self.outbox_next;
-            self.outbox.insert(seq, OutboxEntry { seq, event });
+            let entry = OutboxEntry {
+                seq,
+                event,
+                attempts: 0,
+                last_error: None,
+            };
+            self.outbox.insert(
+                seq,
+                OutboxRow {
+                    entry,
+                    next_attempt_at: None,
+                    claimed_until: None,
+                },
+            );
         }
     }
 
@@ -392,8 +416,22 @@ impl Store for MemoryStore {
         Ok(inner.audit[start..].iter().take(limit).cloned().collect())
     }
 
-    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(self.read().outbox.values().take(limit).cloned().collect())
+    async fn outbox_claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut inner = self.write();
+        let lease = now + chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
+        let mut out = Vec::new();
+        for row in inner.outbox.values_mut() {
+            if out.len() == limit {
+                break;
+            }
+            let due = row.next_attempt_at.is_none_or(|t| t <= now);
+            let free = row.claimed_until.is_none_or(|t| t <= now);
+            if due && free {
+                row.claimed_until = Some(lease);
+                out.push(row.entry.clone());
+            }
+        }
+        Ok(out)
     }
 
     async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
@@ -402,5 +440,61 @@ impl Store for MemoryStore {
             inner.outbox.remove(s);
         }
         Ok(())
+    }
+
+    async fn outbox_retry(
+        &self,
+        seq: u64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if let Some(row) = inner.outbox.get_mut(&seq) {
+            row.entry.attempts = attempts;
+            row.entry.last_error = Some(error.to_owned());
+            row.next_attempt_at = Some(next_attempt_at);
+            row.claimed_until = None;
+        }
+        Ok(())
+    }
+
+    async fn outbox_park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if let Some(mut row) = inner.outbox.remove(&seq) {
+            row.entry.attempts = attempts;
+            row.entry.last_error = Some(error.to_owned());
+            inner.dead.insert(seq, row.entry);
+            inner.apply(Commit {
+                audit: vec![audit],
+                ..Commit::default()
+            });
+        }
+        Ok(())
+    }
+
+    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
+        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
+        let inner = self.read();
+        let keys = inner.dead.range(after + 1..).map(|(k, _)| *k);
+        Ok(paginate(
+            keys,
+            page.limit,
+            |k| k.to_string(),
+            |k| inner.dead.get(k).cloned(),
+        ))
+    }
+
+    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .expiries
+            .iter()
+            .take_while(|(t, _)| *t <= before)
+            .filter_map(|(_, id)| inner.grants.get(id))
+            .filter(|g| g.state == GrantState::Active && g.reminded_at.is_none())
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

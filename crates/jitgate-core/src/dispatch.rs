@@ -1,0 +1,235 @@
+//! The dispatcher: drains the outbox into the notifiers, at least once, with backoff.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::audit::{AuditAction, AuditEntry};
+use crate::clock::Clock;
+use crate::machine::system_actor;
+use crate::notify::Notifier;
+use crate::routing::{route, Delivery, Routing};
+use crate::store::{OutboxEntry, Store, StoreError};
+
+/// How the dispatcher retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchConfig {
+    /// Attempts before an event is parked as dead (default 8).
+    pub max_attempts: u32,
+    /// Backoff after the first failure; doubles per attempt (default 1 s).
+    pub base_backoff: Duration,
+    /// Backoff ceiling (default 5 min).
+    pub max_backoff: Duration,
+    /// Entries claimed per store read (default 64).
+    pub batch: usize,
+    /// How often `run` looks for due entries when idle (default 1 s).
+    pub poll_interval: StdDuration,
+    /// Who break-glass events go to.
+    pub routing: Routing,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_backoff: Duration::seconds(1),
+            max_backoff: Duration::minutes(5),
+            batch: 64,
+            poll_interval: StdDuration::from_secs(1),
+            routing: Routing::default(),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// The delay before attempt `failed + 1`, after `failed` failures: exponential from
+    /// `base_backoff`, capped at `max_backoff`, with "equal jitter" (uniform in [d/2, d]) so
+    /// replicas retrying the same receiver spread out. `unit` in [0, 1) is the random draw.
+    pub fn backoff(&self, failed: u32, unit: f64) -> Duration {
+        let exp = 2i32.saturating_pow(failed.saturating_sub(1).min(30));
+        let full = self
+            .base_backoff
+            .checked_mul(exp)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff);
+        let half = full / 2;
+        let jitter_ms = (half.num_milliseconds() as f64 * unit.clamp(0.0, 1.0)) as i64;
+        half + Duration::milliseconds(jitter_ms)
+    }
+}
+
+/// What one [`Dispatcher::dispatch_once`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Events every notifier accepted.
+    pub delivered: usize,
+    /// Events that failed and will be retried.
+    pub retried: usize,
+    /// Events parked as dead after their last attempt.
+    pub dead: usize,
+}
+
+/// Delivers outbox events to notifiers. Cheap to clone.
+///
+/// Each event goes to every notifier; if any fails, the event is retried later (to all of them:
+/// delivery is at least once, and receivers de-duplicate by event id). After
+/// `max_attempts` failures it is parked as dead: listed by [`Store::outbox_dead`] and recorded
+/// in the audit log (`NotificationDead`), never dropped silently.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    clock: Arc<dyn Clock>,
+    config: DispatchConfig,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("notifiers", &self.notifiers.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store` with no notifiers yet.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            notifiers: Vec::new(),
+            clock,
+            config: DispatchConfig::default(),
+        }
+    }
+
+    /// Adds a notifier.
+    #[must_use]
+    pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(n);
+        self
+    }
+
+    /// Sets the retry and routing configuration.
+    #[must_use]
+    pub fn config(mut self, config: DispatchConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Delivers every due event once (claiming batches until none is left).
+    ///
+    /// # Errors
+    /// A store error; what was delivered before it stays delivered.
+    pub async fn dispatch_once(&self) -> Result<DispatchReport, StoreError> {
+        let mut report = DispatchReport::default();
+        loop {
+            let now = self.clock.now();
+            let batch = self.store.outbox_claim(now, self.config.batch).await?;
+            let mut done = Vec::new();
+            for entry in &batch {
+                match self.deliver(entry).await {
+                    Ok(()) => done.push(entry.seq),
+                    Err(error) => self.failed(entry, &error, now, &mut report).await?,
+                }
+            }
+            report.delivered += done.len();
+            self.store.outbox_done(&done).await?;
+            if batch.len() < self.config.batch {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn deliver(&self, entry: &OutboxEntry) -> Result<(), String> {
+        let (to, except) = route(&entry.event, &self.config.routing);
+        let delivery = Delivery {
+            event: entry.event.clone(),
+            to,
+            except,
+            attempt: entry.attempts + 1,
+        };
+        for n in &self.notifiers {
+            n.notify(&delivery).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn failed(
+        &self,
+        entry: &OutboxEntry,
+        error: &str,
+        now: DateTime<Utc>,
+        report: &mut DispatchReport,
+    ) -> Result<(), StoreError> {
+        let attempts = entry.attempts + 1;
+        if attempts >= self.config.max_attempts {
+            tracing::error!(event = %entry.event.id, attempts, error, "notification parked as dead");
+            let e = &entry.event;
+            let audit = AuditEntry {
+                at: now,
+                actor: system_actor(),
+                action: AuditAction::NotificationDead,
+                request_id: e.request_id,
+                grant_id: e.grant_id,
+                principal: e.principal.clone(),
+                scope: e.scope.clone(),
+                text: Some(format!(
+                    "event {} undeliverable after {attempts} attempts: {error}",
+                    e.id
+                )),
+                policy_ids: Vec::new(),
+            };
+            self.store.outbox_park(entry.seq, attempts, error, audit).await?;
+            report.dead += 1;
+        } else {
+            let next = now + self.config.backoff(attempts, fastrand::f64());
+            tracing::warn!(event = %entry.event.id, attempts, %next, error, "notification failed; will retry");
+            self.store.outbox_retry(entry.seq, attempts, next, error).await?;
+            report.retried += 1;
+        }
+        Ok(())
+    }
+
+    /// Dispatches until `shutdown` completes: at once, then whenever `poll_interval` passes.
+    /// Store errors are logged and retried at the next tick. Returns after the current round
+    /// when `shutdown` fires.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.dispatch_once().await {
+                tracing::warn!(error = %e, "dispatch round failed; retrying at the next tick");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered_into_the_upper_half() {
+        let c = DispatchConfig {
+            base_backoff: Duration::seconds(2),
+            max_backoff: Duration::seconds(60),
+            ..Default::default()
+        };
+        assert_eq!(c.backoff(1, 0.0), Duration::seconds(1));
+        assert_eq!(c.backoff(1, 0.999_999), Duration::milliseconds(1999));
+        assert_eq!(c.backoff(2, 0.0), Duration::seconds(2));
+        assert_eq!(c.backoff(3, 0.0), Duration::seconds(4));
+        assert_eq!(
+            c.backoff(10, 0.0),
+            Duration::seconds(30),
+            "capped at 60 s, half of it without jitter"
+        );
+        assert_eq!(c.backoff(u32::MAX, 1.0), Duration::seconds(60));
+    }
+}
