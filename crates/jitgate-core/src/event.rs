@@ -14,6 +14,9 @@ pub enum EventKind {
     ApprovalNeeded {
         /// The reviewer sets of the flow's requirements.
         reviewers: Vec<EntityRef>,
+        /// The flow, for people ("approval: 1 from Team::\"sre-leads\"; at most 60 min; …").
+        #[serde(default)]
+        flow: String,
         /// The requester's justification.
         justification: Option<String>,
     },

@@ -303,6 +303,7 @@ pub fn open(
             &req,
             EventKind::ApprovalNeeded {
                 reviewers,
+                flow: flow.to_string(),
                 justification: req.justification.clone(),
             },
         );

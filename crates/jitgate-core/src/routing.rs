@@ -93,6 +93,7 @@ mod tests {
         let routing = Routing::default().with_security(sec.clone());
         let needed = event(EventKind::ApprovalNeeded {
             reviewers: vec![leads.clone()],
+            flow: String::new(),
             justification: None,
         });
         assert_eq!(route(&needed, &routing), (vec![leads.clone()], vec![sam.clone()]));

@@ -579,7 +579,7 @@ async fn undelivered_events_are_retried_after_their_backoff_and_delivered_once()
     assert_eq!(
         gate.deliver_outbox().await.unwrap(),
         4,
-        "ApprovalNeeded, Approved, RequestResolved, GrantActive"
+        "ApprovalNeeded, Approved, GrantActive, RequestResolved"
     );
     assert_eq!(gate.deliver_outbox().await.unwrap(), 0);
     let deliveries = notifier.inner.deliveries();

@@ -1,0 +1,176 @@
+//! # jitgate-webhook
+//!
+//! A [`Notifier`] that POSTs every jitgate event to configured URLs: jitgate's JSON, or a
+//! Slack-compatible message ([`PayloadFormat::Slack`]), signed with HMAC-SHA256 over the
+//! timestamp and body (see [`signature`](crate::signature) and [`verify`]). Failures (an
+//! error status, a timeout, a refused connection) are returned to the dispatcher, which retries
+//! with backoff and parks the event as dead after its last attempt.
+//!
+//! ```
+//! use std::time::Duration;
+//! use jitgate_webhook::{PayloadFormat, WebhookNotifier};
+//! let notifier = WebhookNotifier::builder(b"shared-secret".to_vec())
+//!     .url("https://hooks.example.com/jitgate")
+//!     .format(PayloadFormat::Json)
+//!     .timeout(Duration::from_secs(5))
+//!     .build()
+//!     .unwrap();
+//! # let _ = notifier;
+//! ```
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod payload;
+pub mod signature;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jitgate_core::{Delivery, Notifier, NotifyError};
+
+pub use payload::{body, summary, PayloadFormat};
+pub use signature::{sign, verify, SignatureError};
+
+/// Building a [`WebhookNotifier`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// No URL was configured.
+    #[error("a webhook notifier needs at least one URL: call .url(...)")]
+    NoUrl,
+    /// A URL is not an http(s) URL.
+    #[error("`{url}` is not an http:// or https:// URL")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The secret is empty.
+    #[error("the signing secret is empty: receivers could not verify anything")]
+    EmptySecret,
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Builds a [`WebhookNotifier`].
+#[derive(Debug)]
+pub struct WebhookNotifierBuilder {
+    secret: Vec<u8>,
+    urls: Vec<String>,
+    format: PayloadFormat,
+    timeout: Duration,
+}
+
+impl WebhookNotifierBuilder {
+    /// Adds a URL to POST to.
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
+    /// The body format (default [`PayloadFormat::Json`]).
+    #[must_use]
+    pub fn format(mut self, format: PayloadFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Per-request timeout (default 10 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the notifier.
+    ///
+    /// # Errors
+    /// [`WebhookError`].
+    pub fn build(self) -> Result<WebhookNotifier, WebhookError> {
+        if self.urls.is_empty() {
+            return Err(WebhookError::NoUrl);
+        }
+        if let Some(url) = self
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(WebhookError::BadUrl { url: url.clone() });
+        }
+        if self.secret.is_empty() {
+            return Err(WebhookError::EmptySecret);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(WebhookError::Client)?;
+        Ok(WebhookNotifier {
+            client,
+            secret: self.secret,
+            urls: self.urls,
+            format: self.format,
+        })
+    }
+}
+
+/// POSTs signed events to webhooks.
+#[derive(Clone)]
+pub struct WebhookNotifier {
+    client: reqwest::Client,
+    secret: Vec<u8>,
+    urls: Vec<String>,
+    format: PayloadFormat,
+}
+
+impl std::fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookNotifier")
+            .field("urls", &self.urls)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookNotifier {
+    /// Starts a builder with the shared signing secret.
+    pub fn builder(secret: Vec<u8>) -> WebhookNotifierBuilder {
+        WebhookNotifierBuilder {
+            secret,
+            urls: Vec::new(),
+            format: PayloadFormat::Json,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn notify(&self, delivery: &Delivery) -> Result<(), NotifyError> {
+        let bytes =
+            serde_json::to_vec(&body(delivery, self.format)).map_err(|e| NotifyError::new(delivery, e.to_string()))?;
+        for url in &self.urls {
+            let timestamp = chrono::Utc::now().timestamp();
+            let response = self
+                .client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
+                .header(signature::SIGNATURE_HEADER, sign(&self.secret, timestamp, &bytes))
+                .header(signature::EVENT_ID_HEADER, delivery.event.id.to_string())
+                .header(signature::ATTEMPT_HEADER, delivery.attempt.to_string())
+                .body(bytes.clone())
+                .send()
+                .await
+                .map_err(|e| NotifyError {
+                    event: delivery.event.id.to_string(),
+                    message: format!("POST {url} failed: {e}"),
+                    source: Some(Box::new(e)),
+                })?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(NotifyError::new(delivery, format!("POST {url} answered {status}")));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! The webhook notifier against a real HTTP server on loopback, driven through `Gate` and the
+//! dispatcher.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use chrono::{Duration, Utc};
+use jitgate_core::*;
+use jitgate_testkit::fixtures::{self, ask, lee, restart, sam, team};
+use jitgate_webhook::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use jitgate_webhook::{verify, PayloadFormat, SignatureError, WebhookNotifier};
+use tokio::net::TcpListener;
+
+const SECRET: &[u8] = b"test-secret";
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    failures_left: Arc<AtomicU32>,
+    always_fail: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if r.slow.load(Ordering::SeqCst) {
+        tokio::time::sleep(StdDuration::from_secs(2)).await;
+    }
+    if r.always_fail.load(Ordering::SeqCst)
+        || r.failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    r.got.lock().unwrap().push((headers, body));
+    StatusCode::NO_CONTENT
+}
+
+impl Receiver {
+    async fn start(&self, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+        let app = Router::new().route("/hook", post(receive)).with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        })
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    fn types(&self) -> Vec<String> {
+        self.bodies()
+            .iter()
+            .map(|b| b["event"]["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+struct Setup {
+    gate: Gate,
+    clock: Arc<ManualClock>,
+    receiver: Receiver,
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn setup(format: PayloadFormat, max_attempts: u32, timeout: StdDuration) -> Setup {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = Receiver::default();
+    let server = receiver.start(listener).await;
+    let notifier = WebhookNotifier::builder(SECRET.to_vec())
+        .url(&url)
+        .format(format)
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let gate = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(clock.clone())
+        .notifier(Arc::new(notifier))
+        .dispatch_config(DispatchConfig {
+            max_attempts,
+            ..DispatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    Setup {
+        gate,
+        clock,
+        receiver,
+        url,
+        server,
+    }
+}
+
+async fn pending(gate: &Gate) -> AccessRequest {
+    match gate.request(ask(restart("orders-prod"), 30)).await.unwrap() {
+        RequestOutcome::Pending(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approvers() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
+    pending(&s.gate).await;
+    let got = s.receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let (headers, body) = &got[0];
+    let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        verify(
+            SECRET,
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            body,
+            Utc::now(),
+            Duration::minutes(5)
+        ),
+        Ok(())
+    );
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(json["event"]["type"], "approval_needed");
+    assert_eq!(json["event"]["id"], h(EVENT_ID_HEADER));
+    assert_eq!(json["to"], serde_json::to_value(vec![team("sre-leads")]).unwrap());
+    assert_eq!(json["except"], serde_json::to_value(vec![sam()]).unwrap());
+    // A receiver rejects a tampered body, another secret, and a replay later on.
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert_eq!(
+        verify(
+            SECRET,
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            &tampered,
+            Utc::now(),
+            Duration::minutes(5)
+        ),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify(
+            b"other",
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            body,
+            Utc::now(),
+            Duration::minutes(5)
+        ),
+        Err(SignatureError::Mismatch)
+    );
+    let replay = verify(
+        SECRET,
+        &h(TIMESTAMP_HEADER),
+        &h(SIGNATURE_HEADER),
+        body,
+        Utc::now() + Duration::minutes(10),
+        Duration::minutes(5),
+    );
+    assert!(matches!(replay, Err(SignatureError::Expired { .. })));
+}
+
+#[tokio::test]
+async fn a_500_is_retried_after_the_backoff_with_the_same_event_id() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
+    s.receiver.failures_left.store(1, Ordering::SeqCst);
+    pending(&s.gate).await;
+    assert!(s.receiver.got.lock().unwrap().is_empty(), "the first attempt got a 500");
+    s.clock.advance(Duration::seconds(2));
+    assert_eq!(s.gate.deliver_outbox().await.unwrap(), 1);
+    let got = s.receiver.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.get("X-Jitgate-Attempt").unwrap(), "2");
+}
+
+#[tokio::test]
+async fn the_dispatcher_gives_up_after_the_maximum_and_parks_the_event() {
+    let s = setup(PayloadFormat::Json, 3, StdDuration::from_secs(5)).await;
+    s.receiver.always_fail.store(true, Ordering::SeqCst);
+    let req = pending(&s.gate).await;
+    for _ in 0..5 {
+        s.clock.advance(Duration::minutes(10));
+        s.gate.deliver_outbox().await.unwrap();
+    }
+    let dead = s.gate.dead_letters(&PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert!(
+        dead[0].last_error.as_deref().unwrap().contains("500"),
+        "{:?}",
+        dead[0].last_error
+    );
+    let trail = s
+        .gate
+        .request_audit(req.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(trail.last().unwrap().entry.action, audit::AuditAction::NotificationDead);
+}
+
+#[tokio::test]
+async fn a_slow_receiver_times_out_and_is_retried() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_millis(200)).await;
+    s.receiver.slow.store(true, Ordering::SeqCst);
+    pending(&s.gate).await;
+    s.receiver.slow.store(false, Ordering::SeqCst);
+    s.clock.advance(Duration::seconds(2));
+    assert_eq!(s.gate.deliver_outbox().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_rolled_back_transition_delivers_nothing() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
+    let req = pending(&s.gate).await;
+    // Two transitions computed from the same version: the second conflicts and rolls back.
+    let standing = ReviewerStanding {
+        eligible_for: vec![0],
+        policy_ids: vec![],
+        self_approval: false,
+    };
+    let now = s.clock.now();
+    let first = machine::review(
+        &req,
+        &lee(),
+        Verdict::Approve,
+        None,
+        &standing,
+        GrantId::new_random(),
+        now,
+    )
+    .unwrap();
+    let second = machine::cancel(&req, &sam(), now).unwrap();
+    s.gate.store().commit(first).await.unwrap();
+    assert!(matches!(
+        s.gate.store().commit(second).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    s.gate.deliver_outbox().await.unwrap();
+    // Only the committed approval's events arrive; the rolled-back cancel's never do.
+    assert_eq!(
+        s.receiver.types(),
+        vec!["approval_needed", "approved", "grant_active", "request_resolved"]
+    );
+}
+
+#[tokio::test]
+async fn slack_mode_posts_text_and_blocks_with_reason_flow_and_approvers() {
+    let s = setup(PayloadFormat::Slack, 8, StdDuration::from_secs(5)).await;
+    pending(&s.gate).await;
+    let body = &s.receiver.bodies()[0];
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains(r#"User::"sam" asks to Action::"db_restart" on Database::"orders-prod""#),
+        "{text}"
+    );
+    let section = body["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(section.contains("*Reason:* INC-1: on call"), "{section}");
+    assert!(
+        section.contains("*Flow:* approval: 1 from Team::\"sre-leads\""),
+        "{section}"
+    );
+    assert!(section.contains("*Who may approve:* Team::\"sre-leads\""), "{section}");
+    assert!(body["blocks"].as_array().unwrap().len() >= 2);
+}
+
+#[tokio::test]
+async fn a_receiver_that_was_down_gets_the_approval_once_it_is_back() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
+    let req = pending(&s.gate).await;
+    // Stop the receiver; approve while it is down.
+    s.server.abort();
+    let _ = s.server.await;
+    s.gate.approve(req.id, &lee(), Some("go")).await.unwrap();
+    assert_eq!(s.receiver.types(), vec!["approval_needed"]);
+    // Start it again on the same address.
+    let addr = s.url.trim_start_matches("http://").trim_end_matches("/hook").to_owned();
+    let listener = TcpListener::bind(&addr).await.unwrap();
+    let _server = s.receiver.start(listener).await;
+    s.clock.advance(Duration::seconds(2));
+    s.gate.deliver_outbox().await.unwrap();
+    s.clock.advance(Duration::minutes(10));
+    s.gate.deliver_outbox().await.unwrap();
+    let types = s.receiver.types();
+    assert_eq!(types.iter().filter(|t| *t == "approved").count(), 1, "{types:?}");
+}
