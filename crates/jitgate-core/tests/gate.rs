@@ -870,3 +870,52 @@ async fn a_lapsed_pending_request_does_not_block_a_new_one_before_the_sweep() {
     assert_ne!(new.id, old.id);
     assert_eq!(gate.get_request(old.id).await.unwrap().state, RequestState::Expired);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_dispatcher_delivers_and_stops_cleanly_on_shutdown() {
+    let store = Arc::new(MemoryStore::new());
+    let notifier = Arc::new(MemoryNotifier::new());
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::default()))
+        .notifier(notifier.clone())
+        .deliver_inline(false)
+        .dispatch_config(DispatchConfig {
+            poll_interval: StdDuration::from_millis(10),
+            ..DispatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = gate.dispatcher();
+    let task = tokio::spawn(async move {
+        dispatcher
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    assert!(
+        notifier
+            .wait_for(StdDuration::from_secs(2), |e| matches!(
+                e.kind,
+                EventKind::ApprovalNeeded { .. }
+            ))
+            .await
+            .is_some(),
+        "the running dispatcher delivered"
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(StdDuration::from_secs(2), task)
+        .await
+        .expect("run returns on shutdown")
+        .unwrap();
+    gate.approve(req.id, &lee(), None).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    assert!(
+        !notifier.events().iter().any(|e| e.kind == EventKind::Approved),
+        "nothing is delivered after shutdown"
+    );
+}

@@ -277,3 +277,44 @@ async fn the_grant_cache_becomes_fresh_and_stays_fresh_while_idle() {
         "heartbeats keep an idle cache fresh"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dispatchers_on_two_replicas_deliver_each_event_once() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let writer = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(a.clone())
+        .clock(clock.clone())
+        .deliver_inline(false)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        pending(&writer, ask(restart(&format!("db{i}")), 30)).await;
+    }
+    let (na, nb) = (Arc::new(MemoryNotifier::new()), Arc::new(MemoryNotifier::new()));
+    let da = Dispatcher::new(a.clone(), clock.clone())
+        .notifier(na.clone())
+        .config(DispatchConfig {
+            batch: 4,
+            ..DispatchConfig::default()
+        });
+    let db = Dispatcher::new(b.clone(), clock.clone())
+        .notifier(nb.clone())
+        .config(DispatchConfig {
+            batch: 4,
+            ..DispatchConfig::default()
+        });
+    let (x, y) = tokio::join!(da.dispatch_once(), db.dispatch_once());
+    assert_eq!(x.unwrap().delivered + y.unwrap().delivered, 40);
+    let mut ids: Vec<_> = na.events().into_iter().chain(nb.events()).map(|e| e.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        40,
+        "each event delivered exactly once across the two replicas"
+    );
+}
