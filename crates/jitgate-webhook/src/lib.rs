@@ -2,7 +2,7 @@
 //!
 //! A [`Notifier`] that POSTs every jitgate event to configured URLs: jitgate's JSON, or a
 //! Slack-compatible message ([`PayloadFormat::Slack`]), signed with HMAC-SHA256 over the
-//! timestamp and body (see [`signature`](crate::signature) and [`verify`]). Failures (an
+//! timestamp and body (see [`signature`] and [`verify`]). Failures (an
 //! error status, a timeout, a refused connection) are returned to the dispatcher, which retries
 //! with backoff and parks the event as dead after its last attempt.
 //!
