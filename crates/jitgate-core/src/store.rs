@@ -200,7 +200,7 @@ pub trait Store: Send + Sync {
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError>;
 
     /// Up to `limit` pending requests whose deadline is at or before `now`. Like
-    /// [`Store::outbox_pending`], a shared store may claim them for a while.
+    /// [`Store::outbox_claim`], a shared store may claim them for a while.
     ///
     /// # Errors
     /// A backend error.

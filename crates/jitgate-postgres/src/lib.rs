@@ -47,10 +47,12 @@
 //!   rebuilds the index periodically and after reconnecting. If the index has not been
 //!   confirmed fresh within the staleness bound, `live_grants` reads the database (and says so
 //!   in `tracing`) until it is.
-//! - **Sweeps and outbox on many replicas.** `due_requests`, `due_grants` and
-//!   `outbox_pending` claim rows with `FOR UPDATE SKIP LOCKED` and a lease, so replicas
+//! - **Sweeps and outbox on many replicas.** `due_requests`, `due_grants`, `due_reminders`
+//!   and `outbox_claim` claim rows with `FOR UPDATE SKIP LOCKED` and a lease, so replicas
 //!   running them at once split the work; the transitions themselves are still
-//!   compare-and-swap, so a lease that runs out cannot double-apply anything.
+//!   compare-and-swap, so a lease that runs out cannot double-apply anything. Failed
+//!   deliveries record their attempts and next attempt time; dead ones are kept with
+//!   `dead_at` and audited in the same statement.
 //! - **Time.** Decisions use the engine's clock; the database's clock only times leases.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
