@@ -29,6 +29,7 @@ pub struct PgStore {
     cache: Arc<GrantCache>,
     channel: String,
     sealer: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -110,15 +111,16 @@ impl PgStore {
             heartbeat: options.heartbeat,
             resync_every: options.resync_every,
         };
-        tokio::spawn(run_feed(Arc::downgrade(&cache), feed));
+        let feed_task = tokio::spawn(run_feed(Arc::downgrade(&cache), feed));
         let sealer = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(seal::run_sealer(Arc::downgrade(&sealer), pool.clone()));
+        let seal_task = tokio::spawn(seal::run_sealer(Arc::downgrade(&sealer), pool.clone()));
         Ok(Self {
             pool,
             options,
             cache,
             channel,
             sealer,
+            tasks: vec![feed_task, seal_task],
         })
     }
 
@@ -709,6 +711,9 @@ fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
         if !self.options.ephemeral {
             return;
         }
@@ -722,9 +727,19 @@ impl Drop for PgStore {
             };
             rt.block_on(async move {
                 use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect_with(&connect).await {
-                    let _ = sqlx::query(AssertSqlSafe(drop_sql)).execute(&mut conn).await;
-                    let _ = conn.close().await;
+                // Connections of the aborted tasks may still hold locks for a moment: retry.
+                for _ in 0..20 {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect_with(&connect).await {
+                        let done = sqlx::query(AssertSqlSafe(drop_sql.clone()))
+                            .execute(&mut conn)
+                            .await
+                            .is_ok();
+                        let _ = conn.close().await;
+                        if done {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             });
         });
