@@ -8,7 +8,11 @@ use async_trait::async_trait;
 use cedar_policy::{Entities, Entity, Schema};
 use jitgate_core::PolicyError;
 
+use crate::slice::SliceCache;
 use crate::CedarError;
+
+/// How many (principal, action) slices a snapshot keeps before starting over.
+const SLICE_CAPACITY: usize = 100_000;
 
 /// Supplies the entities policies consult, in one batch: principals with their groups,
 /// resources with their parents and attributes. The service implements it over its directory
@@ -69,8 +73,15 @@ impl EntityProvider for StaticEntities {
     }
 }
 
+/// The key of a cached decision: everything `evaluate` reads.
+pub(crate) type DecisionKey = (jitgate_core::EntityRef, jitgate_core::Scope, jitgate_core::Attributes);
+
 pub(crate) struct Snapshot {
     pub(crate) entities: Entities,
+    /// Policy slices for these entities.
+    pub(crate) slices: SliceCache,
+    /// Decisions for these entities, if the cache is on.
+    pub(crate) decisions: Option<std::sync::Mutex<lru::LruCache<DecisionKey, jitgate_core::PolicyDecision>>>,
     loaded_at: Instant,
 }
 
@@ -79,6 +90,7 @@ pub(crate) struct EntityCache {
     provider: Arc<dyn EntityProvider>,
     schema: Schema,
     max_age: Option<Duration>,
+    decision_capacity: Option<std::num::NonZeroUsize>,
     current: RwLock<Arc<Snapshot>>,
 }
 
@@ -87,17 +99,23 @@ impl EntityCache {
         provider: Arc<dyn EntityProvider>,
         schema: Schema,
         max_age: Option<Duration>,
+        decision_capacity: Option<std::num::NonZeroUsize>,
     ) -> Result<Self, CedarError> {
-        let snapshot = Self::build(&*provider, &schema).await?;
+        let snapshot = Self::build(&*provider, &schema, decision_capacity).await?;
         Ok(Self {
             provider,
             schema,
             max_age,
+            decision_capacity,
             current: RwLock::new(Arc::new(snapshot)),
         })
     }
 
-    async fn build(provider: &dyn EntityProvider, schema: &Schema) -> Result<Snapshot, CedarError> {
+    async fn build(
+        provider: &dyn EntityProvider,
+        schema: &Schema,
+        decision_capacity: Option<std::num::NonZeroUsize>,
+    ) -> Result<Snapshot, CedarError> {
         let list = provider.load().await?;
         let entities = Entities::from_entities(list, Some(schema)).map_err(|e| CedarError::Entities {
             message: e.to_string(),
@@ -105,13 +123,16 @@ impl EntityCache {
         })?;
         Ok(Snapshot {
             entities,
+            slices: SliceCache::new(SLICE_CAPACITY),
+            decisions: decision_capacity.map(|c| std::sync::Mutex::new(lru::LruCache::new(c))),
             loaded_at: Instant::now(),
         })
     }
 
-    /// Reloads from the provider; on error the previous snapshot stays (until it is too old).
+    /// Reloads from the provider (a new snapshot: new slices, an empty decision cache); on
+    /// error the previous snapshot stays (until it is too old).
     pub(crate) async fn refresh(&self) -> Result<(), CedarError> {
-        let snapshot = Self::build(&*self.provider, &self.schema).await?;
+        let snapshot = Self::build(&*self.provider, &self.schema, self.decision_capacity).await?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
         Ok(())
     }

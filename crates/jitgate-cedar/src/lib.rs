@@ -38,8 +38,9 @@ mod error;
 mod load;
 mod policy;
 pub mod schema;
+pub mod slice;
 
 pub use annotations::KNOWN as KNOWN_ANNOTATIONS;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, Location};
-pub use policy::{CedarPolicy, CedarPolicyBuilder};
+pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -16,7 +17,7 @@ use miette::Diagnostic;
 
 use crate::annotations::{classify, Kind};
 use crate::convert::TypeNames;
-use crate::entities::{EntityCache, EntityProvider, StaticEntities};
+use crate::entities::{EntityCache, EntityProvider, Snapshot, StaticEntities};
 use crate::load::{diagnostic_location, parse, Source};
 use crate::schema::{merged, NAMESPACE};
 use crate::CedarError;
@@ -28,6 +29,7 @@ pub struct CedarPolicyBuilder {
     sources: Vec<Source>,
     provider: Option<Arc<dyn EntityProvider>>,
     max_age: Option<StdDuration>,
+    decision_cache: Option<std::num::NonZeroUsize>,
     errors: Vec<CedarError>,
 }
 
@@ -126,6 +128,17 @@ impl CedarPolicyBuilder {
         self
     }
 
+    /// Caches up to `capacity` policy decisions, keyed by principal, action, resource and the
+    /// whole context (off by default). Decisions do not depend on time or grants (grants are
+    /// looked up after the policy answers), so the cache is only emptied by an entity refresh;
+    /// a policy reload builds a new `CedarPolicy`, with a new cache. A `capacity` of 0 leaves
+    /// it off. See [`CedarPolicy::decision_cache_stats`].
+    #[must_use]
+    pub fn decision_cache(mut self, capacity: usize) -> Self {
+        self.decision_cache = std::num::NonZeroUsize::new(capacity);
+        self
+    }
+
     /// Parses, validates (strict mode) and checks every annotation, then loads the entities.
     ///
     /// # Errors
@@ -179,7 +192,7 @@ impl CedarPolicyBuilder {
             kinds.insert(p.id().clone(), kind);
         }
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
-        let entities = EntityCache::load(provider, schema.clone(), self.max_age).await?;
+        let entities = EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache).await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);
         let types = TypeNames::default();
         let internal = |e: EntityRef| {
@@ -201,6 +214,8 @@ impl CedarPolicyBuilder {
             authorizer: Authorizer::new(),
             review_action,
             revoke_action,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         })
     }
 }
@@ -260,6 +275,17 @@ pub struct CedarPolicy {
     authorizer: Authorizer,
     review_action: EntityUid,
     revoke_action: EntityUid,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Hit and miss counts of the decision cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions computed (and then cached).
+    pub misses: u64,
 }
 
 impl std::fmt::Debug for CedarPolicy {
@@ -279,6 +305,7 @@ impl CedarPolicy {
             sources: Vec::new(),
             provider: None,
             max_age: None,
+            decision_cache: None,
             errors: Vec::new(),
         }
     }
@@ -302,6 +329,14 @@ impl CedarPolicy {
     /// The provider's [`CedarError`].
     pub async fn refresh_entities(&self) -> Result<(), CedarError> {
         self.entities.refresh().await
+    }
+
+    /// Hits and misses of the decision cache (zero when it is off).
+    pub fn decision_cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     fn flow_of(&self, ids: &[&PolicyId]) -> Option<Arc<Flow>> {
@@ -361,24 +396,28 @@ impl CedarPolicy {
     }
 }
 
-fn ids(response: &cedar_policy::Response) -> Vec<&PolicyId> {
-    let mut v: Vec<&PolicyId> = response.diagnostics().reason().collect();
-    v.sort_by_key(|id| id.to_string());
-    v
-}
-
-impl Policy for CedarPolicy {
-    fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
-        let snapshot = self.entities.current()?;
+impl CedarPolicy {
+    /// The policy decision, on the slice of the access policies for this principal and action.
+    fn evaluate_in(
+        &self,
+        snapshot: &Snapshot,
+        principal: &EntityRef,
+        action: &Action,
+    ) -> Result<PolicyDecision, PolicyError> {
+        let principal_uid = self.types.uid(principal)?;
+        let action_uid = self.types.uid(&action.scope.action)?;
+        let slice = snapshot
+            .slices
+            .get(&self.main, &principal_uid, &action_uid, &snapshot.entities);
         let request = Request::new(
-            self.types.uid(principal)?,
-            self.types.uid(&action.scope.action)?,
+            principal_uid,
+            action_uid,
             self.types.uid(&action.scope.resource)?,
             self.types.context(&action.context)?,
             None,
         )
         .map_err(|e| PolicyError::msg(format!("bad request: {e}")))?;
-        let response = self.decide(&request, &self.main, &snapshot.entities)?;
+        let response = self.decide(&request, &slice, &snapshot.entities)?;
         let determining = ids(&response);
         let names = || determining.iter().map(|id| id.to_string()).collect::<Vec<_>>();
         Ok(match response.decision() {
@@ -401,7 +440,33 @@ impl Policy for CedarPolicy {
             }
         })
     }
+}
 
+fn ids(response: &cedar_policy::Response) -> Vec<&PolicyId> {
+    let mut v: Vec<&PolicyId> = response.diagnostics().reason().collect();
+    v.sort_by_key(|id| id.to_string());
+    v
+}
+
+impl Policy for CedarPolicy {
+    fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
+        let snapshot = self.entities.current()?;
+        let Some(cache) = &snapshot.decisions else {
+            return self.evaluate_in(&snapshot, principal, action);
+        };
+        let key = (principal.clone(), action.scope.clone(), action.context.clone());
+        if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(d.clone());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let decision = self.evaluate_in(&snapshot, principal, action)?;
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, decision.clone());
+        Ok(decision)
+    }
     fn reviewer_standing(
         &self,
         reviewer: &EntityRef,

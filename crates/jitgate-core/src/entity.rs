@@ -122,7 +122,7 @@ impl fmt::Display for Scope {
 }
 
 /// A context attribute value, in the shapes Cedar understands.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
 #[serde(rename_all = "snake_case")]
 pub enum AttrValue {
     /// A boolean.

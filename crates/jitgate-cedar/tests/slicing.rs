@@ -1,0 +1,207 @@
+//! Differential tests: slicing (and the decision cache) give exactly bare Cedar's answers.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+use common::*;
+use jitgate_cedar::slice::slice;
+use jitgate_cedar::{CedarPolicy, JsonEntitiesFile};
+use jitgate_core::{Action, AttrValue, EntityRef, Policy};
+use proptest::prelude::*;
+
+fn uid(s: &str) -> EntityUid {
+    EntityUid::from_str(s).unwrap()
+}
+
+const ACTIONS: &[&str] = &["read", "edit", "delete", "write"];
+
+/// A world: 5 teams (a random acyclic hierarchy), 6 users in random teams, 3 folders,
+/// 6 documents in random folders, and the action group `write` ⊇ {edit, delete}.
+fn world(team_parents: &[Option<usize>], user_teams: &[Vec<usize>], doc_folders: &[usize]) -> Entities {
+    let mut v = Vec::new();
+    for (i, parent) in team_parents.iter().enumerate() {
+        let parents: HashSet<EntityUid> = parent
+            .filter(|p| *p < i)
+            .map(|p| uid(&format!("Team::\"t{p}\"")))
+            .into_iter()
+            .collect();
+        v.push(Entity::new_no_attrs(uid(&format!("Team::\"t{i}\"")), parents));
+    }
+    for (i, teams) in user_teams.iter().enumerate() {
+        let parents = teams.iter().map(|t| uid(&format!("Team::\"t{t}\""))).collect();
+        v.push(Entity::new_no_attrs(uid(&format!("User::\"u{i}\"")), parents));
+    }
+    for f in 0..3 {
+        v.push(Entity::new_no_attrs(uid(&format!("Folder::\"f{f}\"")), HashSet::new()));
+    }
+    for (i, f) in doc_folders.iter().enumerate() {
+        v.push(Entity::new_no_attrs(
+            uid(&format!("Doc::\"d{i}\"")),
+            HashSet::from([uid(&format!("Folder::\"f{f}\""))]),
+        ));
+    }
+    v.push(Entity::new_no_attrs(uid("Action::\"write\""), HashSet::new()));
+    v.push(Entity::new_no_attrs(uid("Action::\"read\""), HashSet::new()));
+    for a in ["edit", "delete"] {
+        v.push(Entity::new_no_attrs(
+            uid(&format!("Action::\"{a}\"")),
+            HashSet::from([uid("Action::\"write\"")]),
+        ));
+    }
+    Entities::from_entities(v, None).unwrap()
+}
+
+fn principal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("principal".to_owned()),
+        (0..6usize).prop_map(|u| format!("principal == User::\"u{u}\"")),
+        (0..5usize).prop_map(|t| format!("principal in Team::\"t{t}\"")),
+        Just("principal is User".to_owned()),
+        (0..5usize).prop_map(|t| format!("principal is User in Team::\"t{t}\"")),
+        (0..5usize).prop_map(|t| format!("principal == Team::\"t{t}\"")),
+    ]
+}
+
+fn action() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("action".to_owned()),
+        (0..ACTIONS.len()).prop_map(|a| format!("action == Action::\"{}\"", ACTIONS[a])),
+        (0..ACTIONS.len(), 0..ACTIONS.len())
+            .prop_map(|(a, b)| format!("action in [Action::\"{}\", Action::\"{}\"]", ACTIONS[a], ACTIONS[b])),
+        Just("action in Action::\"write\"".to_owned()),
+    ]
+}
+
+fn resource() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("resource".to_owned()),
+        (0..6usize).prop_map(|d| format!("resource == Doc::\"d{d}\"")),
+        (0..3usize).prop_map(|f| format!("resource in Folder::\"f{f}\"")),
+        Just("resource is Doc".to_owned()),
+    ]
+}
+
+fn condition() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just(" when { context.flag }".to_owned()),
+        Just(" when { context.n > 3 }".to_owned()),
+        (0..5usize).prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" }}")),
+        (0..3usize).prop_map(|f| format!(" unless {{ resource in Folder::\"f{f}\" }}")),
+    ]
+}
+
+fn policy_text() -> impl Strategy<Value = String> {
+    (any::<bool>(), principal(), action(), resource(), condition())
+        .prop_map(|(permit, p, a, r, c)| format!("{}({p}, {a}, {r}){c};", if permit { "permit" } else { "forbid" }))
+}
+
+fn context(choice: u8) -> Context {
+    match choice % 3 {
+        0 => Context::empty(),
+        1 => Context::from_pairs([
+            ("flag".to_owned(), RestrictedExpression::new_bool(true)),
+            ("n".to_owned(), RestrictedExpression::new_long(5)),
+        ])
+        .unwrap(),
+        _ => Context::from_pairs([("flag".to_owned(), RestrictedExpression::new_bool(false))]).unwrap(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_slice_decides_exactly_as_the_whole_set(
+        policies in prop::collection::vec(policy_text(), 1..14),
+        team_parents in prop::collection::vec(prop::option::of(0..5usize), 5),
+        user_teams in prop::collection::vec(prop::collection::vec(0..5usize, 0..3), 6),
+        doc_folders in prop::collection::vec(0..3usize, 6),
+        requests in prop::collection::vec((0..6usize, 0..ACTIONS.len(), 0..6usize, any::<u8>()), 1..10),
+    ) {
+        let all = PolicySet::from_str(&policies.join("\n")).unwrap();
+        let entities = world(&team_parents, &user_teams, &doc_folders);
+        let authorizer = Authorizer::new();
+        for (u, a, d, c) in requests {
+            let (p, act, r) = (uid(&format!("User::\"u{u}\"")), uid(&format!("Action::\"{}\"", ACTIONS[a])), uid(&format!("Doc::\"d{d}\"")));
+            let req = Request::new(p.clone(), act.clone(), r, context(c), None).unwrap();
+            let whole = authorizer.is_authorized(&req, &all, &entities);
+            let sliced_set = slice(&all, &p, &act, &entities);
+            let sliced = authorizer.is_authorized(&req, &sliced_set, &entities);
+            prop_assert_eq!(whole.decision(), sliced.decision(), "{:?}", policies);
+            let reasons = |r: &cedar_policy::Response| r.diagnostics().reason().map(|id| id.to_string()).collect::<BTreeSet<_>>();
+            prop_assert_eq!(reasons(&whole), reasons(&sliced), "{:?}", policies);
+            let errors = |r: &cedar_policy::Response| r.diagnostics().errors().map(|e| e.to_string()).collect::<BTreeSet<_>>();
+            prop_assert_eq!(errors(&whole), errors(&sliced), "{:?}", policies);
+            prop_assert!(sliced_set.policies().count() <= all.policies().count());
+        }
+    }
+}
+
+const USERS: &[&str] = &["sam", "lee", "ada", "sec", "sue", "eve"];
+const REQUESTS: &[(&str, &str, &str)] = &[
+    ("db_restart", "Database", "orders-prod"),
+    ("db_restart", "Database", "orders-staging"),
+    ("db_migrate", "Database", "orders-prod"),
+    ("db_drop", "Database", "orders-prod"),
+    ("read_logs", "Service", "orders"),
+    ("read_customer", "Customer", "c-42"),
+];
+
+async fn example(cache: usize) -> CedarPolicy {
+    builder()
+        .decision_cache(cache)
+        .entities(Arc::new(JsonEntitiesFile::new(dir().join("entities.json"))))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cached_decisions_equal_uncached_ones_and_are_counted() {
+    let (plain, cached) = (example(0).await, example(256).await);
+    for _round in 0..2 {
+        for who in USERS {
+            for (a, ty, id) in REQUESTS {
+                for ticket in [None, Some("INC-1")] {
+                    let mut action = Action::new(EntityRef::new("Action", *a), EntityRef::new(*ty, *id));
+                    if let Some(t) = ticket {
+                        action = action.with_attr("ticket", AttrValue::from(t));
+                    }
+                    let user = EntityRef::new("User", *who);
+                    assert_eq!(
+                        cached.evaluate(&user, &action).unwrap(),
+                        plain.evaluate(&user, &action).unwrap()
+                    );
+                }
+            }
+        }
+    }
+    let n = (USERS.len() * REQUESTS.len() * 2) as u64;
+    let stats = cached.decision_cache_stats();
+    assert_eq!(
+        (stats.misses, stats.hits),
+        (n, n),
+        "first round misses, second round hits"
+    );
+    assert_eq!(
+        plain.decision_cache_stats().hits + plain.decision_cache_stats().misses,
+        0,
+        "off by default"
+    );
+    cached.refresh_entities().await.unwrap();
+    let action = Action::new(
+        EntityRef::new("Action", "read_logs"),
+        EntityRef::new("Service", "orders"),
+    );
+    cached.evaluate(&EntityRef::new("User", "sam"), &action).unwrap();
+    assert_eq!(
+        cached.decision_cache_stats().misses,
+        n + 1,
+        "an entity refresh empties the cache"
+    );
+}
