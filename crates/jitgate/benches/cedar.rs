@@ -2,8 +2,9 @@
 //! in the same run. Run: `cargo bench -p jitgate --bench cedar`.
 //!
 //! The set: 50 policies (20 `@jit` rules, 20 standing permits, 5 forbids, 5 review rules) over
-//! an organisation three levels deep (org → 5 departments → 20 teams → 2,000 users) and 200
-//! databases, about 2,300 entities. Grants: 1k and 1M in the in-memory store.
+//! an organisation three levels deep (org → 5 departments → 20 teams → 10,000 users) and 200
+//! databases, about 10,200 entities. Grants: 1k and 1M in the in-memory store. `Gate::authorize`
+//! is measured without and with the decision cache.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -44,7 +45,7 @@ fn entities() -> Vec<Entity> {
                 uid("Team", &team),
                 HashSet::from([uid("Team", &format!("dept{d}"))]),
             ));
-            for u in 0..100 {
+            for u in 0..500 {
                 v.push(Entity::new_no_attrs(
                     uid("User", &format!("u{d}-{t}-{u}")),
                     HashSet::from([uid("Team", &team)]),
@@ -104,15 +105,19 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let policy = rt
-        .block_on(
+    let load = |cache: usize| {
+        rt.block_on(
             CedarPolicy::builder()
                 .schema("bench.cedarschema", SCHEMA)
                 .policies("bench.cedar", &policies())
                 .entities(Arc::new(StaticEntities(entities())))
+                .decision_cache(cache)
                 .build(),
         )
-        .expect("bench policies load");
+        .expect("bench policies load")
+    };
+    let policy = load(0);
+    let cached_policy = load(10_000);
     assert_eq!(policy.policies().count(), 50);
     // Bare Cedar: the same 50 policies, the same entities, a prebuilt request.
     let bare_set = PolicySet::from_policies(policy.policies().cloned()).unwrap();
@@ -123,6 +128,12 @@ fn bench(c: &mut Criterion) {
     let store = Arc::new(MemoryStore::new());
     let gate = Gate::builder()
         .policy(Arc::new(policy))
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cached = Gate::builder()
+        .policy(Arc::new(cached_policy))
         .store(store.clone())
         .clock(clock.clone())
         .build()
@@ -170,6 +181,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("gate_authorize/standing", |b| {
         b.to_async(&rt).iter(|| gate.authorize(&logs, &holder))
     });
+    group.bench_function("gate_authorize_cached/standing", |b| {
+        b.to_async(&rt).iter(|| cached.authorize(&logs, &holder))
+    });
     for n in [1_000usize, 1_000_000] {
         rt.block_on(grow(&store, n, jitgate::Clock::now(&*clock)));
         assert!(matches!(
@@ -178,6 +192,13 @@ fn bench(c: &mut Criterion) {
         ));
         group.bench_with_input(BenchmarkId::new("gate_authorize/grant_allow", n), &n, |b, _| {
             b.to_async(&rt).iter(|| gate.authorize(&restart, &holder));
+        });
+        assert!(matches!(
+            rt.block_on(cached.authorize(&restart, &holder)),
+            Decision::Allow { .. }
+        ));
+        group.bench_with_input(BenchmarkId::new("gate_authorize_cached/grant_allow", n), &n, |b, _| {
+            b.to_async(&rt).iter(|| cached.authorize(&restart, &holder));
         });
     }
     group.finish();
