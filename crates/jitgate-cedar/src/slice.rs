@@ -85,3 +85,52 @@ impl SliceCache {
         s
     }
 }
+
+/// Evaluates `request` on the whole set and on its slice and says how they differ (decision,
+/// determining policy ids, errors), if at all. Used by the differential tests and the fuzz target.
+pub fn compare_with_whole(
+    all: &PolicySet,
+    principal: &EntityUid,
+    action: &EntityUid,
+    request: &cedar_policy::Request,
+    entities: &Entities,
+) -> Option<String> {
+    use std::collections::BTreeSet;
+    let authorizer = cedar_policy::Authorizer::new();
+    let whole = authorizer.is_authorized(request, all, entities);
+    let sliced = authorizer.is_authorized(request, &slice(all, principal, action, entities), entities);
+    let reasons = |r: &cedar_policy::Response| {
+        r.diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect::<BTreeSet<_>>()
+    };
+    let errors = |r: &cedar_policy::Response| {
+        r.diagnostics()
+            .errors()
+            .map(ToString::to_string)
+            .collect::<BTreeSet<_>>()
+    };
+    if whole.decision() != sliced.decision() {
+        return Some(format!(
+            "decision: whole {:?}, slice {:?}",
+            whole.decision(),
+            sliced.decision()
+        ));
+    }
+    if reasons(&whole) != reasons(&sliced) {
+        return Some(format!(
+            "determining policies: whole {:?}, slice {:?}",
+            reasons(&whole),
+            reasons(&sliced)
+        ));
+    }
+    if errors(&whole) != errors(&sliced) {
+        return Some(format!(
+            "errors: whole {:?}, slice {:?}",
+            errors(&whole),
+            errors(&sliced)
+        ));
+    }
+    None
+}
