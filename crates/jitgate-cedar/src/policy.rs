@@ -370,30 +370,55 @@ impl CedarPolicy {
     }
 
     /// Asks Cedar whether `actor` may take jitgate's `action` on one of jitgate's own entities
-    /// (`Jit::<ty>::"<id>"`, a member of `resource`), added to the entities for this call only.
+    /// (`Jit::<ty>::"<id>"`, a member of `resource`, about `subject`: the requester or holder).
+    ///
+    /// Cedar cannot add one entity to a store without rescanning all of it, so the decision
+    /// runs on a small store instead: the actor, the subject, the resource, the action, every
+    /// ancestor of each (with their attributes), and the new entity — everything a review or
+    /// revoke policy's scope can test, and the attributes its conditions can read directly.
+    /// A condition that dereferences an entity beyond these errors, and errors fail closed.
     fn ask_about_jit_entity(
         &self,
         actor: &EntityUid,
         action: &EntityUid,
         (ty, id): (&str, String),
         attrs: Vec<(&str, RestrictedExpression)>,
-        resource: &EntityRef,
+        (resource, subject): (&EntityRef, &EntityRef),
     ) -> Result<(cedar_policy::Response, Entities), PolicyError> {
         let snapshot = self.entities.current()?;
         let uid = self.types.uid(&EntityRef::new(format!("{NAMESPACE}::{ty}"), id))?;
-        let parents = HashSet::from([self.types.uid(resource)?]);
+        let resource_uid = self.types.uid(resource)?;
         let attrs = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        let entity = Entity::new(uid.clone(), attrs, parents)
+        let entity = Entity::new(uid.clone(), attrs, HashSet::from([resource_uid.clone()]))
             .map_err(|e| PolicyError::msg(format!("cannot build the {ty} entity: {e}")))?;
-        let entities = snapshot
-            .entities
-            .clone()
-            .add_entities([entity], None)
-            .map_err(|e| PolicyError::msg(format!("cannot add the {ty} entity: {e}")))?;
+        let entities = reachable(
+            &snapshot.entities,
+            [actor, action, &resource_uid, &self.types.uid(subject)?],
+            entity,
+        )?;
         let request = Request::new(actor.clone(), action.clone(), uid, cedar_policy::Context::empty(), None)
             .map_err(|e| PolicyError::msg(format!("bad {ty} request: {e}")))?;
         Ok((self.decide(&request, &self.review, &entities)?, entities))
     }
+}
+
+/// A store of `roots` and all their ancestors, copied from `base`, plus `extra`.
+fn reachable<'a>(
+    base: &Entities,
+    roots: impl IntoIterator<Item = &'a EntityUid>,
+    extra: Entity,
+) -> Result<Entities, PolicyError> {
+    let mut picked: HashMap<EntityUid, Entity> = HashMap::new();
+    for root in roots {
+        let ancestors = base.ancestors(root).into_iter().flatten();
+        for uid in std::iter::once(root).chain(ancestors) {
+            if let Some(e) = base.get(uid) {
+                picked.entry(uid.clone()).or_insert_with(|| e.clone());
+            }
+        }
+    }
+    Entities::from_entities(picked.into_values().chain([extra]), None)
+        .map_err(|e| PolicyError::msg(format!("cannot assemble the review entities: {e}")))
 }
 
 impl CedarPolicy {
@@ -492,7 +517,7 @@ impl Policy for CedarPolicy {
                 ),
                 ("break_glass", RestrictedExpression::new_bool(request.break_glass)),
             ],
-            &request.action.scope.resource,
+            (&request.action.scope.resource, &request.principal),
         )?;
         if response.decision() == Decision::Deny {
             return Ok(ReviewerStanding::default());
@@ -540,8 +565,113 @@ impl Policy for CedarPolicy {
                 ),
                 ("break_glass", RestrictedExpression::new_bool(grant.break_glass)),
             ],
-            &grant.scope.resource,
+            (&grant.scope.resource, &grant.principal),
         )?;
         Ok(response.decision() == Decision::Allow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::entities_from_json;
+
+    const EXTRA: &str = r#"
+        @id("owning-team-review")
+        permit(principal in Team::"payments", action == Jit::Action::"review", resource in Team::"payments")
+        when { resource.requester in Team::"sre" && !resource.break_glass };
+        @id("no-eve") forbid(principal == User::"eve", action, resource);
+        @id("self-review-staging") @self_approval("true")
+        permit(principal, action == Jit::Action::"review", resource in Env::"staging")
+        when { resource.requester == principal && resource.justification like "*INC*" };
+    "#;
+
+    #[tokio::test]
+    async fn review_decisions_on_the_small_store_equal_those_on_the_whole_store() {
+        let json = include_str!("../../../examples/policies/entities.json");
+        let policy = CedarPolicy::builder()
+            .schema(
+                "app.cedarschema",
+                include_str!("../../../examples/policies/app.cedarschema"),
+            )
+            .policies(
+                "access.cedar",
+                &(include_str!("../../../examples/policies/access.cedar").to_owned() + EXTRA),
+            )
+            .entities(Arc::new(StaticEntities(entities_from_json(json).unwrap())))
+            .build()
+            .await
+            .unwrap();
+        let snapshot = policy.entities.current().unwrap();
+        let users = ["sam", "lee", "lin", "ada", "sec", "sue", "sol", "eve"];
+        let resources = [
+            ("Database", "orders-prod"),
+            ("Database", "orders-staging"),
+            ("Service", "orders"),
+            ("Customer", "c-42"),
+        ];
+        let (mut compared, mut allowed) = (0, 0);
+        for requester in users {
+            for (ty, id) in resources {
+                for (justification, break_glass) in [("INC-1", false), ("routine", true)] {
+                    let (req_ref, res_ref) = (EntityRef::new("User", requester), EntityRef::new(ty, id));
+                    let uid = policy
+                        .types
+                        .uid(&EntityRef::new("Jit::AccessRequest", format!("r-{requester}-{id}")))
+                        .unwrap();
+                    let entity = Entity::new(
+                        uid.clone(),
+                        HashMap::from([
+                            (
+                                "requester".to_owned(),
+                                RestrictedExpression::new_entity_uid(policy.types.uid(&req_ref).unwrap()),
+                            ),
+                            (
+                                "action".to_owned(),
+                                RestrictedExpression::new_string("db_restart".into()),
+                            ),
+                            (
+                                "justification".to_owned(),
+                                RestrictedExpression::new_string(justification.into()),
+                            ),
+                            ("break_glass".to_owned(), RestrictedExpression::new_bool(break_glass)),
+                        ]),
+                        HashSet::from([policy.types.uid(&res_ref).unwrap()]),
+                    )
+                    .unwrap();
+                    let whole = snapshot.entities.clone().add_entities([entity.clone()], None).unwrap();
+                    for reviewer in users {
+                        let actor = policy.types.uid(&EntityRef::new("User", reviewer)).unwrap();
+                        let roots = [
+                            &actor,
+                            &policy.review_action,
+                            &policy.types.uid(&res_ref).unwrap(),
+                            &policy.types.uid(&req_ref).unwrap(),
+                        ];
+                        let small = reachable(&snapshot.entities, roots, entity.clone()).unwrap();
+                        let request = Request::new(
+                            actor,
+                            policy.review_action.clone(),
+                            uid.clone(),
+                            cedar_policy::Context::empty(),
+                            None,
+                        )
+                        .unwrap();
+                        let a = policy.authorizer.is_authorized(&request, &policy.review, &whole);
+                        let b = policy.authorizer.is_authorized(&request, &policy.review, &small);
+                        assert_eq!(a.decision(), b.decision(), "{reviewer} reviewing {requester} on {id}");
+                        assert_eq!(ids(&a), ids(&b), "{reviewer} reviewing {requester} on {id}");
+                        assert_eq!(a.diagnostics().errors().count(), b.diagnostics().errors().count());
+                        compared += 1;
+                        allowed += usize::from(a.decision() == Decision::Allow);
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 8 * 4 * 2 * 8);
+        assert!(
+            allowed > 20 && allowed < compared - 20,
+            "both outcomes are exercised: {allowed} of {compared}"
+        );
     }
 }

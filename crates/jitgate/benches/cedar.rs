@@ -116,7 +116,8 @@ fn bench(c: &mut Criterion) {
         )
         .expect("bench policies load")
     };
-    let policy = load(0);
+    let policy = Arc::new(load(0));
+    let review_policy = Arc::clone(&policy);
     let cached_policy = load(10_000);
     assert_eq!(policy.policies().count(), 50);
     // Bare Cedar: the same 50 policies, the same entities, a prebuilt request.
@@ -127,7 +128,7 @@ fn bench(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::default());
     let store = Arc::new(MemoryStore::new());
     let gate = Gate::builder()
-        .policy(Arc::new(policy))
+        .policy(policy)
         .store(store.clone())
         .clock(clock.clone())
         .build()
@@ -172,6 +173,19 @@ fn bench(c: &mut Criterion) {
     let (bare_restart, bare_logs) = (bare_request(&restart), bare_request(&logs));
 
     let mut group = c.benchmark_group("cedar");
+    // A review decision: the access request as a Cedar entity, added for this call only.
+    let review_request = rt.block_on(async {
+        let asker = EntityRef::new("User", "u2-1-8");
+        let ask = NewRequest::new(asker, restart.clone(), Duration::minutes(30));
+        match gate.request(ask).await.unwrap() {
+            jitgate::RequestOutcome::Pending(r) => r,
+            other => panic!("{other:?}"),
+        }
+    });
+    let reviewer = EntityRef::new("User", "u2-0-1");
+    group.bench_function("reviewer_standing", |b| {
+        b.iter(|| jitgate::Policy::reviewer_standing(&*review_policy, &reviewer, &review_request).unwrap())
+    });
     group.bench_function("bare_is_authorized/eligible", |b| {
         b.iter(|| authorizer.is_authorized(&bare_restart, &bare_set, &bare_entities))
     });
