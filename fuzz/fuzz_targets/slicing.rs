@@ -60,10 +60,12 @@ fn text(c: &PolicyChoice) -> String {
         2 => format!("resource in Folder::\"f{}\"", c.resource.1 % 3),
         _ => "resource is Doc".to_owned(),
     };
-    let cond = match c.condition.0 % 5 {
+    let cond = match c.condition.0 % 7 {
         0 => String::new(),
         1 => " when { context.flag }".to_owned(),
         2 => " when { context.n > 3 }".to_owned(),
+        5 => " when { resource.level > 1 }".to_owned(),
+        6 => " when { resource has level && resource.level < 4 }".to_owned(),
         3 => format!(" when {{ principal in Team::\"t{}\" }}", c.condition.1 % 5),
         _ => format!(" unless {{ resource in Folder::\"f{}\" }}", c.condition.1 % 3),
     };
@@ -73,24 +75,48 @@ fn text(c: &PolicyChoice) -> String {
 fn world(input: &Input) -> Entities {
     let mut v = Vec::new();
     for (i, parent) in input.team_parents.iter().enumerate() {
-        let parents: HashSet<EntityUid> =
-            parent.map(|p| p as usize % 5).filter(|p| *p < i).map(|p| uid(&format!("Team::\"t{p}\""))).into_iter().collect();
+        let parents: HashSet<EntityUid> = parent
+            .map(|p| p as usize % 5)
+            .filter(|p| *p < i)
+            .map(|p| uid(&format!("Team::\"t{p}\"")))
+            .into_iter()
+            .collect();
         v.push(Entity::new_no_attrs(uid(&format!("Team::\"t{i}\"")), parents));
     }
     for (i, (a, b)) in input.user_teams.iter().enumerate() {
-        let parents = [a, b].iter().filter(|t| **t % 3 != 0).map(|t| uid(&format!("Team::\"t{}\"", *t % 5))).collect();
+        let parents = [a, b]
+            .iter()
+            .filter(|t| **t % 3 != 0)
+            .map(|t| uid(&format!("Team::\"t{}\"", *t % 5)))
+            .collect();
         v.push(Entity::new_no_attrs(uid(&format!("User::\"u{i}\"")), parents));
     }
     for f in 0..3 {
         v.push(Entity::new_no_attrs(uid(&format!("Folder::\"f{f}\"")), HashSet::new()));
     }
     for (i, f) in input.doc_folders.iter().enumerate() {
-        v.push(Entity::new_no_attrs(uid(&format!("Doc::\"d{i}\"")), HashSet::from([uid(&format!("Folder::\"f{}\"", f % 3))])));
+        // Even documents carry a level; odd ones do not, so conditions on it can also error.
+        let attrs = if i % 2 == 0 {
+            std::collections::HashMap::from([("level".to_owned(), RestrictedExpression::new_long(i as i64))])
+        } else {
+            std::collections::HashMap::new()
+        };
+        v.push(
+            Entity::new(
+                uid(&format!("Doc::\"d{i}\"")),
+                attrs,
+                HashSet::from([uid(&format!("Folder::\"f{}\"", f % 3))]),
+            )
+            .expect("valid entity"),
+        );
     }
     v.push(Entity::new_no_attrs(uid("Action::\"write\""), HashSet::new()));
     v.push(Entity::new_no_attrs(uid("Action::\"read\""), HashSet::new()));
     for a in ["edit", "delete"] {
-        v.push(Entity::new_no_attrs(uid(&format!("Action::\"{a}\"")), HashSet::from([uid("Action::\"write\"")])));
+        v.push(Entity::new_no_attrs(
+            uid(&format!("Action::\"{a}\"")),
+            HashSet::from([uid("Action::\"write\"")]),
+        ));
     }
     Entities::from_entities(v, None).expect("an acyclic hierarchy")
 }
@@ -112,11 +138,22 @@ fuzz_target!(|input: Input| {
                 ("n".to_owned(), RestrictedExpression::new_long(5)),
             ])
             .expect("valid context"),
-            _ => Context::from_pairs([("flag".to_owned(), RestrictedExpression::new_bool(false))]).expect("valid context"),
+            _ => Context::from_pairs([("flag".to_owned(), RestrictedExpression::new_bool(false))])
+                .expect("valid context"),
         };
-        let request = Request::new(p.clone(), act.clone(), uid(&format!("Doc::\"d{}\"", d % 6)), context, None).expect("valid request");
+        let request = Request::new(
+            p.clone(),
+            act.clone(),
+            uid(&format!("Doc::\"d{}\"", d % 6)),
+            context,
+            None,
+        )
+        .expect("valid request");
         if let Some(diff) = compare_with_whole(&all, &p, &act, &request, &entities) {
-            panic!("slice differs from the whole set: {diff}\npolicies:\n{}", texts.join("\n"));
+            panic!(
+                "slice differs from the whole set: {diff}\npolicies:\n{}",
+                texts.join("\n")
+            );
         }
     }
 });

@@ -39,10 +39,20 @@ fn world(team_parents: &[Option<usize>], user_teams: &[Vec<usize>], doc_folders:
         v.push(Entity::new_no_attrs(uid(&format!("Folder::\"f{f}\"")), HashSet::new()));
     }
     for (i, f) in doc_folders.iter().enumerate() {
-        v.push(Entity::new_no_attrs(
-            uid(&format!("Doc::\"d{i}\"")),
-            HashSet::from([uid(&format!("Folder::\"f{f}\""))]),
-        ));
+        // Even documents carry a level; odd ones do not, so conditions on it can also error.
+        let attrs = if i % 2 == 0 {
+            std::collections::HashMap::from([("level".to_owned(), RestrictedExpression::new_long(i as i64))])
+        } else {
+            std::collections::HashMap::new()
+        };
+        v.push(
+            Entity::new(
+                uid(&format!("Doc::\"d{i}\"")),
+                attrs,
+                HashSet::from([uid(&format!("Folder::\"f{f}\""))]),
+            )
+            .unwrap(),
+        );
     }
     v.push(Entity::new_no_attrs(uid("Action::\"write\""), HashSet::new()));
     v.push(Entity::new_no_attrs(uid("Action::\"read\""), HashSet::new()));
@@ -90,6 +100,8 @@ fn condition() -> impl Strategy<Value = String> {
         Just(String::new()),
         Just(" when { context.flag }".to_owned()),
         Just(" when { context.n > 3 }".to_owned()),
+        Just(" when { resource.level > 1 }".to_owned()),
+        Just(" when { resource has level && resource.level < 4 }".to_owned()),
         (0..5usize).prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" }}")),
         (0..3usize).prop_map(|f| format!(" unless {{ resource in Folder::\"f{f}\" }}")),
     ]
