@@ -282,25 +282,16 @@ async fn write_request(
         .execute(&mut **tx)
         .await,
     };
-    match result {
-        Ok(done) if done.rows_affected() == 1 => Ok(None),
-        Ok(_) => match w {
-            Write::Update { expected_version, .. } => Ok(Some(Refusal::Conflict {
-                table: "requests",
-                id: r.id.0,
-                expected: *expected_version,
-            })),
-            Write::Insert(_) => Ok(Some(Refusal::Exists(format!("request {}", r.id)))),
-        },
-        Err(e) => match is_unique_violation(&e).as_deref() {
-            Some("requests_one_pending") => Ok(Some(Refusal::DuplicatePending {
-                principal: r.principal.clone(),
-                scope: scope_key(r.scope()),
-            })),
-            Some(_) => Ok(Some(Refusal::Exists(format!("request {}", r.id)))),
-            None => Err(backend(e)),
-        },
-    }
+    let duplicate_pending = || Refusal::DuplicatePending {
+        principal: r.principal.clone(),
+        scope: scope_key(r.scope()),
+    };
+    refusal(
+        result,
+        w,
+        ("requests", r.id.0, format!("request {}", r.id)),
+        |constraint| (constraint == "requests_one_pending").then(duplicate_pending),
+    )
 }
 
 async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) -> Result<Option<Refusal>, StoreError> {
@@ -338,18 +329,27 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
         .execute(&mut **tx)
         .await,
     };
-    match result {
-        Ok(done) if done.rows_affected() == 1 => Ok(None),
-        Ok(_) => match w {
-            Write::Update { expected_version, .. } => Ok(Some(Refusal::Conflict {
-                table: "grants",
-                id: g.id.0,
-                expected: *expected_version,
-            })),
-            Write::Insert(_) => Ok(Some(Refusal::Exists(format!("grant {}", g.id)))),
-        },
-        Err(e) => match is_unique_violation(&e) {
-            Some(_) => Ok(Some(Refusal::Exists(format!("grant {}", g.id)))),
+    refusal(result, w, ("grants", g.id.0, format!("grant {}", g.id)), |_| None)
+}
+
+/// What a row write's result means: applied (`None`), refused (a lost compare-and-swap, an
+/// existing id, or what `on_unique` makes of a named unique constraint), or a backend error.
+fn refusal<T>(
+    result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+    w: &Write<T>,
+    (table, id, what): (&'static str, Uuid, String),
+    on_unique: impl FnOnce(&str) -> Option<Refusal>,
+) -> Result<Option<Refusal>, StoreError> {
+    match (result, w) {
+        (Ok(done), _) if done.rows_affected() == 1 => Ok(None),
+        (Ok(_), Write::Update { expected_version, .. }) => Ok(Some(Refusal::Conflict {
+            table,
+            id,
+            expected: *expected_version,
+        })),
+        (Ok(_), Write::Insert(_)) => Ok(Some(Refusal::Exists(what))),
+        (Err(e), _) => match is_unique_violation(&e) {
+            Some(constraint) => Ok(Some(on_unique(&constraint).unwrap_or(Refusal::Exists(what)))),
             None => Err(backend(e)),
         },
     }
