@@ -268,3 +268,23 @@ async fn policies_without_an_id_are_named_by_file_and_position() {
         }
     );
 }
+
+#[tokio::test]
+async fn missing_files_are_io_errors_naming_the_path() {
+    let err = jitgate_cedar::CedarPolicy::builder()
+        .schema_file(dir().join("app.cedarschema"))
+        .policy_file(dir().join("no-such.cedar"))
+        .build()
+        .await
+        .unwrap_err();
+    match &err {
+        CedarError::Io { path, .. } => assert!(path.ends_with("no-such.cedar"), "{err}"),
+        other => panic!("expected an I/O error, got {other}"),
+    }
+    let err = jitgate_cedar::CedarPolicy::builder()
+        .schema_file("/nonexistent/app.cedarschema")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CedarError::Io { .. }), "{err}");
+}

@@ -132,6 +132,15 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
 pub async fn duplicate_pending_is_refused(store: Arc<dyn Store>) {
     let (first, c) = open(&sam(), "a", t0());
     store.commit(c).await.unwrap();
+    let (_, same_id) = open(&lin(), "z", t0());
+    let mut same_id = same_id;
+    if let Some(Write::Insert(r)) = same_id.request.as_mut() {
+        r.id = first.id;
+    }
+    assert!(
+        matches!(store.commit(same_id).await, Err(StoreError::AlreadyExists { .. })),
+        "an existing id must be refused"
+    );
     let (_, dup) = open(&sam(), "a", t0());
     match store.commit(dup).await {
         Err(StoreError::DuplicatePending { existing, .. }) => assert_eq!(existing, first.id),
