@@ -11,11 +11,8 @@ use crate::duration::parse_iso8601;
 use crate::schema::NAMESPACE;
 use crate::CedarError;
 
-/// Every annotation jitgate knows.
-pub const KNOWN: &[&str] = &[
-    "id",
-    "description",
-    "jit",
+/// The annotations that describe a `@jit` rule's approval flow.
+pub const FLOW: &[&str] = &[
     "reviewers",
     "min_approvals",
     "max_duration",
@@ -24,19 +21,14 @@ pub const KNOWN: &[&str] = &[
     "auto_approve",
     "break_glass",
     "one_shot",
-    "self_approval",
 ];
 
-const FLOW: &[&str] = &[
-    "reviewers",
-    "min_approvals",
-    "max_duration",
-    "request_ttl",
-    "require_reason",
-    "auto_approve",
-    "break_glass",
-    "one_shot",
-];
+/// jitgate's other annotations.
+pub const OTHER: &[&str] = &["id", "description", "jit", "self_approval"];
+
+fn known() -> impl Iterator<Item = &'static str> {
+    OTHER.iter().chain(FLOW).copied()
+}
 
 /// What a policy is, for jitgate.
 #[derive(Clone, Debug)]
@@ -91,12 +83,13 @@ pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
 /// Classifies a policy and checks its annotations.
 pub(crate) fn classify(policy: &Policy, entity_types: &HashSet<String>) -> Result<Kind, CedarError> {
     for (key, value) in policy.annotations() {
-        if !KNOWN.contains(&key) {
+        if !known().any(|k| k == key) {
+            let names: Vec<&str> = known().collect();
             return Err(err(
                 policy,
                 key,
                 value,
-                format!("unknown annotation; jitgate knows @{}", KNOWN.join(", @")),
+                format!("unknown annotation; jitgate knows @{}", names.join(", @")),
             ));
         }
     }

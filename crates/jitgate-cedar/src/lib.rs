@@ -40,7 +40,7 @@ mod policy;
 pub mod schema;
 pub mod slice;
 
-pub use annotations::KNOWN as KNOWN_ANNOTATIONS;
+pub use annotations::{FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, Location};
 pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

@@ -217,6 +217,25 @@ impl PgStore {
         Ok(Ok(changed_grants))
     }
 
+    /// Claims rows with a claim query taking `$1` a time, `$2` a limit and `$3` the lease, and
+    /// returning `body` (see the sweep and reminder methods).
+    async fn claim<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        at: DateTime<Utc>,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(at)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(self.options.claim_lease)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| decode(r, "body", what)).collect()
+    }
+
     async fn live_grants_from_db(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query(
             "SELECT body FROM grants WHERE principal = $1 AND scope_key = $2 AND state IN ('scheduled', 'active')",
@@ -497,39 +516,32 @@ impl Store for PgStore {
     }
 
     async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError> {
-        // Claim with SKIP LOCKED and a lease, so replicas sweeping at once split the work.
-        let rows = sqlx::query(
+        self.claim(
             "UPDATE requests SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
                  SELECT id FROM requests WHERE state = 'pending' AND deadline <= $1 \
                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
                  ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED) \
              RETURNING body",
+            now,
+            limit,
+            "requests",
         )
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(self.options.claim_lease)
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        rows.iter().map(|r| decode(r, "body", "requests")).collect()
     }
 
     async fn due_grants(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
-        let rows = sqlx::query(
+        self.claim(
             "UPDATE grants SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
                  SELECT id FROM grants WHERE state IN ('scheduled', 'active') \
                  AND (expires_at <= $1 OR (state = 'scheduled' AND not_before <= $1)) \
                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
                  ORDER BY least(expires_at, not_before) LIMIT $2 FOR UPDATE SKIP LOCKED) \
              RETURNING body",
+            now,
+            limit,
+            "grants",
         )
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(self.options.claim_lease)
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        rows.iter().map(|r| decode(r, "body", "grants")).collect()
     }
 
     async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
@@ -661,20 +673,17 @@ impl Store for PgStore {
     }
 
     async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
-        let rows = sqlx::query(
+        self.claim(
             "UPDATE grants SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
                  SELECT id FROM grants WHERE state = 'active' AND NOT reminded AND expires_at <= $1 \
                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
              RETURNING body",
+            before,
+            limit,
+            "grants",
         )
-        .bind(before)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(self.options.claim_lease)
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        rows.iter().map(|r| decode(r, "body", "grants")).collect()
     }
 
     async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
