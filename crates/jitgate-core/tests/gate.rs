@@ -363,13 +363,7 @@ async fn a_grant_allows_only_while_policy_still_makes_its_holder_eligible() {
         )
         .build()
         .unwrap();
-    let after = Gate::builder()
-        .policy(Arc::new(without_sam))
-        .store(store)
-        .clock(clock)
-        .notifier(notifier)
-        .build()
-        .unwrap();
+    let after = gate_on(Arc::new(without_sam), store, clock, notifier);
     assert_eq!(
         after.authorize(&restart("db"), &sam()).await,
         Decision::Deny {
@@ -401,13 +395,7 @@ async fn forbid_beats_an_active_grant() {
         )
         .build()
         .unwrap();
-    let frozen = Gate::builder()
-        .policy(Arc::new(freeze))
-        .store(store)
-        .clock(clock)
-        .notifier(notifier)
-        .build()
-        .unwrap();
+    let frozen = gate_on(Arc::new(freeze), store, clock, notifier);
     assert_eq!(
         frozen.authorize(&restart("db"), &sam()).await,
         Decision::Deny {

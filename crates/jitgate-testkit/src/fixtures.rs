@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use jitgate_core::{
-    Action, Clock, EntityRef, Flow, Gate, ManualClock, MemoryNotifier, NewRequest, Pattern, Requirement, RuleTable,
-    Store,
+    Action, Clock, EntityRef, Flow, Gate, ManualClock, MemoryNotifier, NewRequest, Pattern, Policy, Requirement,
+    RuleTable, Store,
 };
 
 /// `User::"<id>"`.
@@ -164,8 +164,19 @@ pub fn gate(store: Arc<dyn Store>) -> (Gate, Arc<ManualClock>, Arc<MemoryNotifie
 
 /// A gate over `store` with the fixture [`policy`] and the given clock and notifier.
 pub fn gate_with(store: Arc<dyn Store>, clock: Arc<dyn Clock>, notifier: Arc<MemoryNotifier>) -> Gate {
+    gate_on(Arc::new(policy()), store, clock, notifier)
+}
+
+/// A gate over `store` with another policy (e.g. after someone left a team), the given clock
+/// and notifier.
+pub fn gate_on(
+    policy: Arc<dyn Policy>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<MemoryNotifier>,
+) -> Gate {
     Gate::builder()
-        .policy(Arc::new(policy()))
+        .policy(policy)
         .store(store)
         .clock(clock)
         .notifier(notifier)
