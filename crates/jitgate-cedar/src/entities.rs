@@ -45,7 +45,7 @@ impl JsonEntitiesFile {
 /// [`CedarError::Entities`].
 pub fn entities_from_json(text: &str) -> Result<Vec<Entity>, CedarError> {
     let parsed = Entities::from_json_str(text, None).map_err(|e| CedarError::Entities {
-        message: e.to_string(),
+        message: "the entities JSON does not parse".into(),
         source: Some(Box::new(e)),
     })?;
     Ok(parsed.iter().cloned().collect())
@@ -118,7 +118,7 @@ impl EntityCache {
     ) -> Result<Snapshot, CedarError> {
         let list = provider.load().await?;
         let entities = Entities::from_entities(list, Some(schema)).map_err(|e| CedarError::Entities {
-            message: e.to_string(),
+            message: "the entities do not match the schema".into(),
             source: Some(Box::new(e)),
         })?;
         Ok(Snapshot {

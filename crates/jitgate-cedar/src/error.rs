@@ -34,7 +34,7 @@ fn help_suffix(help: &Option<String>) -> String {
 #[non_exhaustive]
 pub enum CedarError {
     /// A file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -42,7 +42,7 @@ pub enum CedarError {
         #[source]
         source: std::io::Error,
     },
-    /// The schema does not parse or is inconsistent.
+    /// The schema does not parse or is inconsistent (Cedar's diagnostic is the `source()`).
     #[error("schema error: {message}{}", help_suffix(help))]
     Schema {
         /// Cedar's message.
@@ -53,8 +53,8 @@ pub enum CedarError {
         #[source]
         source: Box<dyn miette::Diagnostic + Send + Sync>,
     },
-    /// Policy text does not parse.
-    #[error("{location}: {message}{}", help_suffix(help))]
+    /// Policy text does not parse (Cedar's diagnostic is the `source()`).
+    #[error("{location}: the policy text does not parse{}", help_suffix(help))]
     Parse {
         /// Where.
         location: Location,

@@ -41,6 +41,9 @@ pub mod schema;
 pub mod slice;
 
 pub use annotations::{FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
+/// The `cedar-policy` crate, the exact version this crate is built with: a custom
+/// [`EntityProvider`] returns its `Entity` values.
+pub use cedar_policy;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, Location};
 pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

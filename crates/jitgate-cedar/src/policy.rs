@@ -152,7 +152,9 @@ impl CedarPolicyBuilder {
             return Err(CedarError::Schema {
                 message: "no schema given".into(),
                 help: Some("call CedarPolicyBuilder::schema or schema_file with the service's Cedar schema".into()),
-                source: Box::new(miette::MietteDiagnostic::new("no schema")),
+                source: Box::new(miette::MietteDiagnostic::new(
+                    "CedarPolicyBuilder::build needs a schema",
+                )),
             });
         };
         let schema = merged(&schema_text, &self.principal_type)?;
@@ -197,9 +199,9 @@ impl CedarPolicyBuilder {
         let types = TypeNames::default();
         let internal = |e: EntityRef| {
             types.uid(&e).map_err(|e| CedarError::Schema {
-                message: e.to_string(),
+                message: "one of jitgate's own entity types is not a valid Cedar type name".into(),
                 help: None,
-                source: Box::new(miette::MietteDiagnostic::new("internal entity type")),
+                source: Box::new(miette::MietteDiagnostic::new(e.to_string())),
             })
         };
         let review_action = internal(uid(&format!("{NAMESPACE}::Action"), "review"))?;

@@ -25,7 +25,7 @@ pub const NAMESPACE: &str = "Jit";
 
 fn schema_error<E: Diagnostic + Send + Sync + 'static>(e: E) -> CedarError {
     CedarError::Schema {
-        message: e.to_string(),
+        message: "the schema does not parse or is inconsistent".into(),
         help: e.help().map(|h| h.to_string()),
         source: Box::new(e),
     }

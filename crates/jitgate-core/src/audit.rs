@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::entity::hex;
-use crate::{EntityRef, GrantId, RequestId, Scope};
+use crate::model::entity::hex;
+use crate::model::entity::{EntityRef, Scope};
+use crate::model::ids::{GrantId, RequestId};
 
 /// What an audit record records.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]

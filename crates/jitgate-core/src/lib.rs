@@ -2,13 +2,28 @@
 //!
 //! The engine of jitgate: just-in-time action approval embedded in a Rust service.
 //!
-//! - [`machine`]: the pure request → review → grant state machine (no I/O, no clock).
-//! - [`time`]: the one time model (request TTL, grant start and end).
-//! - [`Gate`]: the engine a service calls — [`Gate::authorize`] on the hot path, and
-//!   `request`, `approve`, `deny`, `cancel`, `revoke`, `extend`, `sweep`, `explain`.
-//! - Traits for what a deployment plugs in: [`Policy`], [`Store`], [`Notifier`], [`Clock`].
-//! - In-memory adapters: [`MemoryStore`], [`MemoryNotifier`]; a [`RuleTable`] policy.
+//! The crate is a hexagon; its modules (private, re-exported here by name) are:
+//!
+//! - `model`: the domain — [`EntityRef`], [`Action`], [`AccessRequest`], [`Grant`],
+//!   [`Flow`], [`Event`] and their ids.
+//! - `machine`: the pure request → review → grant state machine and its one time model
+//!   (no I/O, no clock). Its refusals are [`TransitionError`]s.
+//! - `ports`: what a deployment plugs in — [`Policy`], [`Clock`], [`Notifier`], and the
+//!   small [`Store`] with its optional capabilities [`Listings`], [`DueWork`], [`Outbox`]
+//!   and [`AuditLog`].
+//! - `gate`: [`Gate`], the engine a service calls — [`Gate::authorize`] on the hot path, and
+//!   `request`, `approve`, `deny`, `cancel`, `revoke`, `extend`, `sweep`, `explain`; every
+//!   change of state goes through one write pipeline.
+//! - `delivery`: the [`Dispatcher`] that drains the outbox, and [`route`].
+//! - `memory`: in-memory adapters — [`MemoryStore`], [`MemoryNotifier`], the [`RuleTable`]
+//!   policy.
 //! - [`audit`]: the SHA-256 hash-chained audit log, its verifier and JSON-lines export.
+//!
+//! ## Feature flags
+//!
+//! - `testing`: makes the state machine (`machine`), raw [`Commit`] construction and
+//!   [`Gate::store`] public, so `jitgate-testkit` can write transitions past the rules to
+//!   test stores. Never turn it on in a service.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -55,44 +70,42 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
-mod clock;
-mod dispatch;
-mod entity;
-mod error;
-mod event;
-mod flow;
+mod delivery;
 mod gate;
-mod grant;
+/// The pure state machine (public only with the `testing` feature).
+#[cfg(feature = "testing")]
 pub mod machine;
+#[cfg(not(feature = "testing"))]
+mod machine;
 mod memory;
-mod notify;
-mod policy;
-pub mod quorum;
-mod request;
-mod routing;
-mod serde_duration;
-mod store;
-pub mod time;
+mod model;
+mod ports;
+mod report;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use dispatch::{DispatchConfig, DispatchReport, Dispatcher};
-pub use entity::{Action, ActionBinding, AttrValue, Attributes, EntityRef, EntityRefParseError, Scope};
-pub use error::Error;
-pub use event::{Event, EventKind};
-pub use flow::{BreakGlass, Flow, FlowError, Requirement};
+pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};
+pub use delivery::routing::{route, Delivery, Routing};
+pub use gate::error::Error;
 pub use gate::{
     AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, RequestOutcome, ReviewOutcome,
     SweepReport, DEFAULT_MAX_ATTEMPTS,
 };
-pub use grant::{Acknowledgement, EmptyWindow, Ending, Grant, GrantState, Uses, Window};
-pub use ids::{EventId, GrantId, RequestId};
-pub use memory::{MemoryNotifier, MemoryStore};
-pub use notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
-pub use policy::{
-    Pattern, Policy, PolicyDecision, PolicyError, ReviewerStanding, RuleTable, RuleTableBuilder, RuleTableError,
-};
-pub use request::{AccessRequest, NewRequest, RequestState, Review, Verdict};
-pub use routing::{route, Delivery, Routing};
-pub use store::{Commit, Cursor, OutboxEntry, Page, PageRequest, Store, StoreError, Write};
-
-mod ids;
+pub use machine::time::TimeError;
+pub use machine::{DueStep, TransitionError};
+pub use memory::notifier::MemoryNotifier;
+pub use memory::rule_table::{Pattern, RuleTable, RuleTableBuilder, RuleTableError};
+pub use memory::store::MemoryStore;
+pub use model::entity::{Action, ActionBinding, AttrValue, Attributes, EntityRef, EntityRefParseError, Scope};
+pub use model::event::{Event, EventKind};
+pub use model::flow::{BreakGlass, Flow, FlowError, Requirement};
+pub use model::grant::{Acknowledgement, EmptyWindow, Ending, Grant, GrantState, Uses, Window};
+pub use model::ids::{EventId, GrantId, RequestId};
+pub use model::request::{AccessRequest, NewRequest, RequestState, Review, Verdict};
+pub use ports::audit_log::AuditLog;
+pub use ports::clock::{Clock, ManualClock, SystemClock};
+pub use ports::due::DueWork;
+pub use ports::listings::{Cursor, Listings, Page, PageRequest};
+pub use ports::notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
+pub use ports::outbox::{Outbox, OutboxEntry};
+pub use ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
+pub use ports::store::{Capability, Commit, CommitParts, Store, StoreError, Subject, Write};
+pub use report::ErrorChain;

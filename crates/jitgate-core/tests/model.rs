@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use jitgate_core::machine::TransitionError;
-use jitgate_core::time::TimeError;
+use jitgate_core::TimeError;
+use jitgate_core::TransitionError;
 use jitgate_core::*;
 use jitgate_testkit::fixtures::{self, user};
 use proptest::prelude::*;
@@ -445,14 +445,14 @@ async fn run(ops: Vec<Op>) {
 
         // Invariants.
         for r in &reqs {
-            let stored = store.request(r.id).await.unwrap().expect("stored");
+            let stored = store.read_request(r.id).await.unwrap().expect("stored");
             if let Some(before) = closed.get(&r.id) {
                 assert_eq!(&stored, before, "a closed request changed");
             } else if stored.state.is_closed() {
                 closed.insert(r.id, stored.clone());
             }
             if let Some(gid) = stored.grant_id {
-                let grant = store.grant(gid).await.unwrap().expect("grant stored");
+                let grant = store.read_grant(gid).await.unwrap().expect("grant stored");
                 if !grant.break_glass {
                     let approvals: Vec<Vec<usize>> = stored
                         .reviews

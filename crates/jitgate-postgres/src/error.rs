@@ -7,7 +7,7 @@ use jitgate_core::StoreError;
 #[non_exhaustive]
 pub enum PgError {
     /// The connection URL could not be parsed.
-    #[error("invalid PostgreSQL URL: {0}")]
+    #[error("invalid PostgreSQL URL")]
     InvalidUrl(#[source] sqlx::Error),
     /// The schema name is not a plain lower-case SQL identifier.
     #[error("schema name `{name}` is invalid: use 1 to 63 of a-z, 0-9 and _, not starting with a digit")]
@@ -16,13 +16,13 @@ pub enum PgError {
         name: String,
     },
     /// The database could not be reached.
-    #[error("cannot connect to PostgreSQL: {0}")]
+    #[error("cannot connect to PostgreSQL")]
     Connect(#[source] sqlx::Error),
     /// Applying the migrations failed.
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// A statement failed.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL statement failed")]
     Query(#[source] sqlx::Error),
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Stor
 
 /// A row whose JSON body no longer decodes: reported as a backend error.
 #[derive(Debug, thiserror::Error)]
-#[error("row {what} has a body that does not decode: {source}")]
+#[error("row {what} has a body that does not decode")]
 pub(crate) struct CorruptRow {
     pub(crate) what: String,
     #[source]

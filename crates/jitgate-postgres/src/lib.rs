@@ -48,7 +48,7 @@
 //!   confirmed fresh within the staleness bound, `live_grants` reads the database (and says so
 //!   in `tracing`) until it is.
 //! - **Sweeps and outbox on many replicas.** `due_requests`, `due_grants`, `due_reminders`
-//!   and `outbox_claim` claim rows with `FOR UPDATE SKIP LOCKED` and a lease, so replicas
+//!   and `Outbox::claim` claim rows with `FOR UPDATE SKIP LOCKED` and a lease, so replicas
 //!   running them at once split the work; the transitions themselves are still
 //!   compare-and-swap, so a lease that runs out cannot double-apply anything. Failed
 //!   deliveries record their attempts and next attempt time; dead ones are kept with

@@ -138,7 +138,7 @@ pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
                 Ok(Some((_, n))) if n as i64 == BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "audit sealing failed; will retry");
+                    tracing::warn!(error = %jitgate_core::ErrorChain(&e), "audit sealing failed; will retry");
                     break;
                 }
             }

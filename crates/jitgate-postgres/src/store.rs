@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::audit::{AuditEntry, AuditRecord};
 use jitgate_core::{
-    AccessRequest, Commit, Cursor, EntityRef, Grant, GrantId, OutboxEntry, Page, PageRequest, RequestId, Scope, Store,
-    StoreError, Write,
+    AccessRequest, AuditLog, Commit, Cursor, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, OutboxEntry, Page,
+    PageRequest, RequestId, Scope, Store, StoreError, Subject, Write,
 };
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPoolOptions, PgRow};
@@ -176,22 +176,22 @@ impl PgStore {
     /// which the transaction was rolled back.
     async fn try_commit(&self, c: &Commit) -> Result<Result<bool, Refusal>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        if let Some(w) = &c.request {
+        if let Some(w) = c.request() {
             if let Some(refusal) = write_request(&mut tx, w).await? {
                 return Ok(Err(refusal));
             }
         }
-        let mut grant_ids: Vec<Uuid> = Vec::with_capacity(c.grants.len());
-        for w in &c.grants {
+        let mut grant_ids: Vec<Uuid> = Vec::with_capacity(c.grants().len());
+        for w in c.grants() {
             if let Some(refusal) = write_grant(&mut tx, w).await? {
                 return Ok(Err(refusal));
             }
             grant_ids.push(w.value().id.0);
         }
-        let reqs: Vec<Uuid> = c.audit.iter().map(|e| e.request_id.0).collect();
-        let entries = c.audit.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-        let event_ids: Vec<String> = c.events.iter().map(|e| e.id.0.clone()).collect();
-        let events = c.events.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let reqs: Vec<Uuid> = c.audit().iter().map(|e| e.request_id.0).collect();
+        let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let event_ids: Vec<String> = c.events().iter().map(|e| e.id.0.clone()).collect();
+        let events = c.events().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let changed_grants = !grant_ids.is_empty();
         // One statement: the audit entries (sealed into the chain later, in commit order), the
         // events, and a NOTIFY for the change feed (sent only if the transaction commits).
@@ -256,10 +256,11 @@ enum Refusal {
         expected: u64,
     },
     DuplicatePending {
+        request: RequestId,
         principal: EntityRef,
         scope: String,
     },
-    Exists(String),
+    Exists(Subject),
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> Option<String> {
@@ -302,15 +303,13 @@ async fn write_request(
         .await,
     };
     let duplicate_pending = || Refusal::DuplicatePending {
+        request: r.id,
         principal: r.principal.clone(),
         scope: scope_key(r.scope()),
     };
-    refusal(
-        result,
-        w,
-        ("requests", r.id.0, format!("request {}", r.id)),
-        |constraint| (constraint == "requests_one_pending").then(duplicate_pending),
-    )
+    refusal(result, w, ("requests", r.id.0, Subject::Request(r.id)), |constraint| {
+        (constraint == "requests_one_pending").then(duplicate_pending)
+    })
 }
 
 async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) -> Result<Option<Refusal>, StoreError> {
@@ -348,7 +347,7 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
         .execute(&mut **tx)
         .await,
     };
-    refusal(result, w, ("grants", g.id.0, format!("grant {}", g.id)), |_| None)
+    refusal(result, w, ("grants", g.id.0, Subject::Grant(g.id)), |_| None)
 }
 
 /// What a row write's result means: applied (`None`), refused (a lost compare-and-swap, an
@@ -356,7 +355,7 @@ async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) 
 fn refusal<T>(
     result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
     w: &Write<T>,
-    (table, id, what): (&'static str, Uuid, String),
+    (table, id, what): (&'static str, Uuid, Subject),
     on_unique: impl FnOnce(&str) -> Option<Refusal>,
 ) -> Result<Option<Refusal>, StoreError> {
     match (result, w) {
@@ -383,21 +382,29 @@ impl Store for PgStore {
                 if changed_grants {
                     // Read-your-writes on this replica; the feed covers the others.
                     if let Err(e) = self.cache.catch_up(&self.pool).await {
-                        tracing::warn!(error = %e, "grant cache catch-up after commit failed");
+                        tracing::warn!(error = %jitgate_core::ErrorChain(&e), "grant cache catch-up after commit failed");
                     }
                 }
                 Ok(())
             }
             Err(Refusal::Conflict { table, id, expected }) => {
                 let found = self.version_of(table, id).await;
-                let what = if table == "requests" {
-                    format!("request {}", RequestId(id))
+                let subject = if table == "requests" {
+                    Subject::Request(RequestId(id))
                 } else {
-                    format!("grant {}", GrantId(id))
+                    Subject::Grant(GrantId(id))
                 };
-                Err(StoreError::Conflict { what, expected, found })
+                Err(StoreError::Conflict {
+                    subject,
+                    expected,
+                    found,
+                })
             }
-            Err(Refusal::DuplicatePending { principal, scope }) => {
+            Err(Refusal::DuplicatePending {
+                request,
+                principal,
+                scope,
+            }) => {
                 let existing: Option<Uuid> = sqlx::query_scalar(
                     "SELECT id FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'",
                 )
@@ -413,17 +420,17 @@ impl Store for PgStore {
                     }),
                     // It closed in the meantime: the caller's retry will get through.
                     None => Err(StoreError::Conflict {
-                        what: format!("pending request of {principal}"),
+                        subject: Subject::Request(request),
                         expected: 0,
                         found: None,
                     }),
                 }
             }
-            Err(Refusal::Exists(what)) => Err(StoreError::AlreadyExists { what }),
+            Err(Refusal::Exists(subject)) => Err(StoreError::AlreadyExists { subject }),
         }
     }
 
-    async fn request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
         let row = sqlx::query("SELECT body FROM requests WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&self.pool)
@@ -432,7 +439,7 @@ impl Store for PgStore {
         row.map(|r| decode(&r, "body", "requests")).transpose()
     }
 
-    async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         let row = sqlx::query("SELECT body FROM grants WHERE id = $1")
             .bind(id.0)
             .fetch_optional(&self.pool)
@@ -449,6 +456,36 @@ impl Store for PgStore {
         self.live_grants_from_db(principal, scope).await
     }
 
+    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+        let row =
+            sqlx::query("SELECT body FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'")
+                .bind(principal_key(principal))
+                .bind(scope_key(scope))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(|r| decode(&r, "body", "requests")).transpose()
+    }
+
+    fn listings(&self) -> Option<&dyn Listings> {
+        Some(self)
+    }
+
+    fn due_work(&self) -> Option<&dyn DueWork> {
+        Some(self)
+    }
+
+    fn outbox(&self) -> Option<&dyn Outbox> {
+        Some(self)
+    }
+
+    fn audit_log(&self) -> Option<&dyn AuditLog> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Listings for PgStore {
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
         let after = after_uuid(page)?.unwrap_or(Uuid::nil());
         let rows = sqlx::query(
@@ -465,17 +502,6 @@ impl Store for PgStore {
             .map(|r| decode(r, "body", "grants"))
             .collect::<Result<Vec<Grant>, _>>()?;
         Ok(page_of(items, page.limit, |g| g.id.to_string()))
-    }
-
-    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
-        let row =
-            sqlx::query("SELECT body FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'")
-                .bind(principal_key(principal))
-                .bind(scope_key(scope))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
-        row.map(|r| decode(&r, "body", "requests")).transpose()
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
@@ -515,6 +541,24 @@ impl Store for PgStore {
         Ok(page_of(items, page.limit, |r| r.id.to_string()))
     }
 
+    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
+        let rows = sqlx::query("SELECT body FROM grants WHERE awaits_ack AND id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit_param(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "grants"))
+            .collect::<Result<Vec<Grant>, _>>()?;
+        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl DueWork for PgStore {
     async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError> {
         self.claim(
             "UPDATE requests SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
@@ -544,22 +588,117 @@ impl Store for PgStore {
         .await
     }
 
-    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
-        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
-        let rows = sqlx::query("SELECT body FROM grants WHERE awaits_ack AND id > $1 ORDER BY id LIMIT $2")
-            .bind(after)
-            .bind(limit_param(page.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "grants"))
-            .collect::<Result<Vec<Grant>, _>>()?;
-        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
+        self.claim(
+            "UPDATE grants SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
+                 SELECT id FROM grants WHERE state = 'active' AND NOT reminded AND expires_at <= $1 \
+                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING body",
+            before,
+            limit,
+            "grants",
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for PgStore {
+    async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_until = clock_timestamp() + $2 WHERE seq IN ( \
+                 SELECT seq FROM outbox WHERE done_at IS NULL AND dead_at IS NULL \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
+                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, body, attempts, last_error",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(self.options.claim_lease)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut out = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
     }
 
-    async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+    async fn retry(
+        &self,
+        seq: u64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, claimed_until = NULL WHERE seq = $1",
+        )
+        .bind(seq as i64)
+        .bind(attempts as i32)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
+        let entry = to_json(&audit)?;
+        sqlx::query(
+            "WITH parked AS ( \
+                 UPDATE outbox SET attempts = $2, last_error = $3, dead_at = clock_timestamp(), claimed_until = NULL \
+                 WHERE seq = $1 AND dead_at IS NULL RETURNING seq) \
+             INSERT INTO audit_entries (request_id, entry) SELECT $4, $5 FROM parked",
+        )
+        .bind(seq as i64)
+        .bind(attempts as i32)
+        .bind(error)
+        .bind(audit.request_id.0)
+        .bind(entry)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        self.sealer.notify_one();
+        Ok(())
+    }
+
+    async fn dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
+        let after: i64 = match &page.after {
+            None => 0,
+            Some(c) => {
+                c.0.parse()
+                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT seq, body, attempts, last_error FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit_param(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let items = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(page_of(items, page.limit, |e| e.seq.to_string()))
+    }
+
+    async fn mark_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let seqs: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
+        sqlx::query("UPDATE outbox SET done_at = clock_timestamp() WHERE seq = ANY($1)")
+            .bind(seqs)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
         seal::seal_committed(&self.pool).await.map_err(backend)?;
         let after: i64 = match &page.after {
             None => 0,
@@ -581,7 +720,7 @@ impl Store for PgStore {
         Ok(page_of(items, page.limit, |r| r.seq.to_string()))
     }
 
-    async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         seal::seal_committed(&self.pool).await.map_err(backend)?;
         let rows = sqlx::query("SELECT seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
@@ -590,110 +729,6 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         rows.iter().map(audit_record).collect()
-    }
-
-    async fn outbox_claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE outbox SET claimed_until = clock_timestamp() + $2 WHERE seq IN ( \
-                 SELECT seq FROM outbox WHERE done_at IS NULL AND dead_at IS NULL \
-                 AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
-                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
-                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, body, attempts, last_error",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(self.options.claim_lease)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        let mut out = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by_key(|e| e.seq);
-        Ok(out)
-    }
-
-    async fn outbox_retry(
-        &self,
-        seq: u64,
-        attempts: u32,
-        next_attempt_at: DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, claimed_until = NULL WHERE seq = $1",
-        )
-        .bind(seq as i64)
-        .bind(attempts as i32)
-        .bind(next_attempt_at)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn outbox_park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
-        let entry = to_json(&audit)?;
-        sqlx::query(
-            "WITH parked AS ( \
-                 UPDATE outbox SET attempts = $2, last_error = $3, dead_at = clock_timestamp(), claimed_until = NULL \
-                 WHERE seq = $1 AND dead_at IS NULL RETURNING seq) \
-             INSERT INTO audit_entries (request_id, entry) SELECT $4, $5 FROM parked",
-        )
-        .bind(seq as i64)
-        .bind(attempts as i32)
-        .bind(error)
-        .bind(audit.request_id.0)
-        .bind(entry)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        self.sealer.notify_one();
-        Ok(())
-    }
-
-    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
-        let after: i64 = match &page.after {
-            None => 0,
-            Some(c) => {
-                c.0.parse()
-                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
-            }
-        };
-        let rows = sqlx::query(
-            "SELECT seq, body, attempts, last_error FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit_param(page.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        let items = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(page_of(items, page.limit, |e| e.seq.to_string()))
-    }
-
-    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
-        self.claim(
-            "UPDATE grants SET claimed_until = clock_timestamp() + $3 WHERE id IN ( \
-                 SELECT id FROM grants WHERE state = 'active' AND NOT reminded AND expires_at <= $1 \
-                 AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
-                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING body",
-            before,
-            limit,
-            "grants",
-        )
-        .await
-    }
-
-    async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
-        let seqs: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
-        sqlx::query("UPDATE outbox SET done_at = clock_timestamp() WHERE seq = ANY($1)")
-            .bind(seqs)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
     }
 }
 

@@ -59,7 +59,7 @@ async fn two_reviewers_approving_at_once_on_two_replicas_yield_one_grant_and_one
             .map(|g| g.id)
             .collect();
         assert_eq!(grants.len(), 1, "round {round}: exactly one grant");
-        let stored = gb.get_request(req.id).await.unwrap();
+        let stored = gb.read_request(req.id).await.unwrap();
         assert_eq!(stored.state, RequestState::Approved);
         assert_eq!(stored.reviews.len(), 1, "one recorded review");
         let trail = ga.request_audit(req.id, &PageRequest::first(100)).await.unwrap().items;
@@ -171,7 +171,13 @@ async fn sweeps_on_two_replicas_expire_each_item_once() {
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.requests_expired + y.requests_expired, 15);
     assert_eq!(x.grants_expired + y.grants_expired, 15);
-    let trail = ga.store().audit_log(0, 10_000).await.unwrap();
+    let trail = ga
+        .store()
+        .audit_log()
+        .expect("audit log")
+        .records(0, 10_000)
+        .await
+        .unwrap();
     let expiries = trail
         .iter()
         .filter(|r| r.entry.action == audit::AuditAction::GrantExpired)

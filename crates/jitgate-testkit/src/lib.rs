@@ -2,8 +2,9 @@
 //!
 //! What every jitgate adapter is tested with:
 //!
-//! - [`conformance`]: the `Store` conformance suite, as public async functions, and the
-//!   [`store_conformance!`] macro that turns them into one `#[test]` each for an adapter:
+//! - [`conformance`]: the `Store` conformance suite, as public async functions in one group
+//!   per capability, and the [`store_conformance!`] macro that turns them into one `#[test]`
+//!   each for an adapter:
 //!
 //!   ```
 //!   use std::sync::Arc;
@@ -32,39 +33,97 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Generates one `#[test]` per conformance check, each with a fresh store from `$factory`
-/// (a closure returning a future of `Option<Arc<dyn Store>>`; `None` skips the check, for
-/// backends that are not available where the tests run — the factory should say so).
+/// Generates one `#[test]` per conformance check, in one module per group, each with a fresh
+/// store from `$factory` (a closure returning a future of `Option<Arc<dyn Store>>`; `None`
+/// skips the check, for backends that are not available where the tests run — the factory
+/// should say so).
+///
+/// `store_conformance!(factory)` runs every group; `store_conformance!(factory; core)` (or
+/// any list of `core`, `listings`, `due_work`, `outbox`, `audit_log`) runs only those, for a
+/// store that implements only some capabilities.
 #[macro_export]
 macro_rules! store_conformance {
     ($factory:expr) => {
-        $crate::store_conformance!(@tests $factory;
+        $crate::store_conformance!($factory; core, listings, due_work, outbox, audit_log);
+    };
+    ($factory:expr; $($group:ident),+ $(,)?) => {
+        $( $crate::__conformance_group!($factory, $group); )+
+    };
+}
+
+/// The one list of conformance checks, by group: adding a check is one line here (and its
+/// function in `conformance::<group>`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_group {
+    ($factory:expr, core) => {
+        $crate::__conformance_tests!($factory, core:
             compare_and_swap_conflict,
             commit_is_all_or_nothing,
             duplicate_pending_is_refused,
             concurrent_approvers_yield_one_grant,
             grant_index_is_exact_and_drops_ended_grants,
-            expiry_sweep_is_idempotent_and_safe_concurrently,
-            revoke_all_ends_every_grant_of_a_principal,
-            audit_chain_stays_continuous_under_concurrency,
-            listings_paginate,
-            outbox_holds_events_until_done,
             use_limited_grant_allows_exactly_n_uses_concurrently,
-            nothing_is_deleted,
-            outbox_retries_wait_and_dead_letters_are_kept,
-            expiry_reminders_are_due_once
         );
     };
-    (@tests $factory:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::block_on(async {
-                    if let Some(store) = ($factory)().await {
-                        $crate::conformance::$name(store).await;
-                    }
-                });
-            }
-        )*
+    ($factory:expr, listings) => {
+        $crate::__conformance_tests!($factory, listings:
+            revoke_all_ends_every_grant_of_a_principal,
+            listings_paginate,
+        );
     };
+    ($factory:expr, due_work) => {
+        $crate::__conformance_tests!($factory, due_work:
+            expiry_sweep_is_idempotent_and_safe_concurrently,
+            expiry_reminders_are_due_once,
+        );
+    };
+    ($factory:expr, outbox) => {
+        $crate::__conformance_tests!($factory, outbox:
+            outbox_holds_events_until_done,
+            outbox_retries_wait_and_dead_letters_are_kept,
+        );
+    };
+    ($factory:expr, audit_log) => {
+        $crate::__conformance_tests!($factory, audit_log:
+            audit_chain_stays_continuous_under_concurrency,
+            nothing_is_deleted,
+        );
+    };
+}
+
+/// One `#[test]` per check of a group, in a module named after the group.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($factory:expr, $group:ident: $($check:ident),+ $(,)?) => {
+        mod $group {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $check() {
+                    $crate::block_on(async {
+                        if let Some(store) = ($factory)().await {
+                            $crate::conformance::$group::$check(store).await;
+                        }
+                    });
+                }
+            )+
+        }
+    };
+}
+
+/// Panics if any error in `error`'s chain repeats, in its own message, the message of the
+/// error `source()` returns: a wrapper says what it was doing, its cause says why, once.
+pub fn assert_no_repeated_cause(error: &(dyn std::error::Error + 'static)) {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        let (outer, inner) = (current.to_string(), source.to_string());
+        assert!(
+            inner.is_empty() || !outer.contains(&inner),
+            "`{outer}` repeats its cause `{inner}` (which `source()` already returns)"
+        );
+        current = source;
+    }
 }

@@ -47,7 +47,7 @@ pub enum WebhookError {
     #[error("the signing secret is empty: receivers could not verify anything")]
     EmptySecret,
     /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
 }
 
@@ -146,8 +146,8 @@ impl WebhookNotifier {
 #[async_trait]
 impl Notifier for WebhookNotifier {
     async fn notify(&self, delivery: &Delivery) -> Result<(), NotifyError> {
-        let bytes =
-            serde_json::to_vec(&body(delivery, self.format)).map_err(|e| NotifyError::new(delivery, e.to_string()))?;
+        let bytes = serde_json::to_vec(&body(delivery, self.format))
+            .map_err(|e| NotifyError::new(delivery, "the payload does not serialise").with_source(e))?;
         for url in &self.urls {
             let timestamp = chrono::Utc::now().timestamp();
             let response = self
@@ -161,11 +161,7 @@ impl Notifier for WebhookNotifier {
                 .body(bytes.clone())
                 .send()
                 .await
-                .map_err(|e| NotifyError {
-                    event: delivery.event.id.to_string(),
-                    message: format!("POST {url} failed: {e}"),
-                    source: Some(Box::new(e)),
-                })?;
+                .map_err(|e| NotifyError::new(delivery, format!("POST {url} failed")).with_source(e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(NotifyError::new(delivery, format!("POST {url} answered {status}")));

@@ -243,8 +243,9 @@ async fn a_rolled_back_transition_delivers_nothing() {
         GrantId::new_random(),
         now,
     )
-    .unwrap();
-    let second = machine::cancel(&req, &sam(), now).unwrap();
+    .unwrap()
+    .commit;
+    let second = machine::cancel(&req, &sam(), now).unwrap().commit;
     s.gate.store().commit(first).await.unwrap();
     assert!(matches!(
         s.gate.store().commit(second).await,

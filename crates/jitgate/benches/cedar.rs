@@ -15,8 +15,10 @@ use chrono::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use jitgate::cedar::{CedarPolicy, StaticEntities};
 use jitgate::{
-    machine, Action, Decision, EntityRef, Flow, Gate, GrantId, ManualClock, MemoryStore, NewRequest, RequestId, Store,
+    Action, Decision, EntityRef, Flow, Gate, GrantId, ManualClock, MemoryStore, NewRequest, RequestId, Store,
 };
+// Filling the store with grants past the rules needs the state machine (feature `testing`).
+use jitgate_core::machine;
 
 const SCHEMA: &str = r#"
 entity Team in [Team];
@@ -95,7 +97,9 @@ async fn grow(store: &MemoryStore, n: usize, now: chrono::DateTime<chrono::Utc>)
             EntityRef::new("Database", format!("db{}", i % 200)),
         );
         let ask = NewRequest::new(EntityRef::new("User", format!("filler{i}")), action, Duration::hours(4));
-        let (_, commit) = machine::open(RequestId::new_random(), GrantId::new_random(), ask, &flow, None, now).unwrap();
+        let commit = machine::open(RequestId::new_random(), GrantId::new_random(), ask, &flow, None, now)
+            .unwrap()
+            .commit;
         store.commit(commit).await.unwrap();
     }
 }

@@ -1,28 +1,48 @@
-#![doc = include_str!("../../../README.md")]
+#![doc = include_str!("../README.md")]
 //!
 //! ## This crate
 //!
-//! `jitgate` is the one crate a service adds. It re-exports the engine from
-//! `jitgate-core` ([`Gate`], the traits, the in-memory adapters, the [`RuleTable`]
-//! policy) and `chrono`, whose `Duration` and `DateTime<Utc>` its API speaks.
-//! Test helpers (the Store conformance suite, fixtures) live in `jitgate-testkit`.
+//! `jitgate` is the one crate a service adds. It re-exports, by name, the engine from
+//! `jitgate-core` ([`Gate`], the ports, the in-memory adapters, the [`RuleTable`] policy),
+//! `chrono` (whose `Duration` and `DateTime<Utc>` its API speaks), and `async_trait` (which a
+//! custom [`Store`], [`Notifier`] or [`Policy`] implements with), so an adapter needs no other
+//! dependency. Test helpers (the conformance suites, fixtures) live in `jitgate-testkit`.
 //!
 //! ## Feature flags
 //!
-//! - `cedar` (default): [`cedar`], Cedar policies (`jitgate-cedar`): standing permits,
-//!   `@jit` eligibility rules with their approval flows, reviewer eligibility, explain.
-//! - `webhook`: [`webhook`], a notifier that POSTs signed JSON or Slack messages
+//! - `cedar` (default): `jitgate::cedar`, Cedar policies (`jitgate-cedar`): standing permits,
+//!   `@jit` eligibility rules with their approval flows, reviewer eligibility, explain; and
+//!   `jitgate::cedar_policy`, the exact `cedar-policy` it was built with.
+//! - `webhook`: `jitgate::webhook`, a notifier that POSTs signed JSON or Slack messages
 //!   (`jitgate-webhook`).
-//! - `postgres`: [`postgres`], the PostgreSQL store shared by many replicas
+//! - `postgres`: `jitgate::postgres`, the PostgreSQL store shared by many replicas
 //!   (`jitgate-postgres`; needs Rust 1.94).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub use async_trait::async_trait;
 pub use chrono;
-pub use jitgate_core::*;
+
+pub use jitgate_core::audit;
+pub use jitgate_core::{
+    route, AccessRequest, Acknowledgement, Action, ActionBinding, AttrValue, Attributes, AuditError, AuditLog, Basis,
+    BreakGlass, BuildError, Capability, Clock, Commit, CommitParts, Cursor, Decision, Delivery, DenyReason,
+    DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork, EmptyWindow, Ending, EntityRef, EntityRefParseError,
+    Error, Event, EventId, EventKind, Explanation, Flow, FlowError, Gate, GateBuilder, Grant, GrantId, GrantState,
+    Listings, ManualClock, MemoryNotifier, MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Outbox,
+    OutboxEntry, Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, RequestId, RequestOutcome,
+    RequestState, Requirement, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder,
+    RuleTableError, Scope, Store, StoreError, Subject, SweepReport, SystemClock, TimeError, TracingNotifier,
+    TransitionError, Uses, Verdict, Window, Write, DEFAULT_MAX_ATTEMPTS,
+};
 
 /// Cedar policies (feature `cedar`, on by default).
 #[cfg(feature = "cedar")]
 pub use jitgate_cedar as cedar;
+
+/// The `cedar-policy` crate, the exact version `jitgate::cedar` is built with (feature
+/// `cedar`): a custom [`EntityProvider`](cedar::EntityProvider) builds its entities with it.
+#[cfg(feature = "cedar")]
+pub use jitgate_cedar::cedar_policy;
 
 /// Signed webhooks and Slack messages (feature `webhook`).
 #[cfg(feature = "webhook")]

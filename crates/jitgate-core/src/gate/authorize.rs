@@ -1,12 +1,16 @@
 //! `authorize` and `explain`: the hot path.
 
-use chrono::{DateTime, Utc};
-
 use super::{Basis, Decision, DenyReason, Explanation, Gate};
 use crate::machine;
-use crate::policy::PolicyDecision;
-use crate::store::StoreError;
-use crate::{Action, ActionBinding, EntityRef, Grant};
+use crate::ports::policy::PolicyDecision;
+use std::sync::OnceLock;
+
+use crate::gate::error::Error;
+use crate::model::entity::{Action, EntityRef};
+use crate::model::grant::Grant;
+use crate::model::ids::GrantId;
+use crate::ports::store::Subject;
+use crate::report::ErrorChain;
 
 impl Gate {
     /// May `principal` perform `action` now?
@@ -41,10 +45,10 @@ impl Gate {
         let policy = match self.policy.evaluate(principal, action) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(%principal, scope = %action.scope, error = %e, "policy failed; denying");
+                tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(&e), "policy failed; denying");
                 return (
                     Decision::Deny {
-                        reason: DenyReason::PolicyError(e.to_string()),
+                        reason: DenyReason::PolicyError(ErrorChain(&e).to_string()),
                     },
                     None,
                     Vec::new(),
@@ -92,53 +96,42 @@ impl Gate {
     }
 
     /// Finds a grant that allows `action` now. Unlimited grants are preferred; a use-limited
-    /// one has a use consumed by compare-and-swap, retried on conflict.
-    async fn use_grant(
-        &self,
-        action: &Action,
-        grants: &[Grant],
-        consume: bool,
-    ) -> Result<Option<crate::GrantId>, StoreError> {
+    /// one has a use consumed through [`Gate::transact`] (read again after a conflict).
+    async fn use_grant(&self, action: &Action, grants: &[Grant], consume: bool) -> Result<Option<GrantId>, Error> {
         let now = self.clock.now();
-        let mut binding: Option<ActionBinding> = None;
-        let mut allows =
-            |g: &Grant, now: DateTime<Utc>| g.allows(now, || binding.get_or_insert_with(|| action.binding()).clone());
-        if let Some(g) = grants.iter().find(|g| g.uses.is_none() && allows(g, now)) {
+        let binding = OnceLock::new();
+        let binding = || binding.get_or_init(|| action.binding()).clone();
+        if let Some(g) = grants.iter().find(|g| g.uses.is_none() && g.allows(now, binding)) {
             return Ok(Some(g.id));
         }
-        for g in grants.iter().filter(|g| g.uses.is_some()) {
+        for g in grants.iter().filter(|g| g.uses.is_some() && g.allows(now, binding)) {
             if !consume {
-                if allows(g, now) {
-                    return Ok(Some(g.id));
-                }
-                continue;
+                return Ok(Some(g.id));
             }
-            let mut current = g.clone();
-            for _ in 0..self.max_attempts {
-                let now = self.clock.now();
-                if !allows(&current, now) {
-                    break;
-                }
-                let Ok(commit) = machine::use_grant(&current, now) else {
-                    break;
-                };
-                match self.commit(commit).await {
-                    Ok(()) => return Ok(Some(current.id)),
-                    Err(StoreError::Conflict { .. }) => match self.store.grant(current.id).await? {
-                        Some(fresh) => current = fresh,
-                        None => break,
-                    },
-                    Err(e) => return Err(e),
-                }
+            // The binding is fixed for a grant's life; the state machine checks the rest.
+            let used = self
+                .transact(Subject::Grant(g.id), |at| async move {
+                    let current = if at.first {
+                        g.clone()
+                    } else {
+                        self.read_grant(g.id).await?
+                    };
+                    Ok(machine::use_grant(&current, at.now)?)
+                })
+                .await;
+            match used {
+                Ok(_) => return Ok(Some(g.id)),
+                Err(Error::Transition(_) | Error::GrantNotFound(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(None)
     }
 }
 
-fn store_denial(principal: &EntityRef, action: &Action, e: &StoreError) -> Decision {
-    tracing::error!(%principal, scope = %action.scope, error = %e, "store failed; denying");
+fn store_denial(principal: &EntityRef, action: &Action, e: &dyn std::error::Error) -> Decision {
+    tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(e), "store failed; denying");
     Decision::Deny {
-        reason: DenyReason::StoreError(e.to_string()),
+        reason: DenyReason::StoreError(ErrorChain(e).to_string()),
     }
 }

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::policy::PolicyDecision;
-use crate::{AccessRequest, Flow, Grant, GrantId};
+use crate::model::flow::Flow;
+use crate::model::grant::Grant;
+use crate::model::ids::GrantId;
+use crate::model::request::AccessRequest;
+use crate::ports::policy::PolicyDecision;
 
 /// Why an action is allowed.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -44,7 +47,7 @@ impl fmt::Display for DenyReason {
     }
 }
 
-/// The answer of [`Gate::authorize`](crate::Gate::authorize).
+/// The answer of [`Gate::authorize`](crate::gate::Gate::authorize).
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Decision {
@@ -85,7 +88,7 @@ impl fmt::Display for Decision {
     }
 }
 
-/// The answer of [`Gate::request`](crate::Gate::request).
+/// The answer of [`Gate::request`](crate::gate::Gate::request).
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 #[allow(clippy::large_enum_variant)] // returned once per request, never on the hot path
@@ -107,7 +110,7 @@ pub enum RequestOutcome {
     NotNeeded,
 }
 
-/// The answer of a review ([`Gate::approve`](crate::Gate::approve) or [`Gate::deny`](crate::Gate::deny)).
+/// The answer of a review ([`Gate::approve`](crate::gate::Gate::approve) or [`Gate::deny`](crate::gate::Gate::deny)).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ReviewOutcome {
     /// The request after the review.

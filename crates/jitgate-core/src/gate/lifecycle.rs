@@ -1,13 +1,19 @@
-//! The verbs that change state: request, review, cancel, revoke, extend, acknowledge.
+//! The verbs that change state: request, review, cancel, revoke, extend, acknowledge. Each
+//! goes through [`Gate::transact`].
 
 use std::sync::Arc;
 
 use super::{Gate, RequestOutcome, ReviewOutcome};
+use crate::gate::error::Error;
 use crate::machine::{self, TransitionError};
-use crate::policy::PolicyDecision;
-use crate::request::{NewRequest, Verdict};
-use crate::store::{PageRequest, StoreError};
-use crate::{AccessRequest, EntityRef, Error, Flow, Grant, GrantId, GrantState, RequestId};
+use crate::model::entity::EntityRef;
+use crate::model::flow::Flow;
+use crate::model::grant::{Grant, GrantState};
+use crate::model::ids::{GrantId, RequestId};
+use crate::model::request::{AccessRequest, NewRequest, Verdict};
+use crate::ports::listings::PageRequest;
+use crate::ports::policy::PolicyDecision;
+use crate::ports::store::{Capability, Store, StoreError, Subject};
 
 impl Gate {
     /// Asks for an action.
@@ -22,22 +28,8 @@ impl Gate {
     /// [`Error::Forbidden`], [`Error::NotEligible`], a [`TransitionError`] (reason required,
     /// duration above the maximum, break-glass not allowed, ...), a policy or store error.
     pub async fn request(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
-        let flow = match self.policy.evaluate(&ask.principal, &ask.action)? {
-            PolicyDecision::Forbidden { policy_ids } => {
-                return Err(Error::Forbidden {
-                    principal: ask.principal,
-                    scope: ask.action.scope,
-                    policy_ids,
-                });
-            }
-            PolicyDecision::NotEligible => {
-                return Err(Error::NotEligible {
-                    principal: ask.principal,
-                    scope: ask.action.scope,
-                })
-            }
-            PolicyDecision::Standing { .. } => return Ok(RequestOutcome::NotNeeded),
-            PolicyDecision::Eligible { flow } => flow,
+        let Some(flow) = self.eligible_flow(&ask.principal, &ask.action)? else {
+            return Ok(RequestOutcome::NotNeeded);
         };
         let now = self.clock.now();
         let binding = ask.action.binding();
@@ -48,45 +40,51 @@ impl Gate {
         self.open(ask, &flow, None).await
     }
 
+    /// The flow through which `principal` may ask for `action`; `None` under standing
+    /// permission.
+    fn eligible_flow(
+        &self,
+        principal: &EntityRef,
+        action: &crate::model::entity::Action,
+    ) -> Result<Option<Arc<Flow>>, Error> {
+        match self.policy.evaluate(principal, action)? {
+            PolicyDecision::Eligible { flow } => Ok(Some(flow)),
+            PolicyDecision::Standing { .. } => Ok(None),
+            PolicyDecision::Forbidden { policy_ids } => Err(Error::Forbidden {
+                principal: principal.clone(),
+                scope: action.scope.clone(),
+                policy_ids,
+            }),
+            PolicyDecision::NotEligible => Err(Error::NotEligible {
+                principal: principal.clone(),
+                scope: action.scope.clone(),
+            }),
+        }
+    }
+
     async fn open(&self, ask: NewRequest, flow: &Flow, extends: Option<GrantId>) -> Result<RequestOutcome, Error> {
         if let Some(existing) = self.store.pending_request(&ask.principal, &ask.action.scope).await? {
-            let now = self.clock.now();
-            if now < existing.deadline {
+            if self.clock.now() < existing.deadline {
                 return Ok(RequestOutcome::AlreadyPending(existing));
             }
             // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
-            if let Ok(commit) = machine::expire_request(&existing, now) {
-                match self.commit(commit).await {
-                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.advance_request(&existing, machine::expire_request).await?;
         }
-        let (request, commit) = machine::open(
-            RequestId::new_random(),
-            GrantId::new_random(),
-            ask,
-            flow,
-            extends,
-            self.clock.now(),
-        )?;
-        let grant = commit.grants.first().map(|w| w.value().clone());
-        match self.commit(commit).await {
-            Ok(()) => {}
-            Err(StoreError::DuplicatePending { existing, .. }) => {
-                let existing = self
-                    .store
-                    .request(existing)
-                    .await?
-                    .ok_or(Error::RequestNotFound(existing))?;
-                return Ok(RequestOutcome::AlreadyPending(existing));
+        let id = RequestId::new_random();
+        let opened = self
+            .transact(Subject::Request(id), |at| {
+                let ask = ask.clone();
+                async move { Ok(machine::open(id, GrantId::new_random(), ask, flow, extends, at.now)?) }
+            })
+            .await;
+        match opened {
+            Ok((request, Some(grant))) => Ok(RequestOutcome::Granted { request, grant }),
+            Ok((request, None)) => Ok(RequestOutcome::Pending(request)),
+            Err(Error::Store(StoreError::DuplicatePending { existing, .. })) => {
+                Ok(RequestOutcome::AlreadyPending(self.read_request(existing).await?))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e),
         }
-        Ok(match grant {
-            Some(grant) => RequestOutcome::Granted { request, grant },
-            None => RequestOutcome::Pending(request),
-        })
     }
 
     /// Approves a request as `reviewer`. The approval that meets every requirement creates
@@ -126,25 +124,23 @@ impl Gate {
         verdict: Verdict,
         comment: Option<&str>,
     ) -> Result<ReviewOutcome, Error> {
-        transact!(self, format!("request {id}"), |now| {
-            let req = self.load_request(id).await?;
-            let standing = self.policy.reviewer_standing(reviewer, &req)?;
-            let commit = machine::review(
-                &req,
-                reviewer,
-                verdict,
-                comment.map(str::to_owned),
-                &standing,
-                GrantId::new_random(),
-                now,
-            )?;
-            let request = commit
-                .request
-                .as_ref()
-                .map_or_else(|| req.clone(), |w| w.value().clone());
-            let grant = commit.grants.first().map(|w| w.value().clone());
-            (commit, ReviewOutcome { request, grant })
-        })
+        let (request, grant) = self
+            .transact(Subject::Request(id), |at| async move {
+                let req = self.read_request(id).await?;
+                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let comment = comment.map(str::to_owned);
+                Ok(machine::review(
+                    &req,
+                    reviewer,
+                    verdict,
+                    comment,
+                    &standing,
+                    GrantId::new_random(),
+                    at.now,
+                )?)
+            })
+            .await?;
+        Ok(ReviewOutcome { request, grant })
     }
 
     /// Cancels a pending request; only its requester may.
@@ -153,15 +149,11 @@ impl Gate {
     /// [`Error::RequestNotFound`], [`TransitionError::NotRequester`],
     /// [`TransitionError::RequestClosed`], store errors.
     pub async fn cancel(&self, id: RequestId, actor: &EntityRef) -> Result<AccessRequest, Error> {
-        transact!(self, format!("request {id}"), |now| {
-            let req = self.load_request(id).await?;
-            let commit = machine::cancel(&req, actor, now)?;
-            let next = commit
-                .request
-                .as_ref()
-                .map_or_else(|| req.clone(), |w| w.value().clone());
-            (commit, next)
+        self.transact(Subject::Request(id), |at| async move {
+            let req = self.read_request(id).await?;
+            Ok(machine::cancel(&req, actor, at.now)?)
         })
+        .await
     }
 
     /// Revokes one grant. The holder may always give up their own grant; others need the
@@ -171,40 +163,37 @@ impl Gate {
     /// [`Error::GrantNotFound`], [`Error::NotPermittedToRevoke`],
     /// [`TransitionError::GrantNotActive`] (already ended), policy and store errors.
     pub async fn revoke(&self, id: GrantId, actor: &EntityRef, reason: Option<&str>) -> Result<Grant, Error> {
-        transact!(self, format!("grant {id}"), |now| {
-            let grant = self.load_grant(id).await?;
-            let req = self.load_request(grant.request_id).await?;
+        self.transact(Subject::Grant(id), |at| async move {
+            let grant = self.read_grant(id).await?;
+            let req = self.read_request(grant.request_id).await?;
             if !self.policy.may_revoke(actor, &grant, &req)? {
                 return Err(Error::NotPermittedToRevoke {
                     actor: actor.clone(),
                     grant: id,
                 });
             }
-            let commit = machine::revoke(&grant, actor, reason.map(str::to_owned), now)?;
-            let next = commit
-                .grants
-                .first()
-                .map_or_else(|| grant.clone(), |w| w.value().clone());
-            (commit, next)
+            Ok(machine::revoke(&grant, actor, reason.map(str::to_owned), at.now)?)
         })
+        .await
     }
 
     /// Revokes every scheduled or active grant of `principal` (off-boarding). Grants that
     /// ended meanwhile are skipped. Returns the grants revoked.
     ///
     /// # Errors
-    /// The first error other than a grant having already ended; grants revoked before it
-    /// stay revoked.
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); the first error other
+    /// than a grant having already ended (grants revoked before it stay revoked).
     pub async fn revoke_all(
         &self,
         principal: &EntityRef,
         actor: &EntityRef,
         reason: Option<&str>,
     ) -> Result<Vec<Grant>, Error> {
+        let listings = self.capability("revoke_all", Capability::Listings, Store::listings)?;
         let mut revoked = Vec::new();
         let mut page = PageRequest::first(100);
         loop {
-            let batch = self.store.live_grants_of(principal, &page).await?;
+            let batch = listings.live_grants_of(principal, &page).await?;
             for g in &batch.items {
                 match self.revoke(g.id, actor, reason).await {
                     Ok(g) => revoked.push(g),
@@ -233,7 +222,7 @@ impl Gate {
         duration: chrono::Duration,
         justification: Option<&str>,
     ) -> Result<RequestOutcome, Error> {
-        let grant = self.load_grant(id).await?;
+        let grant = self.read_grant(id).await?;
         if grant.principal != *actor {
             return Err(Error::NotGrantHolder {
                 actor: actor.clone(),
@@ -244,25 +233,11 @@ impl Gate {
         if state != GrantState::Active {
             return Err(TransitionError::GrantNotActive { grant: id, state }.into());
         }
-        let original = self.load_request(grant.request_id).await?;
+        let original = self.read_request(grant.request_id).await?;
         let mut ask = NewRequest::new(actor.clone(), original.action.clone(), duration);
         ask.justification = justification.map(str::to_owned);
-        let flow: Arc<Flow> = match self.policy.evaluate(actor, &original.action)? {
-            PolicyDecision::Eligible { flow } => flow,
-            PolicyDecision::Forbidden { policy_ids } => {
-                return Err(Error::Forbidden {
-                    principal: actor.clone(),
-                    scope: original.action.scope,
-                    policy_ids,
-                });
-            }
-            PolicyDecision::Standing { .. } => return Ok(RequestOutcome::NotNeeded),
-            PolicyDecision::NotEligible => {
-                return Err(Error::NotEligible {
-                    principal: actor.clone(),
-                    scope: original.action.scope,
-                })
-            }
+        let Some(flow) = self.eligible_flow(actor, &original.action)? else {
+            return Ok(RequestOutcome::NotNeeded);
         };
         self.open(ask, &flow, Some(id)).await
     }
@@ -275,24 +250,31 @@ impl Gate {
     /// [`TransitionError::AlreadyAcknowledged`], [`TransitionError::SelfApproval`],
     /// [`TransitionError::NotEligibleReviewer`], policy and store errors.
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
-        transact!(self, format!("grant {id}"), |now| {
-            let grant = self.load_grant(id).await?;
-            let req = self.load_request(grant.request_id).await?;
+        self.transact(Subject::Grant(id), |at| async move {
+            let grant = self.read_grant(id).await?;
+            let req = self.read_request(grant.request_id).await?;
             let standing = self.policy.reviewer_standing(reviewer, &req)?;
-            let commit = machine::acknowledge(&grant, &req, reviewer, &standing, comment.map(str::to_owned), now)?;
-            let next = commit
-                .grants
-                .first()
-                .map_or_else(|| grant.clone(), |w| w.value().clone());
-            (commit, next)
+            let comment = comment.map(str::to_owned);
+            Ok(machine::acknowledge(
+                &grant, &req, reviewer, &standing, comment, at.now,
+            )?)
         })
+        .await
     }
 
-    pub(super) async fn load_request(&self, id: RequestId) -> Result<AccessRequest, Error> {
-        self.store.request(id).await?.ok_or(Error::RequestNotFound(id))
+    /// Reads a request by id.
+    ///
+    /// # Errors
+    /// [`Error::RequestNotFound`] or a store error.
+    pub async fn read_request(&self, id: RequestId) -> Result<AccessRequest, Error> {
+        self.store.read_request(id).await?.ok_or(Error::RequestNotFound(id))
     }
 
-    pub(super) async fn load_grant(&self, id: GrantId) -> Result<Grant, Error> {
-        self.store.grant(id).await?.ok_or(Error::GrantNotFound(id))
+    /// Reads a grant by id.
+    ///
+    /// # Errors
+    /// [`Error::GrantNotFound`] or a store error.
+    pub async fn read_grant(&self, id: GrantId) -> Result<Grant, Error> {
+        self.store.read_grant(id).await?.ok_or(Error::GrantNotFound(id))
     }
 }

@@ -1,40 +1,17 @@
 //! The [`Gate`] engine: ties a policy, a store, a notifier and a clock together and exposes
-//! the verbs a service uses.
-
-/// Runs `$body` (which loads fresh state, computes a transition at `$now` and evaluates to
-/// `(Commit, T)`, returning early with `?` on errors) and commits its commit; on a version
-/// conflict, runs it again. A macro rather than a function taking an async closure, so the
-/// futures of the `Gate` verbs stay `Send`.
-macro_rules! transact {
-    ($gate:expr, $what:expr, |$now:ident| $body:block) => {{
-        let mut result = None;
-        for attempt in 1..=$gate.max_attempts {
-            let $now = $gate.clock.now();
-            let (commit, out) = $body;
-            match $gate.commit(commit).await {
-                Ok(()) => {
-                    result = Some(Ok(out));
-                    break;
-                }
-                Err($crate::store::StoreError::Conflict { .. }) => {
-                    tracing::debug!(what = %$what, attempt, "version conflict; reloading and retrying");
-                }
-                Err(e) => {
-                    result = Some(Err($crate::Error::from(e)));
-                    break;
-                }
-            }
-        }
-        result.unwrap_or_else(|| Err($crate::Error::Contention { what: $what.to_string(), attempts: $gate.max_attempts }))
-    }};
-}
+//! the verbs a service uses. Every verb that changes state goes through one pipeline,
+//! [`Gate::transact`]: load, decide (the pure state machine), commit, and on a version
+//! conflict load again.
 
 mod authorize;
 mod decision;
+pub(crate) mod error;
 mod lifecycle;
 mod queries;
+mod send_check;
 mod sweep;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -43,11 +20,14 @@ pub use decision::{Basis, Decision, DenyReason, Explanation, RequestOutcome, Rev
 pub use queries::AuditError;
 pub use sweep::SweepReport;
 
-use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{DispatchConfig, Dispatcher};
-use crate::notify::{Notifier, NullNotifier};
-use crate::policy::Policy;
-use crate::store::{Commit, Store, StoreError};
+use crate::gate::error::Error;
+use crate::machine::Transition;
+
+use crate::delivery::dispatch::{DispatchConfig, Dispatcher};
+use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::notify::{Notifier, NullNotifier};
+use crate::ports::policy::Policy;
+use crate::ports::store::{Capability, Commit, Store, StoreError, Subject};
 
 /// How many times a transition is recomputed after a version conflict before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
@@ -165,12 +145,23 @@ impl GateBuilder {
         self
     }
 
-    /// Builds the gate.
+    /// Builds the gate. A store without some [capabilities](Capability) still builds a gate:
+    /// the verbs they serve answer [`Error::Unsupported`], and the build logs (at WARN) which
+    /// verbs are off; [`Gate::missing_capabilities`] lists them.
     ///
     /// # Errors
     /// [`BuildError::MissingPolicy`] or [`BuildError::MissingStore`].
     pub fn build(self) -> Result<Gate, BuildError> {
         let store = self.store.ok_or(BuildError::MissingStore)?;
+        for capability in Capability::ALL {
+            if !capability.of(store.as_ref()) {
+                tracing::warn!(
+                    %capability,
+                    verbs = ?capability.verbs(),
+                    "the store does not implement {capability}: these Gate verbs are off"
+                );
+            }
+        }
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let dispatcher = Dispatcher::new(store.clone(), clock.clone())
             .notifier(self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)))
@@ -193,9 +184,62 @@ impl Gate {
         GateBuilder::default()
     }
 
-    /// The store this gate uses.
+    /// The store this gate uses, for tests that write past the rules (feature `testing`,
+    /// which only `jitgate-testkit` turns on).
+    #[cfg(feature = "testing")]
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The store capabilities this gate's store lacks; [`Capability::verbs`] names the verbs
+    /// each one turns off.
+    pub fn missing_capabilities(&self) -> Vec<Capability> {
+        Capability::ALL
+            .into_iter()
+            .filter(|c| !c.of(self.store.as_ref()))
+            .collect()
+    }
+
+    /// The store's capability `capability` of this gate, or [`Error::Unsupported`] naming `verb`.
+    fn capability<'a, T: ?Sized>(
+        &'a self,
+        verb: &'static str,
+        capability: Capability,
+        get: impl FnOnce(&'a dyn Store) -> Option<&'a T>,
+    ) -> Result<&'a T, Error> {
+        get(self.store.as_ref()).ok_or(Error::Unsupported { verb, capability })
+    }
+
+    /// The one write pipeline. Runs `step` (which loads what it needs — the given state on
+    /// the first attempt, a fresh read after a conflict — and asks the state machine for the
+    /// transition at `attempt.now`), commits the transition's commit, and returns its outcome.
+    /// On a version conflict, runs `step` again, up to the gate's maximum attempts.
+    ///
+    /// # Errors
+    /// What `step` returns, a store error, or [`Error::Contention`] naming `subject`.
+    async fn transact<T, F, Fut>(&self, subject: Subject, mut step: F) -> Result<T, Error>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<Transition<T>, Error>>,
+    {
+        for n in 1..=self.max_attempts {
+            let attempt = Attempt {
+                now: self.clock.now(),
+                first: n == 1,
+            };
+            let Transition { commit, outcome } = step(attempt).await?;
+            match self.commit(commit).await {
+                Ok(()) => return Ok(outcome),
+                Err(StoreError::Conflict { subject, .. }) => {
+                    tracing::debug!(%subject, attempt = n, "version conflict; reloading and retrying");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contention {
+            subject,
+            attempts: self.max_attempts,
+        })
     }
 
     /// The current time by this gate's clock.
@@ -207,9 +251,9 @@ impl Gate {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let has_events = !commit.events.is_empty();
         self.store.commit(commit).await?;
-        if has_events && self.deliver_inline {
+        if has_events && self.deliver_inline && self.store.outbox().is_some() {
             if let Err(e) = self.deliver_outbox().await {
-                tracing::warn!(error = %e, "outbox delivery failed; events stay in the outbox");
+                tracing::warn!(error = %crate::report::ErrorChain(&e), "outbox delivery failed; events stay in the outbox");
             }
         }
         Ok(())
@@ -220,7 +264,7 @@ impl Gate {
     /// delivered.
     ///
     /// # Errors
-    /// A store error.
+    /// A store error ([`StoreError::Unsupported`] without an [`Outbox`](crate::Outbox)).
     pub async fn deliver_outbox(&self) -> Result<usize, StoreError> {
         Ok(self.dispatcher.dispatch_once().await?.delivered)
     }
@@ -230,4 +274,13 @@ impl Gate {
     pub fn dispatcher(&self) -> Dispatcher {
         self.dispatcher.clone()
     }
+}
+
+/// One try of a transition in [`Gate::transact`].
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    /// The time to decide at.
+    now: DateTime<Utc>,
+    /// The first try: the state the caller already holds is fresh enough.
+    first: bool,
 }

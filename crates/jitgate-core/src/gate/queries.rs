@@ -2,8 +2,14 @@
 
 use super::Gate;
 use crate::audit::{AuditRecord, ChainHead, Verifier};
-use crate::store::{Page, PageRequest};
-use crate::{AccessRequest, EntityRef, Error, Grant, GrantId, RequestId};
+use crate::gate::error::Error;
+use crate::model::entity::EntityRef;
+use crate::model::grant::Grant;
+use crate::model::ids::RequestId;
+use crate::model::request::AccessRequest;
+use crate::ports::listings::{Cursor, Page, PageRequest};
+use crate::ports::outbox::OutboxEntry;
+use crate::ports::store::{Capability, Store, StoreError};
 
 /// The audit chain failed verification, or could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -14,53 +20,37 @@ pub enum AuditError {
     Chain(#[from] crate::audit::ChainError),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     /// Writing the export failed.
-    #[error("audit export failed: {0}")]
+    #[error("audit export failed")]
     Io(#[from] std::io::Error),
 }
 
 const AUDIT_PAGE: usize = 1_000;
 
 impl Gate {
-    /// A request by id.
-    ///
-    /// # Errors
-    /// [`Error::RequestNotFound`] or a store error.
-    pub async fn get_request(&self, id: RequestId) -> Result<AccessRequest, Error> {
-        self.load_request(id).await
-    }
-
-    /// A grant by id.
-    ///
-    /// # Errors
-    /// [`Error::GrantNotFound`] or a store error.
-    pub async fn get_grant(&self, id: GrantId) -> Result<Grant, Error> {
-        self.load_grant(id).await
-    }
-
     /// The pending requests `reviewer` may act on (eligible for at least one requirement,
     /// not their own unless the flow allows self-approval, not yet reviewed by them), oldest first.
     ///
     /// # Errors
-    /// A policy or store error.
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a policy or store error.
     pub async fn pending_for_reviewer(
         &self,
         reviewer: &EntityRef,
         page: &PageRequest,
     ) -> Result<Page<AccessRequest>, Error> {
+        let listings = self.capability("pending_for_reviewer", Capability::Listings, Store::listings)?;
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
         loop {
-            let batch = self
-                .store
+            let batch = listings
                 .pending_requests(&PageRequest {
                     after: cursor.clone(),
                     limit: page.limit,
                 })
                 .await?;
             for req in batch.items {
-                cursor = Some(crate::store::Cursor(req.id.to_string()));
+                cursor = Some(Cursor(req.id.to_string()));
                 if req.reviews.iter().any(|r| r.reviewer == *reviewer) {
                     continue;
                 }
@@ -85,10 +75,11 @@ impl Gate {
     /// while `next` is set.
     ///
     /// # Errors
-    /// A store error.
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error.
     pub async fn active_grants(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, Error> {
+        let listings = self.capability("active_grants", Capability::Listings, Store::listings)?;
         let now = self.clock.now();
-        let mut p = self.store.live_grants_of(principal, page).await?;
+        let mut p = listings.live_grants_of(principal, page).await?;
         p.items.retain(|g| !g.status_at(now).is_ended());
         Ok(p)
     }
@@ -96,31 +87,35 @@ impl Gate {
     /// Break-glass grants still awaiting their after-the-fact review.
     ///
     /// # Errors
-    /// A store error.
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error.
     pub async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, Error> {
-        Ok(self.store.unacknowledged_break_glass(page).await?)
+        let listings = self.capability("unacknowledged_break_glass", Capability::Listings, Store::listings)?;
+        Ok(listings.unacknowledged_break_glass(page).await?)
     }
 
     /// Notifications parked as dead after their last delivery attempt, oldest first.
     ///
     /// # Errors
-    /// A store error.
-    pub async fn dead_letters(&self, page: &PageRequest) -> Result<Page<crate::OutboxEntry>, Error> {
-        Ok(self.store.outbox_dead(page).await?)
+    /// [`Error::Unsupported`] without an [`Outbox`](crate::Outbox); a store error.
+    pub async fn dead_letters(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, Error> {
+        let outbox = self.capability("dead_letters", Capability::Outbox, Store::outbox)?;
+        Ok(outbox.dead(page).await?)
     }
 
     /// The audit records of a request and its grant, in order.
     ///
     /// # Errors
-    /// A store error.
+    /// [`Error::Unsupported`] without an [`AuditLog`](crate::AuditLog); a store error.
     pub async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, Error> {
-        Ok(self.store.request_audit(id, page).await?)
+        let log = self.capability("request_audit", Capability::AuditLog, Store::audit_log)?;
+        Ok(log.request_records(id, page).await?)
     }
 
     /// Verifies the whole audit chain, page by page, returning its head.
     ///
     /// # Errors
-    /// [`AuditError::Chain`] naming the first edited, missing or reordered record.
+    /// [`AuditError::Chain`] naming the first edited, missing or reordered record; a store
+    /// error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)).
     pub async fn verify_audit(&self) -> Result<ChainHead, AuditError> {
         let mut v = Verifier::new();
         self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
@@ -131,7 +126,8 @@ impl Gate {
     /// Writes the whole audit chain as JSON lines.
     ///
     /// # Errors
-    /// A store or I/O error.
+    /// A store error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)) or
+    /// an I/O error.
     pub async fn export_audit(&self, mut out: impl std::io::Write) -> Result<u64, AuditError> {
         let mut n = 0;
         self.each_audit_page(|records| {
@@ -146,9 +142,12 @@ impl Gate {
         &self,
         mut f: impl FnMut(&[AuditRecord]) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
+        let log = self.store.audit_log().ok_or(StoreError::Unsupported {
+            capability: Capability::AuditLog,
+        })?;
         let mut after = 0;
         loop {
-            let records = self.store.audit_log(after, AUDIT_PAGE).await?;
+            let records = log.records(after, AUDIT_PAGE).await?;
             let Some(last) = records.last() else { return Ok(()) };
             let prev = after;
             after = last.seq;

@@ -1,8 +1,7 @@
-//! In-memory adapters: a [`MemoryStore`] and a [`MemoryNotifier`], thread-safe, for tests,
-//! examples and single-process services.
+//! In-memory adapters: a [`MemoryStore`](store::MemoryStore), a
+//! [`MemoryNotifier`](notifier::MemoryNotifier) and the [`RuleTable`](rule_table::RuleTable)
+//! policy; thread-safe, for tests, examples and single-process services.
 
-mod notifier;
-mod store;
-
-pub use notifier::MemoryNotifier;
-pub use store::MemoryStore;
+pub(crate) mod notifier;
+pub(crate) mod rule_table;
+pub(crate) mod store;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::event::Event;
-use crate::notify::{Notifier, NotifyError};
-use crate::routing::Delivery;
+use crate::delivery::routing::Delivery;
+use crate::model::event::Event;
+use crate::ports::notify::{Notifier, NotifyError};
 
 /// Records every event it is given; a test can read them or await one.
 #[derive(Debug)]

@@ -9,8 +9,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEntry, AuditRecord, ChainHead};
-use crate::store::{Commit, Cursor, OutboxEntry, Page, PageRequest, Store, StoreError, Write};
-use crate::{AccessRequest, EntityRef, Grant, GrantId, GrantState, RequestId, RequestState, Scope};
+use crate::model::entity::{EntityRef, Scope};
+use crate::model::grant::{Grant, GrantState};
+use crate::model::ids::{GrantId, RequestId};
+use crate::model::request::{AccessRequest, RequestState};
+use crate::ports::audit_log::AuditLog;
+use crate::ports::due::DueWork;
+use crate::ports::listings::{Cursor, Listings, Page, PageRequest};
+use crate::ports::outbox::{Outbox, OutboxEntry};
+use crate::ports::store::{Commit, Store, StoreError, Subject, Write};
 
 /// A thread-safe in-memory [`Store`].
 ///
@@ -79,8 +86,12 @@ impl MemoryStore {
     }
 }
 
-fn conflict(what: String, expected: u64, found: Option<u64>) -> StoreError {
-    StoreError::Conflict { what, expected, found }
+fn conflict(subject: Subject, expected: u64, found: Option<u64>) -> StoreError {
+    StoreError::Conflict {
+        subject,
+        expected,
+        found,
+    }
 }
 
 impl Inner {
@@ -91,7 +102,7 @@ impl Inner {
                 Write::Insert(_) => {
                     if self.requests.contains_key(&r.id) {
                         return Err(StoreError::AlreadyExists {
-                            what: format!("request {}", r.id),
+                            subject: Subject::Request(r.id),
                         });
                     }
                     if r.state == RequestState::Pending {
@@ -106,7 +117,7 @@ impl Inner {
                 Write::Update { expected_version, .. } => {
                     let found = self.requests.get(&r.id).map(|s| s.version);
                     if found != Some(*expected_version) {
-                        return Err(conflict(format!("request {}", r.id), *expected_version, found));
+                        return Err(conflict(Subject::Request(r.id), *expected_version, found));
                     }
                 }
             }
@@ -117,14 +128,14 @@ impl Inner {
                 Write::Insert(_) => {
                     if self.grants.contains_key(&g.id) {
                         return Err(StoreError::AlreadyExists {
-                            what: format!("grant {}", g.id),
+                            subject: Subject::Grant(g.id),
                         });
                     }
                 }
                 Write::Update { expected_version, .. } => {
                     let found = self.grants.get(&g.id).map(|s| s.version);
                     if found != Some(*expected_version) {
-                        return Err(conflict(format!("grant {}", g.id), *expected_version, found));
+                        return Err(conflict(Subject::Grant(g.id), *expected_version, found));
                     }
                 }
             }
@@ -296,11 +307,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
         Ok(self.read().requests.get(&id).cloned())
     }
 
-    async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         Ok(self.read().grants.get(&id).cloned())
     }
 
@@ -314,6 +325,31 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+        let inner = self.read();
+        let id = inner.pending.get(principal).and_then(|m| m.get(scope));
+        Ok(id.and_then(|id| inner.requests.get(id).cloned()))
+    }
+
+    fn listings(&self) -> Option<&dyn Listings> {
+        Some(self)
+    }
+
+    fn due_work(&self) -> Option<&dyn DueWork> {
+        Some(self)
+    }
+
+    fn outbox(&self) -> Option<&dyn Outbox> {
+        Some(self)
+    }
+
+    fn audit_log(&self) -> Option<&dyn AuditLog> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Listings for MemoryStore {
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
         let after = parse_cursor::<GrantId>(page)?;
         let inner = self.read();
@@ -329,12 +365,6 @@ impl Store for MemoryStore {
             |id| id.to_string(),
             |id| inner.grants.get(id).cloned(),
         ))
-    }
-
-    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
-        let inner = self.read();
-        let id = inner.pending.get(principal).and_then(|m| m.get(scope));
-        Ok(id.and_then(|id| inner.requests.get(id).cloned()))
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
@@ -359,6 +389,20 @@ impl Store for MemoryStore {
         ))
     }
 
+    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = parse_cursor::<GrantId>(page)?;
+        let inner = self.read();
+        Ok(paginate(
+            grant_ids_after(&inner.unacknowledged, after),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.grants.get(id).cloned(),
+        ))
+    }
+}
+
+#[async_trait]
+impl DueWork for MemoryStore {
     async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError> {
         let inner = self.read();
         Ok(inner
@@ -382,41 +426,23 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
-        let after = parse_cursor::<GrantId>(page)?;
+    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
         let inner = self.read();
-        Ok(paginate(
-            grant_ids_after(&inner.unacknowledged, after),
-            page.limit,
-            |id| id.to_string(),
-            |id| inner.grants.get(id).cloned(),
-        ))
-    }
-
-    async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
-        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
-        let inner = self.read();
-        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let keys = positions
+        Ok(inner
+            .expiries
             .iter()
-            .map(|i| &inner.audit[*i])
-            .filter(|r| r.seq > after)
-            .map(|r| r.seq as usize - 1);
-        Ok(paginate(
-            keys,
-            page.limit,
-            |i| inner.audit[*i].seq.to_string(),
-            |i| inner.audit.get(*i).cloned(),
-        ))
+            .take_while(|(t, _)| *t <= before)
+            .filter_map(|(_, id)| inner.grants.get(id))
+            .filter(|g| g.state == GrantState::Active && g.reminded_at.is_none())
+            .take(limit)
+            .cloned()
+            .collect())
     }
+}
 
-    async fn audit_log(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let inner = self.read();
-        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
-        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
-    }
-
-    async fn outbox_claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut inner = self.write();
         let lease = now + chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
         let mut out = Vec::new();
@@ -434,7 +460,7 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
+    async fn mark_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
         let mut inner = self.write();
         for s in seqs {
             inner.outbox.remove(s);
@@ -442,7 +468,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn outbox_retry(
+    async fn retry(
         &self,
         seq: u64,
         attempts: u32,
@@ -459,7 +485,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn outbox_park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
+    async fn park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
         let mut inner = self.write();
         if let Some(mut row) = inner.outbox.remove(&seq) {
             row.entry.attempts = attempts;
@@ -473,7 +499,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn outbox_dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
+    async fn dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
         let after = parse_cursor::<u64>(page)?.unwrap_or(0);
         let inner = self.read();
         let keys = inner.dead.range(after + 1..).map(|(k, _)| *k);
@@ -484,17 +510,30 @@ impl Store for MemoryStore {
             |k| inner.dead.get(k).cloned(),
         ))
     }
+}
 
-    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
         let inner = self.read();
-        Ok(inner
-            .expiries
+        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let keys = positions
             .iter()
-            .take_while(|(t, _)| *t <= before)
-            .filter_map(|(_, id)| inner.grants.get(id))
-            .filter(|g| g.state == GrantState::Active && g.reminded_at.is_none())
-            .take(limit)
-            .cloned()
-            .collect())
+            .map(|i| &inner.audit[*i])
+            .filter(|r| r.seq > after)
+            .map(|r| r.seq as usize - 1);
+        Ok(paginate(
+            keys,
+            page.limit,
+            |i| inner.audit[*i].seq.to_string(),
+            |i| inner.audit.get(*i).cloned(),
+        ))
+    }
+
+    async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let inner = self.read();
+        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
+        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
     }
 }

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::grant::Window;
+use crate::model::grant::Window;
 
 /// A time rule that a request or decision breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ActionBinding, EntityRef, GrantId, RequestId, Scope};
+use crate::model::entity::{ActionBinding, EntityRef, Scope};
+use crate::model::ids::{GrantId, RequestId};
 
 /// Where a grant is in its life cycle: `Scheduled -> Active -> Expired | Revoked | Exhausted`.
 ///

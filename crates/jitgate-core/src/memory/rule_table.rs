@@ -4,8 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
-use crate::{AccessRequest, Action, EntityRef, Flow, FlowError, Grant};
+use crate::model::entity::{Action, EntityRef};
+use crate::model::flow::{Flow, FlowError};
+use crate::model::grant::Grant;
+use crate::model::request::AccessRequest;
+use crate::ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
 
 /// Matches one entity of a rule.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -264,7 +267,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::Requirement;
+    use crate::model::flow::Requirement;
 
     fn e(t: &str, i: &str) -> EntityRef {
         EntityRef::new(t, i)

@@ -1,16 +1,15 @@
 //! What the engine asks of a policy: may this principal do this now, may they ask for it
 //! (and through which flow), may this reviewer review, may this actor revoke.
 //!
-//! The Cedar implementation lives in `jitgate-cedar`; [`RuleTable`] is a small
-//! implementation for tests, examples and services with simple needs.
-
-mod rules;
+//! The Cedar implementation lives in `jitgate-cedar`; [`RuleTable`](crate::RuleTable) is a
+//! small implementation for tests, examples and services with simple needs.
 
 use std::sync::Arc;
 
-pub use rules::{Pattern, RuleTable, RuleTableBuilder, RuleTableError};
-
-use crate::{AccessRequest, Action, EntityRef, Flow, Grant};
+use crate::model::entity::{Action, EntityRef};
+use crate::model::flow::Flow;
+use crate::model::grant::Grant;
+use crate::model::request::AccessRequest;
 
 /// The policy's answer for a (principal, action).
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -65,6 +64,14 @@ impl PolicyError {
         Self {
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// An error with a message, caused by `source` (kept whole, reachable through `source()`).
+    pub fn with_source(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
         }
     }
 }

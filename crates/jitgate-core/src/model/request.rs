@@ -5,7 +5,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, ActionBinding, EntityRef, Flow, GrantId, RequestId, Scope};
+use crate::model::entity::{Action, ActionBinding, EntityRef, Scope};
+use crate::model::flow::Flow;
+use crate::model::ids::{GrantId, RequestId};
 
 /// Where a request is in its life cycle: `Pending -> Approved | Denied | Cancelled | Expired`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
@@ -70,7 +72,7 @@ pub struct Review {
     pub policy_ids: Vec<String>,
 }
 
-/// What a principal asks for; the input of [`Gate::request`](crate::Gate::request).
+/// What a principal asks for; the input of [`Gate::request`](crate::gate::Gate::request).
 ///
 /// # Examples
 /// ```
@@ -93,7 +95,7 @@ pub struct NewRequest {
     /// Why.
     pub justification: Option<String>,
     /// How long they want the grant for.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::model::serde_duration")]
     pub duration: Duration,
     /// When the grant should start, if later than approval.
     pub start_at: Option<DateTime<Utc>>,
@@ -150,7 +152,7 @@ pub struct AccessRequest {
     /// Why.
     pub justification: Option<String>,
     /// The wanted duration.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::model::serde_duration")]
     pub duration: Duration,
     /// The wanted start.
     pub start_at: Option<DateTime<Utc>>,

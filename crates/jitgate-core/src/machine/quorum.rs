@@ -6,7 +6,7 @@
 //! security and approves first, counting her as a lead would block Bob (a lead only) from
 //! completing "one lead AND one from security". Augmenting paths find the assignment.
 
-use crate::Requirement;
+use crate::model::flow::Requirement;
 
 /// Returns whether `approvals` (for each distinct approver, the indexes of the requirements
 /// they are eligible for) can be assigned so that every requirement gets its `min_approvals`.
@@ -58,7 +58,7 @@ fn augment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EntityRef;
+    use crate::model::entity::EntityRef;
 
     fn reqs(ns: &[u32]) -> Vec<Requirement> {
         ns.iter()

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{EntityRef, EventId, GrantId, RequestId, Scope};
+use crate::model::entity::{EntityRef, Scope};
+use crate::model::ids::{EventId, GrantId, RequestId};
 
 /// What happened.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
@@ -60,7 +61,7 @@ pub enum EventKind {
     /// reviewers need not act on it any more.
     RequestResolved {
         /// How it ended.
-        state: crate::RequestState,
+        state: crate::model::request::RequestState,
         /// Who decided it, if a person did.
         by: Option<EntityRef>,
         /// The reviewer sets of its flow.

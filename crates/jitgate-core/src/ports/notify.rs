@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::routing::Delivery;
+use crate::delivery::routing::Delivery;
 
 /// A notifier failed to deliver; the event stays in the outbox and is retried.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,13 @@ impl NotifyError {
             message: message.into(),
             source: None,
         }
+    }
+
+    /// The same error, caused by `source` (kept whole, reachable through `source()`).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
 }
 

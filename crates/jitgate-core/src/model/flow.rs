@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::EntityRef;
+use crate::model::entity::EntityRef;
 
 /// One requirement of a flow: `min_approvals` approvals from members of `reviewers`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
@@ -30,7 +30,7 @@ impl Requirement {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct BreakGlass {
     /// The longest a break-glass grant may last (usually much shorter than the flow's maximum).
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::model::serde_duration")]
     pub max_duration: Duration,
 }
 
@@ -55,10 +55,10 @@ pub struct Flow {
     /// The requirements, all of which must be met.
     pub requirements: Vec<Requirement>,
     /// The longest a grant from this flow may last, counted from its `not_before`.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::model::serde_duration")]
     pub max_duration: Duration,
     /// How long a request may wait for a decision before it expires.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::model::serde_duration")]
     pub request_ttl: Duration,
     /// Whether the requester must give a justification.
     pub require_reason: bool,

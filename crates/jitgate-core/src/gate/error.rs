@@ -1,11 +1,12 @@
 //! The engine's error type.
 
 use crate::machine::TransitionError;
-use crate::policy::PolicyError;
-use crate::store::StoreError;
-use crate::{EntityRef, GrantId, RequestId, Scope};
+use crate::model::entity::{EntityRef, Scope};
+use crate::model::ids::{GrantId, RequestId};
+use crate::ports::policy::PolicyError;
+use crate::ports::store::{Capability, StoreError, Subject};
 
-/// What went wrong in a [`Gate`](crate::Gate) call.
+/// What went wrong in a [`Gate`](crate::gate::Gate) call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -58,11 +59,19 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store lacks a capability this verb needs.
+    #[error("Gate::{verb} needs a store that implements {capability}")]
+    Unsupported {
+        /// The `Gate` method called.
+        verb: &'static str,
+        /// The capability the store lacks.
+        capability: Capability,
+    },
     /// Version conflicts persisted through every retry.
-    #[error("{what} kept changing under us: gave up after {attempts} attempts")]
+    #[error("{subject} kept changing under us: gave up after {attempts} attempts")]
     Contention {
         /// What was being changed.
-        what: String,
+        subject: Subject,
         /// How many attempts were made.
         attempts: u32,
     },

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind};
-use crate::EntityRef;
+use crate::model::entity::EntityRef;
+use crate::model::event::{Event, EventKind};
 
 /// Routing configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ impl Routing {
     }
 }
 
-/// An event on its way to its recipients, as a [`Notifier`](crate::Notifier) receives it.
+/// An event on its way to its recipients, as a [`Notifier`](crate::ports::notify::Notifier) receives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// The event; `event.id` is stable across attempts, for de-duplication.
@@ -66,7 +66,9 @@ pub fn route(event: &Event, routing: &Routing) -> (Vec<EntityRef>, Vec<EntityRef
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EventId, RequestId, RequestState, Scope};
+    use crate::model::entity::Scope;
+    use crate::model::ids::{EventId, RequestId};
+    use crate::model::request::RequestState;
 
     fn event(kind: EventKind) -> Event {
         let e = EntityRef::new;

@@ -7,11 +7,13 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::audit::{AuditAction, AuditEntry};
-use crate::clock::Clock;
+use crate::delivery::routing::{route, Delivery, Routing};
 use crate::machine::system_actor;
-use crate::notify::Notifier;
-use crate::routing::{route, Delivery, Routing};
-use crate::store::{OutboxEntry, Store, StoreError};
+use crate::ports::clock::Clock;
+use crate::ports::notify::Notifier;
+use crate::ports::outbox::{Outbox, OutboxEntry};
+use crate::ports::store::{Capability, Store, StoreError};
+use crate::report::ErrorChain;
 
 /// How the dispatcher retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +77,7 @@ pub struct DispatchReport {
 ///
 /// Each event goes to every notifier; if any fails, the event is retried later (to all of them:
 /// delivery is at least once, and receivers de-duplicate by event id). After
-/// `max_attempts` failures it is parked as dead: listed by [`Store::outbox_dead`] and recorded
+/// `max_attempts` failures it is parked as dead: listed by [`Outbox::dead`] and recorded
 /// in the audit log (`NotificationDead`), never dropped silently.
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -122,21 +124,23 @@ impl Dispatcher {
     /// Delivers every due event once (claiming batches until none is left).
     ///
     /// # Errors
-    /// A store error; what was delivered before it stays delivered.
+    /// [`StoreError::Unsupported`] if the store has no [`Outbox`]; a store error (what was
+    /// delivered before it stays delivered).
     pub async fn dispatch_once(&self) -> Result<DispatchReport, StoreError> {
+        let outbox = self.outbox()?;
         let mut report = DispatchReport::default();
         loop {
             let now = self.clock.now();
-            let batch = self.store.outbox_claim(now, self.config.batch).await?;
+            let batch = outbox.claim(now, self.config.batch).await?;
             let mut done = Vec::new();
             for entry in &batch {
                 match self.deliver(entry).await {
                     Ok(()) => done.push(entry.seq),
-                    Err(error) => self.failed(entry, &error, now, &mut report).await?,
+                    Err(error) => self.failed(outbox, entry, &error, now, &mut report).await?,
                 }
             }
             report.delivered += done.len();
-            self.store.outbox_done(&done).await?;
+            outbox.mark_done(&done).await?;
             if batch.len() < self.config.batch {
                 return Ok(report);
             }
@@ -152,13 +156,20 @@ impl Dispatcher {
             attempt: entry.attempts + 1,
         };
         for n in &self.notifiers {
-            n.notify(&delivery).await.map_err(|e| e.to_string())?;
+            n.notify(&delivery).await.map_err(|e| ErrorChain(&e).to_string())?;
         }
         Ok(())
     }
 
+    fn outbox(&self) -> Result<&dyn Outbox, StoreError> {
+        self.store.outbox().ok_or(StoreError::Unsupported {
+            capability: Capability::Outbox,
+        })
+    }
+
     async fn failed(
         &self,
+        outbox: &dyn Outbox,
         entry: &OutboxEntry,
         error: &str,
         now: DateTime<Utc>,
@@ -182,12 +193,12 @@ impl Dispatcher {
                 )),
                 policy_ids: Vec::new(),
             };
-            self.store.outbox_park(entry.seq, attempts, error, audit).await?;
+            outbox.park(entry.seq, attempts, error, audit).await?;
             report.dead += 1;
         } else {
             let next = now + self.config.backoff(attempts, fastrand::f64());
             tracing::warn!(event = %entry.event.id, attempts, %next, error, "notification failed; will retry");
-            self.store.outbox_retry(entry.seq, attempts, next, error).await?;
+            outbox.retry(entry.seq, attempts, next, error).await?;
             report.retried += 1;
         }
         Ok(())
@@ -200,7 +211,7 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         loop {
             if let Err(e) = self.dispatch_once().await {
-                tracing::warn!(error = %e, "dispatch round failed; retrying at the next tick");
+                tracing::warn!(error = %ErrorChain(&e), "dispatch round failed; retrying at the next tick");
             }
             tokio::select! {
                 () = &mut shutdown => return,

@@ -1,0 +1,40 @@
+//! The pure state machine: every transition is a function of (state, command, now, policy
+//! facts) that returns a [`Transition`] — the [`Commit`] to apply (the new state, grants,
+//! audit entries and events) together with what the caller gets back — or a
+//! [`TransitionError`]. Nothing here reads a clock or does I/O.
+//!
+//! - [`request`](self::request): open, review, cancel and expire requests.
+//! - [`grant`](self::grant): activate, remind, expire, revoke, use and acknowledge grants.
+//! - [`quorum`]: whether the approvals meet a flow's requirements.
+//! - [`time`]: the one time model (request TTL, grant start and end).
+
+mod builder;
+mod error;
+mod grant;
+pub mod quorum;
+mod request;
+pub mod time;
+
+pub use error::{DueStep, TransitionError};
+pub use grant::{acknowledge, activate, expire_grant, remind, revoke, use_grant};
+pub use request::{cancel, expire_request, open, review};
+
+use crate::model::entity::EntityRef;
+use crate::ports::store::Commit;
+
+/// What one transition does: the commit that applies it, and the state the caller is given
+/// back once the commit holds.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transition<T> {
+    /// Everything the transition writes, all or nothing.
+    pub commit: Commit,
+    /// The caller's result (the new request or grant).
+    pub outcome: T,
+}
+
+type Result<T> = std::result::Result<T, TransitionError>;
+
+/// The actor recorded for transitions nobody in particular caused (expiry sweeps).
+pub fn system_actor() -> EntityRef {
+    EntityRef::new("Jit::System", "sweeper")
+}

@@ -1,0 +1,308 @@
+//! The core storage port: one atomic, conditional commit per transition, and the reads the
+//! engine needs to decide. Everything else a store may offer is a capability
+//! ([`Listings`], [`DueWork`], [`Outbox`], [`AuditLog`]) that it announces through the
+//! accessors at the end of [`Store`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use super::audit_log::AuditLog;
+use super::due::DueWork;
+use super::listings::Listings;
+use super::outbox::Outbox;
+use crate::audit::AuditEntry;
+use crate::model::entity::{EntityRef, Scope};
+use crate::model::event::Event;
+use crate::model::grant::Grant;
+use crate::model::ids::{GrantId, RequestId};
+use crate::model::request::AccessRequest;
+
+/// A row to write: a new one, or a new version of an existing one guarded by compare-and-swap.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Write<T> {
+    /// Insert; fails if the id exists.
+    Insert(T),
+    /// Replace the stored row only if its version is still `expected_version`.
+    Update {
+        /// The version the transition was computed from.
+        expected_version: u64,
+        /// The new row (its version is `expected_version + 1`).
+        value: T,
+    },
+}
+
+impl<T> Write<T> {
+    /// The row being written.
+    pub fn value(&self) -> &T {
+        match self {
+            Write::Insert(v) | Write::Update { value: v, .. } => v,
+        }
+    }
+}
+
+/// A [`Commit`] taken apart: the request's write, the grants' writes, the audit entries and
+/// the events.
+pub type CommitParts = (
+    Option<Write<AccessRequest>>,
+    Vec<Write<Grant>>,
+    Vec<AuditEntry>,
+    Vec<Event>,
+);
+
+/// Everything one transition writes, committed together or not at all.
+///
+/// Only the state machine makes commits: a store reads them and applies them. (The
+/// `testing` feature, for `jitgate-testkit`, can take one apart to build a bad one.)
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Commit {
+    pub(crate) request: Option<Write<AccessRequest>>,
+    pub(crate) grants: Vec<Write<Grant>>,
+    pub(crate) audit: Vec<AuditEntry>,
+    pub(crate) events: Vec<Event>,
+}
+
+impl Commit {
+    /// The request's new state, if the transition changes it.
+    pub fn request(&self) -> Option<&Write<AccessRequest>> {
+        self.request.as_ref()
+    }
+
+    /// Grants created or changed.
+    pub fn grants(&self) -> &[Write<Grant>] {
+        &self.grants
+    }
+
+    /// Audit entries, to be chained by the store in order.
+    pub fn audit(&self) -> &[AuditEntry] {
+        &self.audit
+    }
+
+    /// Events for the outbox.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The rows a commit writes, by subject: the request first, then the grants.
+    pub fn subjects(&self) -> impl Iterator<Item = Subject> + '_ {
+        let request = self.request.as_ref().map(|w| Subject::Request(w.value().id));
+        request
+            .into_iter()
+            .chain(self.grants.iter().map(|w| Subject::Grant(w.value().id)))
+    }
+
+    /// Takes the commit apart (request, grants, audit entries, events), for a store that
+    /// moves the rows into place.
+    pub fn into_parts(self) -> CommitParts {
+        (self.request, self.grants, self.audit, self.events)
+    }
+
+    /// Builds a commit from its parts, for tests that need one the state machine would never
+    /// make (a conflicting write, a duplicate id).
+    #[cfg(feature = "testing")]
+    pub fn from_parts(
+        request: Option<Write<AccessRequest>>,
+        grants: Vec<Write<Grant>>,
+        audit: Vec<AuditEntry>,
+        events: Vec<Event>,
+    ) -> Self {
+        Self {
+            request,
+            grants,
+            audit,
+            events,
+        }
+    }
+}
+
+/// The row a write is about: a request or a grant.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Subject {
+    /// A request.
+    Request(RequestId),
+    /// A grant.
+    Grant(GrantId),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Request(id) => write!(f, "request {id}"),
+            Subject::Grant(id) => write!(f, "grant {id}"),
+        }
+    }
+}
+
+/// An optional ability of a [`Store`], beyond deciding and committing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum Capability {
+    /// [`Listings`]: paginated listings of requests and grants.
+    Listings,
+    /// [`DueWork`]: what time has made due (sweeps, reminders).
+    DueWork,
+    /// [`Outbox`]: events kept for delivery.
+    Outbox,
+    /// [`AuditLog`]: reading the audit chain back.
+    AuditLog,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 4] = [
+        Capability::Listings,
+        Capability::DueWork,
+        Capability::Outbox,
+        Capability::AuditLog,
+    ];
+
+    /// The `Gate` methods that need this capability.
+    pub fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Capability::Listings => &[
+                "revoke_all",
+                "pending_for_reviewer",
+                "active_grants",
+                "unacknowledged_break_glass",
+            ],
+            Capability::DueWork => &["sweep"],
+            Capability::Outbox => &["deliver_outbox", "dead_letters", "notifications (events are not kept)"],
+            Capability::AuditLog => &["request_audit", "verify_audit", "export_audit"],
+        }
+    }
+
+    /// Whether `store` has this capability.
+    pub fn of(self, store: &dyn Store) -> bool {
+        match self {
+            Capability::Listings => store.listings().is_some(),
+            Capability::DueWork => store.due_work().is_some(),
+            Capability::Outbox => store.outbox().is_some(),
+            Capability::AuditLog => store.audit_log().is_some(),
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Listings => "Listings",
+            Capability::DueWork => "DueWork",
+            Capability::Outbox => "Outbox",
+            Capability::AuditLog => "AuditLog",
+        })
+    }
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Compare-and-swap failed: someone else changed the row first. The engine reloads and retries.
+    #[error("version conflict on {subject}: expected version {expected}, found {found:?}")]
+    Conflict {
+        /// The row.
+        subject: Subject,
+        /// The version the transition was computed from.
+        expected: u64,
+        /// The stored version (`None` if the row is gone).
+        found: Option<u64>,
+    },
+    /// A pending request for the same principal and scope exists already.
+    #[error("{principal} already has pending request {existing} for this scope")]
+    DuplicatePending {
+        /// The pending request.
+        existing: RequestId,
+        /// Its principal.
+        principal: EntityRef,
+    },
+    /// An insert hit an existing id.
+    #[error("{subject} already exists")]
+    AlreadyExists {
+        /// The row.
+        subject: Subject,
+    },
+    /// A cursor that this store did not issue.
+    #[error("cursor `{cursor}` is not valid for this listing")]
+    InvalidCursor {
+        /// The cursor.
+        cursor: String,
+    },
+    /// The store does not implement a capability the call needs.
+    #[error("this store does not implement {capability}")]
+    Unsupported {
+        /// The missing capability.
+        capability: Capability,
+    },
+    /// The backend failed; the cause is the error's `source()`.
+    #[error("storage backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Durable state of requests and grants: what [`Gate`](crate::gate::Gate) needs to decide and to
+/// commit.
+///
+/// This is all a store must implement to serve `authorize`, `request`, `approve`, `deny`,
+/// `cancel`, `revoke`, `extend` and `acknowledge`. The other verbs need capabilities, which a
+/// store announces by overriding the accessors below (`fn outbox(&self) -> Option<&dyn Outbox>
+/// { Some(self) }`); [`Capability::verbs`] says which verbs each one turns on.
+///
+/// Implementations take `&self` and lock inside; they never decide anything the state
+/// machine decides, they only apply [`Commit`]s atomically and answer reads. Every
+/// implementation must pass the conformance suite in `jitgate-testkit`.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies a commit atomically: every compare-and-swap must hold, then the request, the
+    /// grants, the audit entries (chained after the current head) and the events (if the store
+    /// has an [`Outbox`]) are written together.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`], [`StoreError::DuplicatePending`],
+    /// [`StoreError::AlreadyExists`] (nothing written), or a backend error.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Reads a request by id.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// Reads a grant by id.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+
+    /// Reads the grants of `principal` for exactly `scope` whose stored state is scheduled or
+    /// active — the hot-path index; must not scan.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError>;
+
+    /// Reads the pending request of `principal` for `scope`, if any.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// This store's [`Listings`], if it has them.
+    fn listings(&self) -> Option<&dyn Listings> {
+        None
+    }
+
+    /// This store's [`DueWork`], if it has it.
+    fn due_work(&self) -> Option<&dyn DueWork> {
+        None
+    }
+
+    /// This store's [`Outbox`], if it has one. Without one, events are not kept and nobody is
+    /// notified.
+    fn outbox(&self) -> Option<&dyn Outbox> {
+        None
+    }
+
+    /// This store's [`AuditLog`] reader, if it has one.
+    fn audit_log(&self) -> Option<&dyn AuditLog> {
+        None
+    }
+}

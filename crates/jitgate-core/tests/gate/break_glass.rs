@@ -1,0 +1,54 @@
+//! Break-glass: granted at once, bounded, flagged for review.
+
+use super::*;
+
+#[tokio::test]
+async fn break_glass_is_granted_at_once_bounded_and_flagged_for_review() {
+    let (gate, clock, notifier, _) = setup();
+    let now = clock.now();
+    let RequestOutcome::Granted { request, grant } = gate.request(ask(restart("db"), 60).break_glass()).await.unwrap()
+    else {
+        panic!("break-glass is granted at once")
+    };
+    assert_eq!(request.state, RequestState::Approved);
+    assert_eq!(
+        grant.window.expires_at(),
+        now + Duration::minutes(15),
+        "clamped to the break-glass bound"
+    );
+    assert!(gate.authorize(&restart("db"), &sam()).await.is_allowed());
+    assert!(notifier
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::BreakGlassUsed { .. })));
+    let listed = gate.unacknowledged_break_glass(&PageRequest::first(10)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|g| g.id).collect::<Vec<_>>(), vec![grant.id]);
+
+    let self_ack = transition(gate.acknowledge(grant.id, &sam(), None).await.unwrap_err());
+    assert!(matches!(self_ack, TransitionError::SelfApproval { .. }));
+    let outsider = transition(gate.acknowledge(grant.id, &sec(), None).await.unwrap_err());
+    assert!(matches!(outsider, TransitionError::NotEligibleReviewer { .. }));
+    let acked = gate.acknowledge(grant.id, &lee(), Some("justified")).await.unwrap();
+    assert_eq!(acked.acknowledged.as_ref().map(|a| a.by.clone()), Some(lee()));
+    assert!(gate
+        .unacknowledged_break_glass(&PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let again = transition(gate.acknowledge(grant.id, &lin(), None).await.unwrap_err());
+    assert!(matches!(again, TransitionError::AlreadyAcknowledged { .. }));
+}
+
+#[tokio::test]
+async fn break_glass_needs_a_reason_and_a_flow_that_allows_it() {
+    let (gate, ..) = setup();
+    let mut no_reason = ask(restart("db"), 10).break_glass();
+    no_reason.justification = None;
+    assert!(matches!(
+        transition(gate.request(no_reason).await.unwrap_err()),
+        TransitionError::ReasonRequired { .. }
+    ));
+    let err = transition(gate.request(ask(migrate("db"), 10).break_glass()).await.unwrap_err());
+    assert!(matches!(err, TransitionError::BreakGlassNotAllowed { .. }));
+}

@@ -1,0 +1,76 @@
+//! Failures deny (fail closed); the builder refuses to build without its parts.
+
+use super::*;
+
+struct BrokenPolicy;
+impl Policy for BrokenPolicy {
+    fn evaluate(&self, _: &EntityRef, _: &Action) -> Result<PolicyDecision, PolicyError> {
+        Err(PolicyError::msg("entity provider unreachable"))
+    }
+    fn reviewer_standing(&self, _: &EntityRef, _: &AccessRequest) -> Result<ReviewerStanding, PolicyError> {
+        Err(PolicyError::msg("entity provider unreachable"))
+    }
+    fn may_revoke(&self, _: &EntityRef, _: &Grant, _: &AccessRequest) -> Result<bool, PolicyError> {
+        Err(PolicyError::msg("entity provider unreachable"))
+    }
+}
+
+/// A store whose reads of the grant index fail.
+struct BrokenIndex(MemoryStore);
+
+#[async_trait]
+impl Store for BrokenIndex {
+    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        self.0.commit(c).await
+    }
+    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        self.0.read_request(id).await
+    }
+    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        self.0.read_grant(id).await
+    }
+    async fn live_grants(&self, _: &EntityRef, _: &Scope) -> Result<Vec<Grant>, StoreError> {
+        Err(StoreError::Backend("connection reset".into()))
+    }
+    async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+        self.0.pending_request(p, s).await
+    }
+}
+
+#[tokio::test]
+async fn policy_and_store_failures_deny() {
+    let gate = Gate::builder()
+        .policy(Arc::new(BrokenPolicy))
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let d = gate.authorize(&read_logs(), &sam()).await;
+    assert!(
+        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m) } if m.contains("unreachable")),
+        "{d:?}"
+    );
+
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(Arc::new(BrokenIndex(MemoryStore::new())))
+        .build()
+        .unwrap();
+    let d = gate.authorize(&restart("db"), &sam()).await;
+    assert!(
+        matches!(&d, Decision::Deny { reason: DenyReason::StoreError(m) } if m.contains("connection reset")),
+        "{d:?}"
+    );
+    assert!(!gate.explain(&restart("db"), &sam()).await.decision.is_allowed());
+}
+
+#[test]
+fn the_builder_refuses_to_build_without_policy_or_store() {
+    assert_eq!(
+        Gate::builder().store(Arc::new(MemoryStore::new())).build().unwrap_err(),
+        BuildError::MissingPolicy
+    );
+    assert_eq!(
+        Gate::builder().policy(Arc::new(policy())).build().unwrap_err(),
+        BuildError::MissingStore
+    );
+}

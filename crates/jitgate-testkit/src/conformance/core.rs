@@ -1,0 +1,265 @@
+//! The core group: what every `Store` must do — atomic, conditional commits and the reads the engine decides from.
+
+use super::*;
+
+/// An update computed from a stale version is refused with `Conflict`; from the current one it applies.
+pub async fn compare_and_swap_conflict(store: Arc<dyn Store>) {
+    let (req, c) = open(&sam(), "a", t0());
+    store.commit(c).await.expect("insert");
+    let approve = machine::review(
+        &req,
+        &lee(),
+        Verdict::Approve,
+        None,
+        &lead_standing(),
+        GrantId::new_random(),
+        t0(),
+    )
+    .expect("review")
+    .commit;
+    let cancel = machine::cancel(&req, &sam(), t0()).expect("cancel").commit;
+    store.commit(approve).await.expect("first writer wins");
+    let err = store
+        .commit(cancel)
+        .await
+        .expect_err("second writer on the same version must conflict");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                found: Some(2),
+                ..
+            }
+        ),
+        "got {err:?}"
+    );
+    let stored = store.read_request(req.id).await.unwrap().expect("stored");
+    assert_eq!(stored.state, RequestState::Approved);
+    assert_eq!(stored.version, 2);
+}
+
+/// A commit whose second part conflicts writes nothing: no request change, no grant, no audit, no event.
+pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
+    let (req, c) = open(&sam(), "a", t0());
+    store.commit(c).await.expect("insert");
+    let audit_before = match store.audit_log() {
+        Some(_) => audit_all(&store).await.len(),
+        None => 0,
+    };
+    let approve = machine::review(
+        &req,
+        &lee(),
+        Verdict::Approve,
+        None,
+        &lead_standing(),
+        GrantId::new_random(),
+        t0(),
+    )
+    .unwrap()
+    .commit;
+    let granted = approve.grants()[0].value().clone();
+    let failed_events: Vec<_> = approve.events().iter().map(|e| e.id.clone()).collect();
+    // A bogus update of a grant that does not exist makes the whole commit invalid.
+    let mut ghost = granted.clone();
+    ghost.id = GrantId::new_random();
+    let (request, mut grants, audit, events) = approve.into_parts();
+    grants.push(Write::Update {
+        expected_version: 7,
+        value: ghost,
+    });
+    let approve = Commit::from_parts(request, grants, audit, events);
+    assert!(matches!(store.commit(approve).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(
+        store.read_request(req.id).await.unwrap().unwrap().state,
+        RequestState::Pending
+    );
+    assert_eq!(store.read_request(req.id).await.unwrap().unwrap().version, 1);
+    assert!(
+        store.read_grant(granted.id).await.unwrap().is_none(),
+        "grant written by a failed commit"
+    );
+    if store.audit_log().is_some() {
+        assert_eq!(
+            audit_all(&store).await.len(),
+            audit_before,
+            "audit written by a failed commit"
+        );
+    }
+    if store.outbox().is_some() {
+        let outbox = outbox(&store).claim(t0(), usize::MAX).await.unwrap();
+        assert!(
+            outbox.iter().all(|e| !failed_events.contains(&e.event.id)),
+            "event written by a failed commit"
+        );
+        assert_eq!(outbox.len(), 1, "only the first commit's event");
+    }
+}
+
+/// A second pending request for the same principal and scope is refused; after the first
+/// closes, a new one is accepted. Different scopes or principals do not collide.
+pub async fn duplicate_pending_is_refused(store: Arc<dyn Store>) {
+    let (first, c) = open(&sam(), "a", t0());
+    store.commit(c).await.unwrap();
+    let (_, same_id) = open(&lin(), "z", t0());
+    let (mut request, grants, audit, events) = same_id.into_parts();
+    if let Some(Write::Insert(r)) = request.as_mut() {
+        r.id = first.id;
+    }
+    let same_id = Commit::from_parts(request, grants, audit, events);
+    assert!(
+        matches!(store.commit(same_id).await, Err(StoreError::AlreadyExists { .. })),
+        "an existing id must be refused"
+    );
+    let (_, dup) = open(&sam(), "a", t0());
+    match store.commit(dup).await {
+        Err(StoreError::DuplicatePending { existing, .. }) => assert_eq!(existing, first.id),
+        other => panic!("expected DuplicatePending, got {other:?}"),
+    }
+    store.commit(open(&sam(), "b", t0()).1).await.expect("other scope");
+    store.commit(open(&lee(), "a", t0()).1).await.expect("other principal");
+    assert_eq!(
+        store
+            .pending_request(&sam(), &restart("a").scope)
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(first.id)
+    );
+    store
+        .commit(machine::cancel(&first, &sam(), t0()).unwrap().commit)
+        .await
+        .unwrap();
+    assert!(store
+        .pending_request(&sam(), &restart("a").scope)
+        .await
+        .unwrap()
+        .is_none());
+    store
+        .commit(open(&sam(), "a", t0()).1)
+        .await
+        .expect("a new request once the first closed");
+}
+
+/// Many reviewers approving the same one-approval request at once produce exactly one grant.
+pub async fn concurrent_approvers_yield_one_grant(store: Arc<dyn Store>) {
+    let (gate, _, _) = fixtures::gate(store.clone());
+    let RequestOutcome::Pending(req) = gate.request(ask(restart("orders-prod"), 30)).await.unwrap() else {
+        panic!("expected a pending request")
+    };
+    let leads = ["lee", "lin", "ada"];
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let gate = gate.clone();
+            let who = fixtures::user(leads[i % 3]);
+            tokio::spawn(async move { gate.approve(req.id, &who, None).await })
+        })
+        .collect();
+    let mut grants = HashSet::new();
+    for t in tasks {
+        if let Ok(Ok(outcome)) = t.await {
+            grants.extend(outcome.grant.map(|g| g.id));
+        }
+    }
+    assert_eq!(grants.len(), 1, "exactly one grant, got {grants:?}");
+    let stored = store.read_request(req.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, RequestState::Approved);
+    assert_eq!(stored.reviews.len(), 1, "only the winning review is recorded");
+    let live = store.live_grants(&sam(), &restart("orders-prod").scope).await.unwrap();
+    assert_eq!(live.len(), 1);
+    if store.audit_log().is_some() {
+        verify(&audit_all(&store).await).expect("audit chain verifies");
+    }
+}
+
+/// `live_grants` returns exactly the principal's live grants for that scope, and no ended ones.
+pub async fn grant_index_is_exact_and_drops_ended_grants(store: Arc<dyn Store>) {
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let mut ids = Vec::new();
+    for db in ["a", "b"] {
+        let RequestOutcome::Pending(r) = gate.request(ask(restart(db), 30)).await.unwrap() else {
+            panic!()
+        };
+        ids.push(
+            gate.approve(r.id, &lee(), None)
+                .await
+                .unwrap()
+                .grant
+                .expect("granted")
+                .id,
+        );
+    }
+    let a = store.live_grants(&sam(), &restart("a").scope).await.unwrap();
+    assert_eq!(a.iter().map(|g| g.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert!(
+        store.live_grants(&lee(), &restart("a").scope).await.unwrap().is_empty(),
+        "other principal"
+    );
+    assert!(
+        store.live_grants(&sam(), &restart("c").scope).await.unwrap().is_empty(),
+        "other scope"
+    );
+    gate.revoke(ids[0], &lee(), Some("done")).await.unwrap();
+    assert!(
+        store.live_grants(&sam(), &restart("a").scope).await.unwrap().is_empty(),
+        "revoked grant still indexed"
+    );
+    clock.advance(Duration::hours(2));
+    assert_eq!(
+        store.live_grants(&sam(), &restart("b").scope).await.unwrap().len(),
+        1,
+        "unswept grant is still live"
+    );
+    assert_eq!(
+        gate.authorize(&restart("b"), &sam()).await,
+        gate.explain(&restart("b"), &sam()).await.decision
+    );
+    assert!(
+        !gate.authorize(&restart("b"), &sam()).await.is_allowed(),
+        "expired grant allowed before sweep"
+    );
+    if store.due_work().is_some() {
+        gate.sweep().await.unwrap();
+        assert!(
+            store.live_grants(&sam(), &restart("b").scope).await.unwrap().is_empty(),
+            "expired grant still indexed"
+        );
+    }
+}
+
+/// A two-use grant allows exactly two `authorize` calls, however many race for it, and
+/// only for the exact parameters it was requested with.
+pub async fn use_limited_grant_allows_exactly_n_uses_concurrently(store: Arc<dyn Store>) {
+    let (gate, _, _) = fixtures::gate(store.clone());
+    let action = read_customer("c-42").with_attr("ticket", "SUP-9");
+    let RequestOutcome::Pending(r) = gate.request(ask(action.clone(), 30)).await.unwrap() else {
+        panic!()
+    };
+    let grant = gate.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+    let other_params = read_customer("c-42").with_attr("ticket", "SUP-10");
+    assert!(
+        !gate.authorize(&other_params, &sam()).await.is_allowed(),
+        "bound grant allowed other parameters"
+    );
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let gate = gate.clone();
+            let action = action.clone();
+            tokio::spawn(async move { gate.authorize(&action, &sam()).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap()
+            == (Decision::Allow {
+                basis: Basis::Grant(grant.id),
+            })
+        {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 2, "exactly two uses");
+    let g = store.read_grant(grant.id).await.unwrap().unwrap();
+    assert_eq!(g.state, GrantState::Exhausted);
+    assert_eq!(g.uses.map(|u| u.used), Some(2));
+}

@@ -1,0 +1,109 @@
+//! The `Listings` group: paginated listings and what is built on them (`revoke_all`).
+
+use super::*;
+
+/// `revoke_all` ends every live grant of the principal and leaves others' grants alone.
+pub async fn revoke_all_ends_every_grant_of_a_principal(store: Arc<dyn Store>) {
+    let (gate, _, _) = fixtures::gate(store.clone());
+    for db in ["a", "b", "c"] {
+        let RequestOutcome::Pending(r) = gate.request(ask(restart(db), 30)).await.unwrap() else {
+            panic!()
+        };
+        gate.approve(r.id, &lee(), None).await.unwrap();
+    }
+    let mut other = ask(restart("a"), 30);
+    other.principal = lin();
+    let RequestOutcome::Pending(r) = gate.request(other).await.unwrap() else {
+        panic!()
+    };
+    gate.approve(r.id, &lee(), None).await.unwrap();
+
+    let revoked = gate.revoke_all(&sam(), &lee(), Some("off-boarding")).await.unwrap();
+    assert_eq!(revoked.len(), 3);
+    assert!(revoked.iter().all(|g| g.state == GrantState::Revoked));
+    for db in ["a", "b", "c"] {
+        assert!(
+            !gate.authorize(&restart(db), &sam()).await.is_allowed(),
+            "revoked grant still allows {db}"
+        );
+    }
+    assert!(
+        gate.authorize(&restart("a"), &lin()).await.is_allowed(),
+        "someone else's grant was revoked"
+    );
+    let page = listings(&store)
+        .live_grants_of(&sam(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    assert!(
+        gate.revoke_all(&sam(), &lee(), None).await.unwrap().is_empty(),
+        "idempotent"
+    );
+}
+
+/// Every listing pages through all items exactly once; a foreign cursor is refused.
+pub async fn listings_paginate(store: Arc<dyn Store>) {
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let mut requests = Vec::new();
+    for i in 0..7 {
+        let RequestOutcome::Pending(r) = gate.request(ask(restart(&format!("db{i}")), 30)).await.unwrap() else {
+            panic!()
+        };
+        requests.push(r.id);
+        clock.advance(Duration::seconds(1));
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(3);
+    loop {
+        let p = listings(&store).pending_requests(&page).await.unwrap();
+        assert!(p.items.len() <= 3);
+        seen.extend(p.items.iter().map(|r| r.id));
+        match p.next {
+            Some(c) => page = PageRequest::after(c, 3),
+            None => break,
+        }
+    }
+    assert_eq!(seen, requests, "pending requests, oldest first, each once");
+
+    for id in &requests[..5] {
+        gate.approve(*id, &lee(), None).await.unwrap();
+    }
+    let mut grants = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let p = listings(&store).live_grants_of(&sam(), &page).await.unwrap();
+        grants.extend(p.items.iter().map(|g| g.id));
+        match p.next {
+            Some(c) => page = PageRequest::after(c, 2),
+            None => break,
+        }
+    }
+    assert_eq!(grants.len(), 5);
+    assert_eq!(grants.iter().collect::<HashSet<_>>().len(), 5);
+    let mut sorted = grants.clone();
+    sorted.sort();
+    assert_eq!(grants, sorted, "ordered by id");
+
+    let audit = gate.request_audit(requests[0], &PageRequest::first(2)).await.unwrap();
+    assert_eq!(audit.items.len(), 2);
+    let rest = gate
+        .request_audit(requests[0], &PageRequest::after(audit.next.clone().unwrap(), 100))
+        .await
+        .unwrap();
+    assert!(rest.next.is_none());
+    let all: Vec<_> = audit.items.iter().chain(rest.items.iter()).collect();
+    assert!(all.iter().all(|r| r.entry.request_id == requests[0]));
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all.len(), 4, "created, review, approved, grant created");
+
+    let bad = PageRequest::after(jitgate_core::Cursor("not-a-cursor".into()), 2);
+    assert!(matches!(
+        listings(&store).pending_requests(&bad).await,
+        Err(StoreError::InvalidCursor { .. })
+    ));
+    assert!(matches!(
+        listings(&store).live_grants_of(&sam(), &bad).await,
+        Err(StoreError::InvalidCursor { .. })
+    ));
+}

@@ -1,0 +1,82 @@
+//! The `Outbox` group: events kept until delivered, retried with waits, dead letters kept.
+
+use super::*;
+
+/// Events wait in the outbox, oldest first, until marked done; done events never come back.
+pub async fn outbox_holds_events_until_done(store: Arc<dyn Store>) {
+    let (r1, c1) = open(&sam(), "a", t0());
+    let (r2, c2) = open(&sam(), "b", t0());
+    store.commit(c1).await.unwrap();
+    store.commit(c2).await.unwrap();
+    let first = outbox(&store).claim(t0(), 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].event.request_id, r1.id, "oldest first");
+    outbox(&store).mark_done(&[first[0].seq]).await.unwrap();
+    let second = outbox(&store).claim(t0(), 10).await.unwrap();
+    assert_eq!(second.len(), 1, "the done event is gone, the other waits: {second:?}");
+    assert_eq!(second[0].event.request_id, r2.id);
+    assert!(second[0].seq > first[0].seq);
+    outbox(&store).mark_done(&[second[0].seq]).await.unwrap();
+    assert!(outbox(&store).claim(t0(), 10).await.unwrap().is_empty());
+}
+
+/// A failed delivery waits until its next attempt is due; a parked one is listed as dead,
+/// never offered again, and recorded in the audit chain.
+pub async fn outbox_retries_wait_and_dead_letters_are_kept(store: Arc<dyn Store>) {
+    let (_, c) = open(&sam(), "a", t0());
+    store.commit(c).await.unwrap();
+    let first = outbox(&store).claim(t0(), 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempts, 0);
+    let seq = first[0].seq;
+    outbox(&store)
+        .retry(seq, 1, t0() + Duration::seconds(30), "receiver said 500")
+        .await
+        .unwrap();
+    assert!(
+        outbox(&store)
+            .claim(t0() + Duration::seconds(29), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let again = outbox(&store).claim(t0() + Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due again at its next attempt");
+    assert_eq!(
+        (again[0].attempts, again[0].last_error.as_deref()),
+        (1, Some("receiver said 500"))
+    );
+    let e = &again[0].event;
+    let audit = jitgate_core::audit::AuditEntry {
+        at: t0(),
+        actor: machine::system_actor(),
+        action: jitgate_core::audit::AuditAction::NotificationDead,
+        request_id: e.request_id,
+        grant_id: e.grant_id,
+        principal: e.principal.clone(),
+        scope: e.scope.clone(),
+        text: Some("gave up".into()),
+        policy_ids: Vec::new(),
+    };
+    let before = audit_all(&store).await.len();
+    outbox(&store).park(seq, 2, "gave up", audit).await.unwrap();
+    assert!(
+        outbox(&store)
+            .claim(t0() + Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "dead is never offered again"
+    );
+    let dead = outbox(&store).dead(&PageRequest::first(10)).await.unwrap();
+    assert_eq!(dead.items.len(), 1);
+    assert_eq!((dead.items[0].seq, dead.items[0].attempts), (seq, 2));
+    let audit = audit_all(&store).await;
+    assert_eq!(audit.len(), before + 1);
+    assert_eq!(
+        audit.last().unwrap().entry.action,
+        jitgate_core::audit::AuditAction::NotificationDead
+    );
+    verify(&audit).expect("audit chain verifies");
+}
