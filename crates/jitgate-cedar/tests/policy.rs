@@ -288,3 +288,32 @@ async fn missing_files_are_io_errors_naming_the_path() {
         .unwrap_err();
     assert!(matches!(err, CedarError::Io { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn no_load_error_repeats_its_cause_and_cedar_diagnostics_stay_reachable() {
+    let parse = load_error("permit(principal, action == Action::\"db_restart\" resource);").await;
+    let schema = jitgate_cedar::CedarPolicy::builder()
+        .schema("bad.cedarschema", "entity User in [;")
+        .policies("p.cedar", "permit(principal, action, resource);")
+        .build()
+        .await
+        .unwrap_err();
+    let missing = jitgate_cedar::CedarPolicy::builder()
+        .schema_file("/nonexistent/app.cedarschema")
+        .build()
+        .await
+        .unwrap_err();
+    let entities = jitgate_cedar::entities_from_json("[{\"uid\": 1}]").unwrap_err();
+    for e in [&parse, &schema, &missing, &entities] {
+        jitgate_testkit::assert_no_repeated_cause(e);
+        assert!(std::error::Error::source(e).is_some(), "{e} keeps its cause");
+    }
+    let diagnostic = std::error::Error::source(&parse).expect("Cedar's parse errors");
+    assert!(
+        diagnostic.downcast_ref::<cedar_policy::ParseErrors>().is_some(),
+        "Cedar's diagnostic, typed"
+    );
+    assert!(matches!(missing, CedarError::Io { .. }), "{missing}");
+    assert!(matches!(schema, CedarError::Schema { .. }), "{schema}");
+    assert!(matches!(entities, CedarError::Entities { .. }), "{entities}");
+}

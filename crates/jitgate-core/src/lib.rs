@@ -72,7 +72,6 @@
 pub mod audit;
 mod delivery;
 mod gate;
-/// The pure state machine (public only with the `testing` feature).
 #[cfg(feature = "testing")]
 pub mod machine;
 #[cfg(not(feature = "testing"))]

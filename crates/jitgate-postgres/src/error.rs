@@ -38,3 +38,28 @@ pub(crate) struct CorruptRow {
     #[source]
     pub(crate) source: serde_json::Error,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PgStoreOptions;
+
+    #[test]
+    fn no_error_repeats_its_cause() {
+        let url = PgStoreOptions::new("postgres://[not-a-host").expect_err("a bad URL is refused");
+        assert!(matches!(url, PgError::InvalidUrl(_)), "{url}");
+        jitgate_testkit::assert_no_repeated_cause(&url);
+        let json = serde_json::from_str::<u8>("{").expect_err("not JSON");
+        let corrupt = backend(CorruptRow {
+            what: "requests 1".into(),
+            source: json,
+        });
+        jitgate_testkit::assert_no_repeated_cause(&corrupt);
+        assert_eq!(
+            jitgate_core::ErrorChain(&corrupt).to_string().matches("EOF").count(),
+            1,
+            "{}",
+            jitgate_core::ErrorChain(&corrupt)
+        );
+    }
+}

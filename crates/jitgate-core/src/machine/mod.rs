@@ -1,12 +1,12 @@
 //! The pure state machine: every transition is a function of (state, command, now, policy
-//! facts) that returns a [`Transition`] — the [`Commit`] to apply (the new state, grants,
+//! facts) that returns a `Transition` — the `Commit` to apply (the new state, grants,
 //! audit entries and events) together with what the caller gets back — or a
-//! [`TransitionError`]. Nothing here reads a clock or does I/O.
+//! `TransitionError`. Nothing here reads a clock or does I/O.
 //!
-//! - [`request`](self::request): open, review, cancel and expire requests.
-//! - [`grant`](self::grant): activate, remind, expire, revoke, use and acknowledge grants.
-//! - [`quorum`]: whether the approvals meet a flow's requirements.
-//! - [`time`]: the one time model (request TTL, grant start and end).
+//! - `request`: open, review, cancel and expire requests.
+//! - `grant`: activate, remind, expire, revoke, use and acknowledge grants.
+//! - `quorum`: whether the approvals meet a flow's requirements.
+//! - `time`: the one time model (request TTL, grant start and end).
 
 mod builder;
 mod error;

@@ -1,0 +1,79 @@
+//! Rows to and from jitgate's types: keys, JSON bodies, outbox entries, audit records, and
+//! the one pagination helper (keyset on the id, the core's `Cursor`).
+
+use jitgate_core::audit::AuditRecord;
+use jitgate_core::{Cursor, EntityRef, OutboxEntry, Page, PageRequest, Scope, StoreError};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::error::{backend, CorruptRow};
+
+pub(super) fn principal_key(e: &EntityRef) -> String {
+    e.to_string()
+}
+
+pub(super) fn scope_key(s: &Scope) -> String {
+    s.to_string()
+}
+
+pub(super) fn decode<T: DeserializeOwned>(row: &PgRow, column: &str, what: &str) -> Result<T, StoreError> {
+    let value: serde_json::Value = row.try_get(column).map_err(backend)?;
+    serde_json::from_value(value).map_err(|source| {
+        backend(CorruptRow {
+            what: what.to_owned(),
+            source,
+        })
+    })
+}
+
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(backend)
+}
+
+pub(super) fn after_uuid(page: &PageRequest) -> Result<Option<Uuid>, StoreError> {
+    page.after
+        .as_ref()
+        .map(|c| {
+            let s = c.0.rsplit('_').next().unwrap_or_default();
+            Uuid::parse_str(s).map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })
+        })
+        .transpose()
+}
+
+pub(super) fn page_of<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more {
+        items.last().map(|t| Cursor(cursor(t)))
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+pub(super) fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+pub(super) fn outbox_entry(row: &PgRow) -> Result<OutboxEntry, StoreError> {
+    let seq: i64 = row.try_get("seq").map_err(backend)?;
+    let attempts: i32 = row.try_get("attempts").map_err(backend)?;
+    Ok(OutboxEntry {
+        seq: seq as u64,
+        event: decode(row, "body", "outbox")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_error: row.try_get("last_error").map_err(backend)?,
+    })
+}
+
+pub(super) fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq").map_err(backend)?;
+    Ok(AuditRecord {
+        seq: seq as u64,
+        prev_hash: row.try_get("prev_hash").map_err(backend)?,
+        hash: row.try_get("hash").map_err(backend)?,
+        entry: decode(row, "entry", "audit")?,
+    })
+}

@@ -1,0 +1,295 @@
+//! The one transaction per transition (`Store::commit`) and the core reads.
+
+use async_trait::async_trait;
+use jitgate_core::{
+    AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, RequestId, Scope, Store,
+    StoreError, Subject, Write,
+};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::codec::{decode, principal_key, scope_key, to_json};
+use super::PgStore;
+use crate::error::backend;
+
+impl PgStore {
+    /// Runs one commit's transaction. `Ok(Err(..))` is a refusal (conflict, duplicate) after
+    /// which the transaction was rolled back.
+    async fn try_commit(&self, c: &Commit) -> Result<Result<bool, Refusal>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        if let Some(w) = c.request() {
+            if let Some(refusal) = write_request(&mut tx, w).await? {
+                return Ok(Err(refusal));
+            }
+        }
+        let mut grant_ids: Vec<Uuid> = Vec::with_capacity(c.grants().len());
+        for w in c.grants() {
+            if let Some(refusal) = write_grant(&mut tx, w).await? {
+                return Ok(Err(refusal));
+            }
+            grant_ids.push(w.value().id.0);
+        }
+        let reqs: Vec<Uuid> = c.audit().iter().map(|e| e.request_id.0).collect();
+        let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let event_ids: Vec<String> = c.events().iter().map(|e| e.id.0.clone()).collect();
+        let events = c.events().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let changed_grants = !grant_ids.is_empty();
+        // One statement: the audit entries (sealed into the chain later, in commit order), the
+        // events, and a NOTIFY for the change feed (sent only if the transaction commits).
+        // No lock is taken: commits on any number of replicas proceed in parallel.
+        sqlx::query(
+            "WITH entries AS ( \
+                 INSERT INTO audit_entries (request_id, entry) SELECT * FROM UNNEST($1::uuid[], $2::jsonb[])), \
+             queued AS ( \
+                 INSERT INTO outbox (event_id, body) SELECT * FROM UNNEST($3::text[], $4::jsonb[]) \
+                 ON CONFLICT (event_id) DO NOTHING) \
+             SELECT pg_notify($5, 'grants') WHERE $6",
+        )
+        .bind(reqs)
+        .bind(entries)
+        .bind(event_ids)
+        .bind(events)
+        .bind(&self.channel)
+        .bind(changed_grants)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Ok(changed_grants))
+    }
+}
+
+enum Refusal {
+    Conflict {
+        table: &'static str,
+        id: Uuid,
+        expected: u64,
+    },
+    DuplicatePending {
+        request: RequestId,
+        principal: EntityRef,
+        scope: String,
+    },
+    Exists(Subject),
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.constraint().unwrap_or_default().to_owned()),
+        _ => None,
+    }
+}
+
+async fn write_request(
+    tx: &mut Transaction<'static, Postgres>,
+    w: &Write<AccessRequest>,
+) -> Result<Option<Refusal>, StoreError> {
+    let r = w.value();
+    let body = to_json(r)?;
+    let result = match w {
+        Write::Insert(_) => sqlx::query(
+            "INSERT INTO requests (id, principal, scope_key, state, version, created_at, deadline, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.id.0)
+        .bind(principal_key(&r.principal))
+        .bind(scope_key(r.scope()))
+        .bind(r.state.to_string())
+        .bind(r.version as i64)
+        .bind(r.created_at)
+        .bind(r.deadline)
+        .bind(body)
+        .execute(&mut **tx)
+        .await,
+        Write::Update { expected_version, .. } => sqlx::query(
+            "UPDATE requests SET state = $3, version = $4, body = $5, claimed_until = NULL WHERE id = $1 AND version = $2",
+        )
+        .bind(r.id.0)
+        .bind(*expected_version as i64)
+        .bind(r.state.to_string())
+        .bind(r.version as i64)
+        .bind(body)
+        .execute(&mut **tx)
+        .await,
+    };
+    let duplicate_pending = || Refusal::DuplicatePending {
+        request: r.id,
+        principal: r.principal.clone(),
+        scope: scope_key(r.scope()),
+    };
+    refusal(result, w, ("requests", r.id.0, Subject::Request(r.id)), |constraint| {
+        (constraint == "requests_one_pending").then(duplicate_pending)
+    })
+}
+
+async fn write_grant(tx: &mut Transaction<'static, Postgres>, w: &Write<Grant>) -> Result<Option<Refusal>, StoreError> {
+    let g = w.value();
+    let body = to_json(g)?;
+    let result = match w {
+        Write::Insert(_) => sqlx::query(
+            "INSERT INTO grants (id, request_id, principal, scope_key, state, version, not_before, expires_at, awaits_ack, body, reminded) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(g.id.0)
+        .bind(g.request_id.0)
+        .bind(principal_key(&g.principal))
+        .bind(scope_key(&g.scope))
+        .bind(g.state.to_string())
+        .bind(g.version as i64)
+        .bind(g.window.not_before())
+        .bind(g.window.expires_at())
+        .bind(g.awaits_acknowledgement())
+        .bind(body)
+        .bind(g.reminded_at.is_some())
+        .execute(&mut **tx)
+        .await,
+        Write::Update { expected_version, .. } => sqlx::query(
+            "UPDATE grants SET state = $3, version = $4, awaits_ack = $5, body = $6, claimed_until = NULL, \
+             change_xid = pg_current_xact_id(), reminded = $7 WHERE id = $1 AND version = $2",
+        )
+        .bind(g.id.0)
+        .bind(*expected_version as i64)
+        .bind(g.state.to_string())
+        .bind(g.version as i64)
+        .bind(g.awaits_acknowledgement())
+        .bind(body)
+        .bind(g.reminded_at.is_some())
+        .execute(&mut **tx)
+        .await,
+    };
+    refusal(result, w, ("grants", g.id.0, Subject::Grant(g.id)), |_| None)
+}
+
+/// What a row write's result means: applied (`None`), refused (a lost compare-and-swap, an
+/// existing id, or what `on_unique` makes of a named unique constraint), or a backend error.
+fn refusal<T>(
+    result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
+    w: &Write<T>,
+    (table, id, what): (&'static str, Uuid, Subject),
+    on_unique: impl FnOnce(&str) -> Option<Refusal>,
+) -> Result<Option<Refusal>, StoreError> {
+    match (result, w) {
+        (Ok(done), _) if done.rows_affected() == 1 => Ok(None),
+        (Ok(_), Write::Update { expected_version, .. }) => Ok(Some(Refusal::Conflict {
+            table,
+            id,
+            expected: *expected_version,
+        })),
+        (Ok(_), Write::Insert(_)) => Ok(Some(Refusal::Exists(what))),
+        (Err(e), _) => match is_unique_violation(&e) {
+            Some(constraint) => Ok(Some(on_unique(&constraint).unwrap_or(Refusal::Exists(what)))),
+            None => Err(backend(e)),
+        },
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        match self.try_commit(&commit).await? {
+            Ok(changed_grants) => {
+                self.sealer.notify_one();
+                if changed_grants {
+                    // Read-your-writes on this replica; the feed covers the others.
+                    if let Err(e) = self.cache.catch_up(&self.pool).await {
+                        tracing::warn!(error = %jitgate_core::ErrorChain(&e), "grant cache catch-up after commit failed");
+                    }
+                }
+                Ok(())
+            }
+            Err(Refusal::Conflict { table, id, expected }) => {
+                let found = self.version_of(table, id).await;
+                let subject = if table == "requests" {
+                    Subject::Request(RequestId(id))
+                } else {
+                    Subject::Grant(GrantId(id))
+                };
+                Err(StoreError::Conflict {
+                    subject,
+                    expected,
+                    found,
+                })
+            }
+            Err(Refusal::DuplicatePending {
+                request,
+                principal,
+                scope,
+            }) => {
+                let existing: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'",
+                )
+                .bind(principal_key(&principal))
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+                match existing {
+                    Some(id) => Err(StoreError::DuplicatePending {
+                        existing: RequestId(id),
+                        principal,
+                    }),
+                    // It closed in the meantime: the caller's retry will get through.
+                    None => Err(StoreError::Conflict {
+                        subject: Subject::Request(request),
+                        expected: 0,
+                        found: None,
+                    }),
+                }
+            }
+            Err(Refusal::Exists(subject)) => Err(StoreError::AlreadyExists { subject }),
+        }
+    }
+
+    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        let row = sqlx::query("SELECT body FROM requests WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| decode(&r, "body", "requests")).transpose()
+    }
+
+    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query("SELECT body FROM grants WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| decode(&r, "body", "grants")).transpose()
+    }
+
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+        if let Some(grants) = self.cache.get(principal, scope) {
+            return Ok(grants);
+        }
+        tracing::warn!(schema = %self.options.schema, "grant cache is stale (change feed lost?); reading grants from the database");
+        self.live_grants_from_db(principal, scope).await
+    }
+
+    async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+        let row =
+            sqlx::query("SELECT body FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'")
+                .bind(principal_key(principal))
+                .bind(scope_key(scope))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(|r| decode(&r, "body", "requests")).transpose()
+    }
+
+    fn listings(&self) -> Option<&dyn Listings> {
+        Some(self)
+    }
+
+    fn due_work(&self) -> Option<&dyn DueWork> {
+        Some(self)
+    }
+
+    fn outbox(&self) -> Option<&dyn Outbox> {
+        Some(self)
+    }
+
+    fn audit_log(&self) -> Option<&dyn AuditLog> {
+        Some(self)
+    }
+}

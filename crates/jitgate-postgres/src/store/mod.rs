@@ -1,0 +1,202 @@
+//! [`PgStore`]: the `Store` trait and its capabilities on PostgreSQL.
+//!
+//! - `commit`: the one transaction per transition and the core reads (`Store`);
+//! - `reads`: listings and the audit log (`Listings`, `AuditLog`);
+//! - `claims`: work shared by replicas with `SKIP LOCKED` leases (`DueWork`, `Outbox`);
+//! - `codec`: rows to and from jitgate's types, keys, and the one pagination helper.
+
+mod claims;
+mod codec;
+mod commit;
+mod reads;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use jitgate_core::{EntityRef, Grant, Scope, StoreError};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+use uuid::Uuid;
+
+use self::codec::{decode, principal_key, scope_key};
+use crate::cache::{run_feed, Feed, GrantCache};
+use crate::error::backend;
+use crate::seal;
+use crate::{PgError, PgStoreOptions};
+
+/// A [`Store`] on PostgreSQL, shared by any number of replicas.
+///
+/// See the [crate documentation](crate) for the design. Build it with [`PgStore::connect`],
+/// then call [`PgStore::migrate`] once per deployment (it is safe on every start).
+pub struct PgStore {
+    pool: PgPool,
+    options: PgStoreOptions,
+    cache: Arc<GrantCache>,
+    channel: String,
+    sealer: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.options.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects a pool whose sessions use the configured schema, and starts the change feed
+    /// that keeps this replica's grant cache fresh (on the current tokio runtime).
+    ///
+    /// # Errors
+    /// [`PgError::Connect`].
+    pub async fn connect(options: PgStoreOptions) -> Result<Self, PgError> {
+        let connect = options
+            .connect
+            .clone()
+            .options([("search_path", options.schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .connect_with(connect)
+            .await
+            .map_err(PgError::Connect)?;
+        let cache = Arc::new(GrantCache::new(options.staleness_bound));
+        let channel = format!("jitgate_grants_{}", options.schema);
+        let feed = Feed {
+            pool: pool.clone(),
+            channel: channel.clone(),
+            heartbeat: options.heartbeat,
+            resync_every: options.resync_every,
+        };
+        let feed_task = tokio::spawn(run_feed(Arc::downgrade(&cache), feed));
+        let sealer = Arc::new(tokio::sync::Notify::new());
+        let seal_task = tokio::spawn(seal::run_sealer(Arc::downgrade(&sealer), pool.clone()));
+        Ok(Self {
+            pool,
+            options,
+            cache,
+            channel,
+            sealer,
+            tasks: vec![feed_task, seal_task],
+        })
+    }
+
+    /// Creates the schema if needed and applies the migrations not yet applied. Replicas may
+    /// call it at the same time: the migrator takes an advisory lock.
+    ///
+    /// # Errors
+    /// [`PgError::Query`] or [`PgError::Migrate`].
+    pub async fn migrate(&self) -> Result<(), PgError> {
+        // The schema name was validated as a plain identifier when the options were built.
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", self.options.schema);
+        sqlx::query(AssertSqlSafe(create))
+            .execute(&self.pool)
+            .await
+            .map_err(PgError::Query)?;
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name(format!("\"{}\"._sqlx_migrations", self.options.schema));
+        migrator.run(&self.pool).await.map_err(PgError::Migrate)?;
+        Ok(())
+    }
+
+    /// The connection pool (its sessions use jitgate's schema).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether this replica's grant cache is confirmed fresh (caught up within the staleness
+    /// bound). While it is not, `authorize` reads grants from the database. For health checks.
+    pub fn grant_cache_fresh(&self) -> bool {
+        self.cache.is_fresh()
+    }
+
+    /// The schema this store lives in.
+    pub fn schema(&self) -> &str {
+        &self.options.schema
+    }
+
+    async fn version_of(&self, table: &'static str, id: Uuid) -> Option<u64> {
+        let sql = match table {
+            "requests" => "SELECT version FROM requests WHERE id = $1",
+            _ => "SELECT version FROM grants WHERE id = $1",
+        };
+        let v: Option<i64> = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten();
+        v.and_then(|v| u64::try_from(v).ok())
+    }
+
+    /// Claims rows with a claim query taking `$1` a time, `$2` a limit and `$3` the lease, and
+    /// returning `body` (see the sweep and reminder methods).
+    async fn claim<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        at: DateTime<Utc>,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(at)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(self.options.claim_lease)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| decode(r, "body", what)).collect()
+    }
+
+    async fn live_grants_from_db(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body FROM grants WHERE principal = $1 AND scope_key = $2 AND state IN ('scheduled', 'active')",
+        )
+        .bind(principal_key(principal))
+        .bind(scope_key(scope))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(|r| decode(r, "body", "grants")).collect()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if !self.options.ephemeral {
+            return;
+        }
+        // Tests' throw-away schemas: drop them on a thread of its own, since Drop cannot await
+        // and the runtime that owns the pool may be shutting down.
+        let connect = self.options.connect.clone();
+        let drop_sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.options.schema);
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                // Connections of the aborted tasks may still hold locks for a moment: retry.
+                for _ in 0..20 {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect_with(&connect).await {
+                        let done = sqlx::query(AssertSqlSafe(drop_sql.clone()))
+                            .execute(&mut conn)
+                            .await
+                            .is_ok();
+                        let _ = conn.close().await;
+                        if done {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}

@@ -1,0 +1,121 @@
+//! Listings and the audit log: keyset-paginated reads.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jitgate_core::audit::AuditRecord;
+use jitgate_core::{AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestId, StoreError};
+use uuid::Uuid;
+
+use super::codec::{after_uuid, audit_record, decode, limit_param, page_of, principal_key};
+use super::PgStore;
+use crate::error::backend;
+use crate::seal;
+
+#[async_trait]
+impl Listings for PgStore {
+    async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
+        let rows = sqlx::query(
+            "SELECT body FROM grants WHERE principal = $1 AND state IN ('scheduled', 'active') AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(principal_key(principal))
+        .bind(after)
+        .bind(limit_param(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "grants"))
+            .collect::<Result<Vec<Grant>, _>>()?;
+        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+    }
+
+    async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
+        let rows = match after_uuid(page)? {
+            None => sqlx::query("SELECT body FROM requests WHERE state = 'pending' ORDER BY created_at, id LIMIT $1")
+                .bind(limit_param(page.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?,
+            Some(after) => {
+                let anchor: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
+                    .bind(after)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                let Some(created_at) = anchor else {
+                    return Err(StoreError::InvalidCursor {
+                        cursor: after.to_string(),
+                    });
+                };
+                sqlx::query(
+                    "SELECT body FROM requests WHERE state = 'pending' AND (created_at, id) > ($1, $2) \
+                     ORDER BY created_at, id LIMIT $3",
+                )
+                .bind(created_at)
+                .bind(after)
+                .bind(limit_param(page.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?
+            }
+        };
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "requests"))
+            .collect::<Result<Vec<AccessRequest>, _>>()?;
+        Ok(page_of(items, page.limit, |r| r.id.to_string()))
+    }
+
+    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
+        let rows = sqlx::query("SELECT body FROM grants WHERE awaits_ack AND id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit_param(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "grants"))
+            .collect::<Result<Vec<Grant>, _>>()?;
+        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        seal::seal_committed(&self.pool).await.map_err(backend)?;
+        let after: i64 = match &page.after {
+            None => 0,
+            Some(c) => {
+                c.0.parse()
+                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT seq, prev_hash, hash, entry FROM audit WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(id.0)
+        .bind(after)
+        .bind(limit_param(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let items = rows.iter().map(audit_record).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(items, page.limit, |r| r.seq.to_string()))
+    }
+
+    async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        seal::seal_committed(&self.pool).await.map_err(backend)?;
+        let rows = sqlx::query("SELECT seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(audit_record).collect()
+    }
+}
