@@ -25,7 +25,7 @@ use crate::error::backend;
 use crate::seal;
 use crate::{PgError, PgStoreOptions};
 
-/// A [`Store`] on PostgreSQL, shared by any number of replicas.
+/// A [`Store`](jitgate_core::Store) on PostgreSQL, shared by any number of replicas.
 ///
 /// See the [crate documentation](crate) for the design. Build it with [`PgStore::connect`],
 /// then call [`PgStore::migrate`] once per deployment (it is safe on every start).
