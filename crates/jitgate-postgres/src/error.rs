@@ -56,7 +56,10 @@ mod tests {
         });
         jitgate_testkit::assert_no_repeated_cause(&corrupt);
         assert_eq!(
-            jitgate_core::ErrorChain(&corrupt).to_string().matches("EOF").count(),
+            jitgate_core::ErrorChain(&corrupt)
+                .to_string()
+                .matches("expected u8")
+                .count(),
             1,
             "{}",
             jitgate_core::ErrorChain(&corrupt)

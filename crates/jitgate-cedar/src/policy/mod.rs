@@ -1,0 +1,321 @@
+//! [`CedarPolicy`]: jitgate's [`Policy`] on Cedar.
+//!
+//! - `builder`: loading the schema, policies and entities, validated together;
+//! - `evaluation`: Cedar calls on the sliced policy set, the decision cache, flows from `@jit`;
+//! - `request_entities`: review and revoke decisions on a small store around jitgate's own
+//!   request and grant entities.
+
+mod builder;
+mod evaluation;
+mod request_entities;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cedar_policy::{Authorizer, Decision, EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema};
+use jitgate_core::{AccessRequest, Action, EntityRef, Grant, Policy, PolicyDecision, PolicyError, ReviewerStanding};
+
+use crate::annotations::Kind;
+use crate::convert::TypeNames;
+use crate::entities::EntityCache;
+use crate::CedarError;
+
+pub use self::builder::CedarPolicyBuilder;
+use self::evaluation::ids;
+
+/// jitgate's [`Policy`] on Cedar.
+///
+/// - **Standing**: a plain `permit` matches and no `forbid` does.
+/// - **Eligible**: a `@jit("approval")` permit matches and no `forbid` does; the flow combines
+///   every matching `@jit` permit's ([`Flow::combine`](jitgate_core::Flow::combine): all requirements, the shortest limits).
+/// - **Forbidden**: a `forbid` matches — whatever else does, grants included.
+/// - **Reviewers**: an `is_authorized` call with `Jit::Action::"review"` on the request as a
+///   `Jit::AccessRequest` entity; the reviewer then counts toward each requirement whose
+///   `@reviewers` group they belong to. Revokes likewise, with `Jit::Action::"revoke"` on a
+///   `Jit::Grant` (a holder may always give up their own grant).
+///
+/// Every decision carries the ids (`@id`) of the policies that made it.
+pub struct CedarPolicy {
+    schema: Schema,
+    main: PolicySet,
+    review: PolicySet,
+    kinds: HashMap<PolicyId, Kind>,
+    entities: EntityCache,
+    types: TypeNames,
+    authorizer: Authorizer,
+    review_action: EntityUid,
+    revoke_action: EntityUid,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Hit and miss counts of the decision cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions computed (and then cached).
+    pub misses: u64,
+}
+
+impl std::fmt::Debug for CedarPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CedarPolicy")
+            .field("policies", &self.kinds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CedarPolicy {
+    /// Starts a builder (principal type `User`).
+    pub fn builder() -> CedarPolicyBuilder {
+        CedarPolicyBuilder {
+            schema: None,
+            principal_type: "User".into(),
+            sources: Vec::new(),
+            provider: None,
+            max_age: None,
+            decision_cache: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The merged schema (the service's and jitgate's).
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every policy of the service, as loaded (with the authors' ids).
+    pub fn policies(&self) -> impl Iterator<Item = &cedar_policy::Policy> {
+        self.main
+            .policies()
+            .chain(self.review.policies().filter(|p| self.main.policy(p.id()).is_none()))
+    }
+
+    /// Reloads the entities from the provider. On error the previous entities stay in use
+    /// (until older than the maximum age, if one is set).
+    ///
+    /// # Errors
+    /// The provider's [`CedarError`].
+    pub async fn refresh_entities(&self) -> Result<(), CedarError> {
+        self.entities.refresh().await
+    }
+
+    /// Hits and misses of the decision cache (zero when it is off).
+    pub fn decision_cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Policy for CedarPolicy {
+    fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
+        let snapshot = self.entities.current()?;
+        let Some(cache) = &snapshot.decisions else {
+            return self.evaluate_in(&snapshot, principal, action);
+        };
+        let key = (principal.clone(), action.scope.clone(), action.context.clone());
+        if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(d.clone());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let decision = self.evaluate_in(&snapshot, principal, action)?;
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, decision.clone());
+        Ok(decision)
+    }
+    fn reviewer_standing(
+        &self,
+        reviewer: &EntityRef,
+        request: &AccessRequest,
+    ) -> Result<ReviewerStanding, PolicyError> {
+        let reviewer_uid = self.types.uid(reviewer)?;
+        let (response, entities) = self.ask_about_jit_entity(
+            &reviewer_uid,
+            &self.review_action,
+            ("AccessRequest", request.id.0.to_string()),
+            vec![
+                (
+                    "requester",
+                    RestrictedExpression::new_entity_uid(self.types.uid(&request.principal)?),
+                ),
+                (
+                    "action",
+                    RestrictedExpression::new_string(request.action.scope.action.id.to_string()),
+                ),
+                (
+                    "justification",
+                    RestrictedExpression::new_string(request.justification.clone().unwrap_or_default()),
+                ),
+                ("break_glass", RestrictedExpression::new_bool(request.break_glass)),
+            ],
+            (&request.action.scope.resource, &request.principal),
+        )?;
+        if response.decision() == Decision::Deny {
+            return Ok(ReviewerStanding::default());
+        }
+        let determining = ids(&response);
+        let eligible_for = request
+            .flow
+            .requirements
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                self.types
+                    .uid(&r.reviewers)
+                    .is_ok_and(|g| g == reviewer_uid || entities.is_ancestor_of(&g, &reviewer_uid))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let self_approval = *reviewer == request.principal
+            && determining
+                .iter()
+                .any(|id| matches!(self.kinds.get(*id), Some(Kind::Review { self_approval: true })));
+        Ok(ReviewerStanding {
+            eligible_for,
+            policy_ids: determining.iter().map(|id| id.to_string()).collect(),
+            self_approval,
+        })
+    }
+
+    fn may_revoke(&self, actor: &EntityRef, grant: &Grant, _request: &AccessRequest) -> Result<bool, PolicyError> {
+        if *actor == grant.principal {
+            return Ok(true);
+        }
+        let (response, _) = self.ask_about_jit_entity(
+            &self.types.uid(actor)?,
+            &self.revoke_action,
+            ("Grant", grant.id.0.to_string()),
+            vec![
+                (
+                    "holder",
+                    RestrictedExpression::new_entity_uid(self.types.uid(&grant.principal)?),
+                ),
+                (
+                    "action",
+                    RestrictedExpression::new_string(grant.scope.action.id.to_string()),
+                ),
+                ("break_glass", RestrictedExpression::new_bool(grant.break_glass)),
+            ],
+            (&grant.scope.resource, &grant.principal),
+        )?;
+        Ok(response.decision() == Decision::Allow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use cedar_policy::{Entity, Request};
+
+    use super::request_entities::reachable;
+    use super::*;
+    use crate::entities::entities_from_json;
+    use crate::entities::StaticEntities;
+
+    const EXTRA: &str = r#"
+        @id("owning-team-review")
+        permit(principal in Team::"payments", action == Jit::Action::"review", resource in Team::"payments")
+        when { resource.requester in Team::"sre" && !resource.break_glass };
+        @id("no-eve") forbid(principal == User::"eve", action, resource);
+        @id("self-review-staging") @self_approval("true")
+        permit(principal, action == Jit::Action::"review", resource in Env::"staging")
+        when { resource.requester == principal && resource.justification like "*INC*" };
+    "#;
+
+    #[tokio::test]
+    async fn review_decisions_on_the_small_store_equal_those_on_the_whole_store() {
+        let json = include_str!("../../../../examples/policies/entities.json");
+        let policy = CedarPolicy::builder()
+            .schema(
+                "app.cedarschema",
+                include_str!("../../../../examples/policies/app.cedarschema"),
+            )
+            .policies(
+                "access.cedar",
+                &(include_str!("../../../../examples/policies/access.cedar").to_owned() + EXTRA),
+            )
+            .entities(Arc::new(StaticEntities(entities_from_json(json).unwrap())))
+            .build()
+            .await
+            .unwrap();
+        let snapshot = policy.entities.current().unwrap();
+        let users = ["sam", "lee", "lin", "ada", "sec", "sue", "sol", "eve"];
+        let resources = [
+            ("Database", "orders-prod"),
+            ("Database", "orders-staging"),
+            ("Service", "orders"),
+            ("Customer", "c-42"),
+        ];
+        let (mut compared, mut allowed) = (0, 0);
+        for requester in users {
+            for (ty, id) in resources {
+                for (justification, break_glass) in [("INC-1", false), ("routine", true)] {
+                    let (req_ref, res_ref) = (EntityRef::new("User", requester), EntityRef::new(ty, id));
+                    let uid = policy
+                        .types
+                        .uid(&EntityRef::new("Jit::AccessRequest", format!("r-{requester}-{id}")))
+                        .unwrap();
+                    let entity = Entity::new(
+                        uid.clone(),
+                        HashMap::from([
+                            (
+                                "requester".to_owned(),
+                                RestrictedExpression::new_entity_uid(policy.types.uid(&req_ref).unwrap()),
+                            ),
+                            (
+                                "action".to_owned(),
+                                RestrictedExpression::new_string("db_restart".into()),
+                            ),
+                            (
+                                "justification".to_owned(),
+                                RestrictedExpression::new_string(justification.into()),
+                            ),
+                            ("break_glass".to_owned(), RestrictedExpression::new_bool(break_glass)),
+                        ]),
+                        HashSet::from([policy.types.uid(&res_ref).unwrap()]),
+                    )
+                    .unwrap();
+                    let whole = snapshot.entities.clone().add_entities([entity.clone()], None).unwrap();
+                    for reviewer in users {
+                        let actor = policy.types.uid(&EntityRef::new("User", reviewer)).unwrap();
+                        let roots = [
+                            &actor,
+                            &policy.review_action,
+                            &policy.types.uid(&res_ref).unwrap(),
+                            &policy.types.uid(&req_ref).unwrap(),
+                        ];
+                        let small = reachable(&snapshot.entities, roots, entity.clone()).unwrap();
+                        let request = Request::new(
+                            actor,
+                            policy.review_action.clone(),
+                            uid.clone(),
+                            cedar_policy::Context::empty(),
+                            None,
+                        )
+                        .unwrap();
+                        let a = policy.authorizer.is_authorized(&request, &policy.review, &whole);
+                        let b = policy.authorizer.is_authorized(&request, &policy.review, &small);
+                        assert_eq!(a.decision(), b.decision(), "{reviewer} reviewing {requester} on {id}");
+                        assert_eq!(ids(&a), ids(&b), "{reviewer} reviewing {requester} on {id}");
+                        assert_eq!(a.diagnostics().errors().count(), b.diagnostics().errors().count());
+                        compared += 1;
+                        allowed += usize::from(a.decision() == Decision::Allow);
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 8 * 4 * 2 * 8);
+        assert!(
+            allowed > 20 && allowed < compared - 20,
+            "both outcomes are exercised: {allowed} of {compared}"
+        );
+    }
+}
