@@ -52,6 +52,7 @@ fn err(policy: &Policy, annotation: &str, value: &str, problem: impl Into<String
         annotation: annotation.to_owned(),
         value: value.to_owned(),
         problem: problem.into(),
+        location: None,
     }
 }
 

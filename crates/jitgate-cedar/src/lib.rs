@@ -45,5 +45,5 @@ pub use annotations::{FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
 /// [`EntityProvider`] returns its `Entity` values.
 pub use cedar_policy;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
-pub use error::{CedarError, Location};
+pub use error::{CedarError, CedarErrors, Location};
 pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

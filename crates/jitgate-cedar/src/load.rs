@@ -1,7 +1,10 @@
-//! Reading policy text into a policy set whose ids are the authors' `@id`s.
+//! Reading policy text into a policy set whose ids are the authors' `@id`s, with every
+//! policy's place in its source kept for the errors found later.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{Policy, PolicyId, PolicySet};
 use miette::Diagnostic;
@@ -13,106 +16,176 @@ use crate::CedarError;
 #[derive(Clone, Debug)]
 pub(crate) struct Source {
     pub(crate) name: String,
-    pub(crate) text: String,
+    pub(crate) text: Arc<str>,
 }
 
-/// 1-based line and column of a byte offset, and the text of the span.
-pub(crate) fn locate(source: &Source, offset: usize, len: usize) -> Location {
-    let offset = offset.min(source.text.len());
-    let before = &source.text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-    let end = (offset + len).min(source.text.len());
-    let snippet = source
-        .text
-        .get(offset..end)
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    Location {
-        source_name: source.name.clone(),
-        line,
-        column,
-        snippet,
+impl Source {
+    pub(crate) fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The span `offset..offset + len` of this source.
+    pub(crate) fn locate(&self, offset: usize, len: usize) -> Location {
+        Location::new(&self.name, &self.text, offset, len)
     }
 }
 
-/// The first labelled span of a diagnostic, located in `source`.
-pub(crate) fn diagnostic_location(d: &dyn Diagnostic, source: &Source) -> Location {
-    let span = d.labels().and_then(|mut l| l.next()).map(|l| (l.offset(), l.len()));
-    match span {
-        Some((offset, len)) => locate(source, offset, len),
-        None => Location {
-            source_name: source.name.clone(),
-            line: 0,
-            column: 0,
-            snippet: String::new(),
-        },
+/// The first labelled span of a diagnostic, located in `source`; `None` if it has none.
+pub(crate) fn diagnostic_location(d: &dyn Diagnostic, source: &Source) -> Option<Location> {
+    let label = d.labels().and_then(|mut l| l.next())?;
+    Some(source.locate(label.offset(), label.len()))
+}
+
+/// The byte ranges of the policies (and templates) in Cedar text, in order: each runs from its
+/// first character (its first annotation, if any) to its closing `;`. Comments and string
+/// literals are skipped, so a `;` inside them ends nothing.
+pub(crate) fn policy_spans(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                start.get_or_insert(i);
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b';' => {
+                if let Some(s) = start.take() {
+                    spans.push(s..i + 1);
+                }
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+        i += 1;
+    }
+    spans
+}
+
+/// Where each policy comes from: its source and its span in that source.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    pub(crate) source: usize,
+    pub(crate) span: Range<usize>,
+}
+
+impl Origin {
+    /// The policy's whole text.
+    pub(crate) fn location(&self, sources: &[Source]) -> Location {
+        sources[self.source].locate(self.span.start, self.span.len())
+    }
+
+    /// The annotation `@key` in the policy's text, or the whole policy if it is not found.
+    pub(crate) fn annotation_location(&self, sources: &[Source], key: &str) -> Location {
+        let source = &sources[self.source];
+        let text = &source.text[self.span.clone()];
+        let needle = format!("@{key}");
+        let found = text.match_indices(&needle).find(|(at, _)| {
+            let after = text[at + needle.len()..].trim_start();
+            after.starts_with('(')
+        });
+        match found {
+            Some((at, _)) => {
+                let len = text[at..].find(')').map_or(needle.len(), |close| close + 1);
+                source.locate(self.span.start + at, len)
+            }
+            None => self.location(sources),
+        }
     }
 }
 
-/// Parses every source; each policy takes its `@id` (or `<source>#<n>`, its position).
-pub(crate) fn parse(sources: &[Source]) -> Result<(PolicySet, HashMap<String, usize>), CedarError> {
+/// The policies of every source that parses, re-id'd by `@id` (or `<source>#<n>`, their
+/// position), and where each comes from.
+pub(crate) struct Parsed {
+    pub(crate) set: PolicySet,
+    pub(crate) origin: HashMap<String, Origin>,
+}
+
+/// Parses every source; collects every error (a file that does not parse, each template,
+/// each duplicate id) instead of stopping at the first.
+pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed {
     let mut set = PolicySet::new();
-    let mut origin: HashMap<String, usize> = HashMap::new();
+    let mut origin: HashMap<String, Origin> = HashMap::new();
     for (index, source) in sources.iter().enumerate() {
-        let parsed = PolicySet::from_str(&source.text).map_err(|e| CedarError::Parse {
-            location: diagnostic_location(&e, source),
-            message: e.to_string(),
-            help: e.help().map(|h| h.to_string()),
-            source: Box::new(e),
-        })?;
-        if let Some(t) = parsed.templates().next() {
-            return Err(CedarError::Validation {
-                policy_id: t.id().to_string(),
-                location: Location {
-                    source_name: source.name.clone(),
-                    line: 0,
-                    column: 0,
-                    snippet: String::new(),
-                },
+        let parsed = match PolicySet::from_str(&source.text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                errors.push(CedarError::Parse {
+                    location: diagnostic_location(&e, source).unwrap_or_else(|| source.locate(0, 0)),
+                    message: e.to_string(),
+                    help: e.help().map(|h| h.to_string()),
+                    source: Box::new(e),
+                });
+                continue;
+            }
+        };
+        let spans = policy_spans(&source.text);
+        // `from_str` names policies and templates policy0, policy1, … in text order.
+        let position = |id: &PolicyId| id.to_string().trim_start_matches("policy").parse::<usize>().ok();
+        let span_of = |id: &PolicyId| {
+            position(id)
+                .and_then(|n| spans.get(n).cloned())
+                .unwrap_or(0..source.text.len())
+        };
+        for t in parsed.templates() {
+            let span = span_of(t.id());
+            errors.push(CedarError::Validation {
+                policy_id: t.annotation("id").map_or_else(
+                    || format!("{}#{}", source.name, position(t.id()).unwrap_or(0)),
+                    str::to_owned,
+                ),
+                location: source.locate(span.start, span.len()),
                 message: "templates are not supported: grants are not template links in jitgate".into(),
                 help: Some("write static policies; jitgate keeps grants in its own index".into()),
             });
         }
-        // `from_str` names policies policy0, policy1, … in text order.
         let mut policies: Vec<&Policy> = parsed.policies().collect();
-        policies.sort_by_key(|p| {
-            p.id()
-                .to_string()
-                .trim_start_matches("policy")
-                .parse::<usize>()
-                .unwrap_or(usize::MAX)
-        });
-        for (n, p) in policies.into_iter().enumerate() {
+        policies.sort_by_key(|p| position(p.id()).unwrap_or(usize::MAX));
+        for p in policies {
+            let span = span_of(p.id());
+            let n = position(p.id()).unwrap_or(0);
             let id = p
                 .annotation("id")
                 .map_or_else(|| format!("{}#{n}", source.name), str::to_owned);
+            let here = Origin { source: index, span };
             if let Some(first) = origin.get(&id) {
-                return Err(CedarError::DuplicateId {
+                errors.push(CedarError::DuplicateId {
                     policy_id: id,
-                    first: sources[*first].name.clone(),
-                    second: source.name.clone(),
+                    first: first.location(sources).to_string(),
+                    second: here.location(sources).to_string(),
+                    location: Some(here.annotation_location(sources, "id")),
                 });
+                continue;
             }
-            set.add(p.new_id(PolicyId::new(&id)))
-                .map_err(|e| CedarError::Validation {
-                    policy_id: id.clone(),
-                    location: Location {
-                        source_name: source.name.clone(),
-                        line: 0,
-                        column: 0,
-                        snippet: String::new(),
-                    },
+            match set.add(p.new_id(PolicyId::new(&id))) {
+                Ok(()) => {
+                    origin.insert(id, here);
+                }
+                Err(e) => errors.push(CedarError::Validation {
+                    policy_id: id,
+                    location: here.location(sources),
                     message: e.to_string(),
                     help: None,
-                })?;
-            origin.insert(id, index);
+                }),
+            }
         }
     }
-    Ok((set, origin))
+    Parsed { set, origin }
 }
 
 #[cfg(test)]
@@ -120,13 +193,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locate_counts_lines_and_columns_from_one() {
-        let s = Source {
-            name: "p.cedar".into(),
-            text: "ab\ncd ef\n".into(),
-        };
-        let l = locate(&s, 6, 2);
+    fn locations_count_lines_and_columns_from_one() {
+        let s = Source::new("p.cedar", "ab\ncd ef\n");
+        let l = s.locate(6, 2);
         assert_eq!((l.line, l.column, l.snippet.as_str()), (2, 4, "ef"));
-        assert_eq!(locate(&s, 0, 1).to_string(), "p.cedar:1:1 `a`");
+        assert_eq!(s.locate(0, 1).to_string(), "p.cedar:1:1 `a`");
+    }
+
+    #[test]
+    fn policy_spans_skip_comments_and_strings() {
+        let text = "// a; comment\n@id(\"a;b\")\npermit(principal, action, resource);\n\n forbid(principal, action, resource) when { \"x;\" == \"y\" };\n";
+        let spans = policy_spans(text);
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        assert!(text[spans[0].clone()].starts_with("@id(\"a;b\")"));
+        assert!(text[spans[0].clone()].ends_with("resource);"));
+        assert!(text[spans[1].clone()].starts_with("forbid("));
+        assert!(text[spans[1].clone()].ends_with("};"));
     }
 }

@@ -119,7 +119,12 @@ async fn several_matching_rules_need_every_requirement_and_the_shortest_limits()
 }
 
 async fn load_error(text: &str) -> CedarError {
-    with_policies(text).await.expect_err("must not load")
+    with_policies(text)
+        .await
+        .expect_err("must not load")
+        .into_iter()
+        .next()
+        .expect("at least one error")
 }
 
 #[tokio::test]
@@ -239,19 +244,28 @@ async fn duplicate_ids_and_missing_schema_are_errors() {
         .policies("x", "")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     assert!(matches!(err, CedarError::Schema { .. }), "{err}");
     let err = jitgate_cedar::CedarPolicy::builder()
         .schema("s", "entity User; entity Team")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     assert!(matches!(err, CedarError::Schema { .. }), "{err}");
     let err = jitgate_cedar::CedarPolicy::builder()
         .schema("s", "entity Person;")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     assert!(err.to_string().contains("principal type `User`"), "{err}");
 }
 
@@ -276,7 +290,10 @@ async fn missing_files_are_io_errors_naming_the_path() {
         .policy_file(dir().join("no-such.cedar"))
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     match &err {
         CedarError::Io { path, .. } => assert!(path.ends_with("no-such.cedar"), "{err}"),
         other => panic!("expected an I/O error, got {other}"),
@@ -285,7 +302,10 @@ async fn missing_files_are_io_errors_naming_the_path() {
         .schema_file("/nonexistent/app.cedarschema")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     assert!(matches!(err, CedarError::Io { .. }), "{err}");
 }
 
@@ -297,12 +317,18 @@ async fn no_load_error_repeats_its_cause_and_cedar_diagnostics_stay_reachable() 
         .policies("p.cedar", "permit(principal, action, resource);")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     let missing = jitgate_cedar::CedarPolicy::builder()
         .schema_file("/nonexistent/app.cedarschema")
         .build()
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .into_iter()
+        .next()
+        .expect("an error");
     let entities = jitgate_cedar::entities_from_json("[{\"uid\": 1}]").unwrap_err();
     for e in [&parse, &schema, &missing, &entities] {
         jitgate_testkit::assert_no_repeated_cause(e);
@@ -316,4 +342,81 @@ async fn no_load_error_repeats_its_cause_and_cedar_diagnostics_stay_reachable() 
     assert!(matches!(missing, CedarError::Io { .. }), "{missing}");
     assert!(matches!(schema, CedarError::Schema { .. }), "{schema}");
     assert!(matches!(entities, CedarError::Entities { .. }), "{entities}");
+}
+
+#[tokio::test]
+async fn every_error_of_a_file_is_reported_at_once_each_at_its_place() {
+    let text = r#"@id("a") @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H") @min_approvals("two")
+permit(principal in Team::"sre", action == Action::"db_restart", resource);
+
+@id("b")
+permit(principal, action == Action::"db_restrat", resource);
+
+@id("c") @colour("blue")
+permit(principal, action == Action::"read_logs", resource);
+
+@id("d")
+permit(principal == ?principal, action == Action::"read_logs", resource);
+"#;
+    let errors = with_policies(text).await.expect_err("four errors");
+    let summary: Vec<(String, usize)> = errors
+        .errors()
+        .iter()
+        .map(|e| match e {
+            CedarError::Annotation {
+                policy_id, location, ..
+            } => (
+                format!("annotation {policy_id}"),
+                location.as_ref().expect("located").line,
+            ),
+            CedarError::Validation {
+                policy_id, location, ..
+            } => (format!("validation {policy_id}"), location.line),
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    let mut sorted = summary.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            ("annotation a".to_owned(), 1),
+            ("annotation c".to_owned(), 7),
+            ("validation b".to_owned(), 5),
+            ("validation d".to_owned(), 10),
+        ],
+        "{errors}"
+    );
+    assert!(errors.to_string().starts_with("4 errors"), "{errors}");
+    // Each is a diagnostic whose label covers the offending text.
+    use miette::Diagnostic;
+    let related: Vec<&dyn Diagnostic> = errors.related().expect("the errors, as related diagnostics").collect();
+    assert_eq!(related.len(), 4);
+    for e in errors.errors() {
+        let label = e.labels().and_then(|mut l| l.next()).expect("a labelled span");
+        let span = &text[label.offset()..label.offset() + label.len()];
+        match e {
+            CedarError::Annotation { annotation, .. } => {
+                assert!(span.starts_with(&format!("@{annotation}(")), "{span}")
+            }
+            CedarError::Validation { policy_id, .. } if policy_id == "d" => {
+                assert!(span.starts_with("@id(\"d\")"), "{span}")
+            }
+            CedarError::Validation { .. } => assert!(span.contains("db_restrat"), "{span}"),
+            _ => unreachable!(),
+        }
+        assert!(e.source_code().is_some(), "{e} carries its source text");
+        assert!(e.code().is_some(), "{e} has a code");
+    }
+}
+
+#[tokio::test]
+async fn a_parse_error_renders_with_its_snippet() {
+    let err = load_error("@id(\"ok\")\npermit(principal, action, resource);\n\npermit(principal, action == Action::\"db_restart\" resource);\n").await;
+    let mut out = String::new();
+    miette::NarratableReportHandler::new()
+        .render_report(&mut out, &err)
+        .expect("renders");
+    assert!(out.contains("test.cedar"), "{out}");
+    assert!(out.contains("resource"), "{out}");
 }

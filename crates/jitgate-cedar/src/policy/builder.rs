@@ -1,4 +1,6 @@
-//! [`CedarPolicyBuilder`]: schema, policies and entities, loaded and validated together.
+//! [`CedarPolicyBuilder`]: schema, policies and entities, loaded and validated together. The
+//! setters only record what to load; [`CedarPolicyBuilder::build`] reads the files, parses,
+//! validates and checks every annotation, and reports every error it finds at once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,45 +12,98 @@ use cedar_policy::{Authorizer, PolicySet, Schema, ValidationMode, Validator};
 use jitgate_core::EntityRef;
 use miette::Diagnostic;
 
+use super::CedarPolicy;
 use crate::annotations::{classify, Kind};
 use crate::convert::TypeNames;
 use crate::entities::{EntityCache, EntityProvider, StaticEntities};
-use crate::load::{diagnostic_location, parse, Source};
+use crate::error::CedarErrors;
+use crate::load::{diagnostic_location, parse, Origin, Parsed, Source};
 use crate::schema::{merged, NAMESPACE};
 use crate::CedarError;
 
-use super::CedarPolicy;
+/// Text given directly, or a file to read at build time.
+#[derive(Clone, Debug)]
+enum Input {
+    Text(Source),
+    File(PathBuf),
+    Dir(PathBuf),
+}
 
-/// Builds a [`CedarPolicy`]: schema, policies, entities.
+/// Builds a [`CedarPolicy`]: schema, policies, entities. Setters take the builder by value
+/// and do no I/O; [`build`](Self::build) does it all.
 pub struct CedarPolicyBuilder {
-    pub(super) schema: Option<(String, String)>,
-    pub(super) principal_type: String,
-    pub(super) sources: Vec<Source>,
-    pub(super) provider: Option<Arc<dyn EntityProvider>>,
-    pub(super) max_age: Option<StdDuration>,
-    pub(super) decision_cache: Option<std::num::NonZeroUsize>,
-    pub(super) errors: Vec<CedarError>,
+    schema: Option<Input>,
+    principal_type: String,
+    sources: Vec<Input>,
+    provider: Option<Arc<dyn EntityProvider>>,
+    max_age: Option<StdDuration>,
+    decision_cache: Option<std::num::NonZeroUsize>,
+}
+
+impl std::fmt::Debug for CedarPolicyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CedarPolicyBuilder")
+            .field("schema", &self.schema)
+            .field("principal_type", &self.principal_type)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path, errors: &mut Vec<CedarError>) -> Option<Source> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(Source::new(path.display().to_string(), text)),
+        Err(source) => {
+            errors.push(CedarError::Io {
+                path: path.to_owned(),
+                source,
+            });
+            None
+        }
+    }
+}
+
+fn read_dir(dir: &Path, errors: &mut Vec<CedarError>) -> Vec<Source> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+            .collect(),
+        Err(source) => {
+            errors.push(CedarError::Io {
+                path: dir.to_owned(),
+                source,
+            });
+            return Vec::new();
+        }
+    };
+    files.sort();
+    files.iter().filter_map(|f| read(f, errors)).collect()
 }
 
 impl CedarPolicyBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            schema: None,
+            principal_type: "User".into(),
+            sources: Vec::new(),
+            provider: None,
+            max_age: None,
+            decision_cache: None,
+        }
+    }
+
     /// The service's schema in Cedar schema syntax (required). jitgate's part is merged in.
     #[must_use]
     pub fn schema(mut self, name: &str, cedarschema: &str) -> Self {
-        self.schema = Some((name.to_owned(), cedarschema.to_owned()));
+        self.schema = Some(Input::Text(Source::new(name, cedarschema)));
         self
     }
 
-    /// Reads the service's schema from a `.cedarschema` file.
+    /// The service's schema from a `.cedarschema` file (read by [`build`](Self::build)).
     #[must_use]
     pub fn schema_file(mut self, path: impl AsRef<Path>) -> Self {
-        let path = path.as_ref();
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.schema = Some((path.display().to_string(), text)),
-            Err(source) => self.errors.push(CedarError::Io {
-                path: path.to_owned(),
-                source,
-            }),
-        }
+        self.schema = Some(Input::File(path.as_ref().to_owned()));
         self
     }
 
@@ -62,51 +117,21 @@ impl CedarPolicyBuilder {
     /// Adds policy text; `name` is what errors call it.
     #[must_use]
     pub fn policies(mut self, name: &str, text: &str) -> Self {
-        self.sources.push(Source {
-            name: name.to_owned(),
-            text: text.to_owned(),
-        });
+        self.sources.push(Input::Text(Source::new(name, text)));
         self
     }
 
-    /// Adds the policies of a `.cedar` file.
+    /// Adds the policies of a `.cedar` file (read by [`build`](Self::build)).
     #[must_use]
     pub fn policy_file(mut self, path: impl AsRef<Path>) -> Self {
-        let path = path.as_ref();
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.sources.push(Source {
-                name: path.display().to_string(),
-                text,
-            }),
-            Err(source) => self.errors.push(CedarError::Io {
-                path: path.to_owned(),
-                source,
-            }),
-        }
+        self.sources.push(Input::File(path.as_ref().to_owned()));
         self
     }
 
-    /// Adds every `.cedar` file of a directory, in name order.
+    /// Adds every `.cedar` file of a directory, in name order (read by [`build`](Self::build)).
     #[must_use]
     pub fn policy_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        let dir = dir.as_ref();
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
-                .collect(),
-            Err(source) => {
-                self.errors.push(CedarError::Io {
-                    path: dir.to_owned(),
-                    source,
-                });
-                return self;
-            }
-        };
-        files.sort();
-        for f in files {
-            self = self.policy_file(f);
-        }
+        self.sources.push(Input::Dir(dir.as_ref().to_owned()));
         self
     }
 
@@ -136,60 +161,102 @@ impl CedarPolicyBuilder {
         self
     }
 
-    /// Parses, validates (strict mode) and checks every annotation, then loads the entities.
+    /// Reads every file, parses every policy, validates them (strict mode) against the merged
+    /// schema, checks every annotation, then loads the entities.
     ///
     /// # Errors
-    /// The first [`CedarError`]: I/O, schema, parse (with line and column), validation,
-    /// annotation (naming the policy and annotation), duplicate id, entities.
-    pub async fn build(self) -> Result<CedarPolicy, CedarError> {
-        if let Some(e) = self.errors.into_iter().next() {
-            return Err(e);
-        }
-        let Some((_, schema_text)) = self.schema else {
-            return Err(CedarError::Schema {
-                message: "no schema given".into(),
-                help: Some("call CedarPolicyBuilder::schema or schema_file with the service's Cedar schema".into()),
-                source: Box::new(miette::MietteDiagnostic::new(
-                    "CedarPolicyBuilder::build needs a schema",
-                )),
-            });
+    /// [`CedarErrors`]: every error found — I/O, schema, parse (each file's parse errors with
+    /// their spans), validation (every error, located), annotation (naming the policy and
+    /// annotation, located), duplicate id — or the entities' error. Each is a
+    /// [`miette::Diagnostic`] with the source text and a labelled span.
+    pub async fn build(self) -> Result<CedarPolicy, CedarErrors> {
+        let mut errors = Vec::new();
+        let schema_text = match &self.schema {
+            Some(Input::Text(s)) => Some(s.text.clone()),
+            Some(Input::File(path)) => read(path, &mut errors).map(|s| s.text),
+            Some(Input::Dir(dir)) => read(dir, &mut errors).map(|s| s.text),
+            None => {
+                errors.push(CedarError::Schema {
+                    message: "no schema given".into(),
+                    help: Some("call CedarPolicyBuilder::schema or schema_file with the service's Cedar schema".into()),
+                    source: Box::new(miette::MietteDiagnostic::new(
+                        "CedarPolicyBuilder::build needs a schema",
+                    )),
+                });
+                None
+            }
         };
-        let schema = merged(&schema_text, &self.principal_type)?;
-        let (all, origin) = parse(&self.sources)?;
-        validate(&schema, &all, &self.sources, &origin)?;
-        let entity_types: HashSet<String> = schema.entity_types().map(|t| t.to_string()).collect();
+        let mut sources = Vec::new();
+        for input in &self.sources {
+            match input {
+                Input::Text(s) => sources.push(s.clone()),
+                Input::File(path) => sources.extend(read(path, &mut errors)),
+                Input::Dir(dir) => sources.extend(read_dir(dir, &mut errors)),
+            }
+        }
+        let schema = schema_text.and_then(|text| merged(&text, &self.principal_type).map_err(|e| errors.push(e)).ok());
+        let Parsed { set: all, origin } = parse(&sources, &mut errors);
+        let entity_types: HashSet<String> = match &schema {
+            Some(schema) => {
+                validate(schema, &all, &sources, &origin, &mut errors);
+                schema.entity_types().map(|t| t.to_string()).collect()
+            }
+            None => HashSet::new(),
+        };
         let mut kinds = HashMap::new();
         let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
         for p in all.policies() {
-            let kind = classify(p, &entity_types)?;
-            let add = |set: &mut PolicySet| {
-                set.add(p.clone()).map_err(|e| CedarError::Validation {
-                    policy_id: p.id().to_string(),
-                    location: crate::error::Location {
-                        source_name: String::new(),
-                        line: 0,
-                        column: 0,
-                        snippet: String::new(),
-                    },
-                    message: e.to_string(),
-                    help: None,
-                })
+            let kind = match classify(p, &entity_types) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    errors.push(located(e, origin.get(&p.id().to_string()), &sources));
+                    continue;
+                }
+            };
+            let mut add = |set: &mut PolicySet| {
+                if let Err(e) = set.add(p.clone()) {
+                    let place = origin.get(&p.id().to_string());
+                    errors.push(CedarError::Validation {
+                        policy_id: p.id().to_string(),
+                        location: place.map_or_else(
+                            || Source::new(p.id().to_string(), "").locate(0, 0),
+                            |o| o.location(&sources),
+                        ),
+                        message: e.to_string(),
+                        help: None,
+                    });
+                }
             };
             match &kind {
-                Kind::Review { .. } => add(&mut review)?,
+                Kind::Review { .. } => add(&mut review),
                 // Forbids and permits of any action apply to reviews and revokes too.
                 Kind::Forbid => {
-                    add(&mut main)?;
-                    add(&mut review)?;
+                    add(&mut main);
+                    add(&mut review);
                 }
                 Kind::Standing if matches!(p.action_constraint(), cedar_policy::ActionConstraint::Any) => {
-                    add(&mut main)?;
-                    add(&mut review)?;
+                    add(&mut main);
+                    add(&mut review);
                 }
-                Kind::Standing | Kind::Jit(_) => add(&mut main)?,
+                Kind::Standing | Kind::Jit(_) => add(&mut main),
             }
             kinds.insert(p.id().clone(), kind);
         }
+        let schema = match (schema, CedarErrors::new(errors)) {
+            (_, Some(errors)) => return Err(errors),
+            (Some(schema), None) => schema,
+            // A missing schema always left an error; this arm only keeps that promise typed.
+            (None, None) => {
+                return Err(CedarError::Schema {
+                    message: "no schema could be loaded".into(),
+                    help: None,
+                    source: Box::new(miette::MietteDiagnostic::new(
+                        "CedarPolicyBuilder::build needs a schema",
+                    )),
+                }
+                .into())
+            }
+        };
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
         let entities = EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache).await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);
@@ -219,35 +286,50 @@ impl CedarPolicyBuilder {
     }
 }
 
+/// An annotation error, located at the annotation in its policy's text.
+fn located(e: CedarError, origin: Option<&Origin>, sources: &[Source]) -> CedarError {
+    match (e, origin) {
+        (
+            CedarError::Annotation {
+                policy_id,
+                annotation,
+                value,
+                problem,
+                location: None,
+            },
+            Some(o),
+        ) => CedarError::Annotation {
+            location: Some(o.annotation_location(sources, &annotation)),
+            policy_id,
+            annotation,
+            value,
+            problem,
+        },
+        (e, _) => e,
+    }
+}
+
+/// Every strict-validation error, each at the span Cedar names (or its policy's text).
 fn validate(
     schema: &Schema,
     set: &PolicySet,
     sources: &[Source],
-    origin: &HashMap<String, usize>,
-) -> Result<(), CedarError> {
+    origin: &HashMap<String, Origin>,
+    errors: &mut Vec<CedarError>,
+) {
     let result = Validator::new(schema.clone()).validate(set, ValidationMode::Strict);
-    let mut errors = result.validation_errors();
-    if let Some(e) = errors.next() {
-        let more = errors.count();
+    for e in result.validation_errors() {
         let id = e.policy_id().to_string();
-        let source = origin.get(&id).map_or_else(
-            || Source {
-                name: id.clone(),
-                text: String::new(),
-            },
-            |i| sources[*i].clone(),
-        );
-        let message = if more > 0 {
-            format!("{e} (and {more} more validation error(s))")
-        } else {
-            e.to_string()
-        };
-        return Err(CedarError::Validation {
-            location: diagnostic_location(e, &source),
+        let place = origin.get(&id);
+        let location = place
+            .and_then(|o| diagnostic_location(e, &sources[o.source]))
+            .or_else(|| place.map(|o| o.location(sources)))
+            .unwrap_or_else(|| Source::new(id.clone(), "").locate(0, 0));
+        errors.push(CedarError::Validation {
+            location,
             policy_id: id,
-            message,
+            message: e.to_string(),
             help: e.help().map(|h| h.to_string()),
         });
     }
-    Ok(())
 }

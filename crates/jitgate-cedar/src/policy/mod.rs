@@ -69,15 +69,7 @@ impl std::fmt::Debug for CedarPolicy {
 impl CedarPolicy {
     /// Starts a builder (principal type `User`).
     pub fn builder() -> CedarPolicyBuilder {
-        CedarPolicyBuilder {
-            schema: None,
-            principal_type: "User".into(),
-            sources: Vec::new(),
-            provider: None,
-            max_age: None,
-            decision_cache: None,
-            errors: Vec::new(),
-        }
+        CedarPolicyBuilder::new()
     }
 
     /// The merged schema (the service's and jitgate's).

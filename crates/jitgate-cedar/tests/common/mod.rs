@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use jitgate_cedar::{CedarError, CedarPolicy, CedarPolicyBuilder, JsonEntitiesFile};
+use jitgate_cedar::{CedarErrors, CedarPolicy, CedarPolicyBuilder, JsonEntitiesFile};
 use jitgate_core::{Action, EntityRef};
 
 pub fn dir() -> PathBuf {
@@ -23,7 +23,7 @@ pub async fn policy() -> CedarPolicy {
 }
 
 /// Loads the example schema with `text` as the only policies.
-pub async fn with_policies(text: &str) -> Result<CedarPolicy, CedarError> {
+pub async fn with_policies(text: &str) -> Result<CedarPolicy, CedarErrors> {
     CedarPolicy::builder()
         .schema_file(dir().join("app.cedarschema"))
         .policies("test.cedar", text)
