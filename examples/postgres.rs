@@ -42,7 +42,7 @@ fn policy() -> Result<RuleTable, Error> {
 }
 
 async fn replica(url: &str, schema: &str, ephemeral: bool) -> Result<(Gate, Arc<PgStore>), Error> {
-    let store = Arc::new(PgStore::connect(PgStoreOptions::new(url)?.schema(schema)?.ephemeral(ephemeral)).await?);
+    let store = Arc::new(PgStore::connect(PgStoreOptions::new(url).schema(schema).ephemeral(ephemeral)).await?);
     store.migrate().await?;
     let gate = Gate::builder()
         .policy(Arc::new(policy()?))

@@ -23,7 +23,7 @@ impl TypeNames {
             Some(t) => t,
             None => {
                 let t = EntityTypeName::from_str(&e.type_name).map_err(|err| {
-                    PolicyError::msg(format!("`{}` is not a Cedar entity type name: {err}", e.type_name))
+                    PolicyError::with_source(format!("`{}` is not a Cedar entity type name", e.type_name), err)
                 })?;
                 self.0
                     .write()
@@ -50,7 +50,7 @@ impl TypeNames {
                     .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
                     .collect::<Result<Vec<_>, PolicyError>>()?,
             )
-            .map_err(|e| PolicyError::msg(format!("bad context record: {e}")))?,
+            .map_err(|e| PolicyError::with_source("a context record does not build", e))?,
         })
     }
 
@@ -62,6 +62,6 @@ impl TypeNames {
             .iter()
             .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
             .collect::<Result<Vec<_>, PolicyError>>()?;
-        Context::from_pairs(pairs).map_err(|e| PolicyError::msg(format!("bad context: {e}")))
+        Context::from_pairs(pairs).map_err(|e| PolicyError::with_source("the context does not build", e))
     }
 }

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::entity::hex;
 use crate::model::entity::{EntityRef, Scope};
 use crate::model::ids::{GrantId, RequestId};
 
@@ -141,7 +140,7 @@ pub fn record_hash(seq: u64, prev_hash: &str, entry: &AuditEntry) -> String {
     h.update(prev_hash.as_bytes());
     h.update((body.len() as u64).to_be_bytes());
     h.update(&body);
-    hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 /// How a chain is broken, at the first record where it is.

@@ -69,6 +69,10 @@
 //! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+/// The attribute every `impl` of [`Store`], its capabilities, [`Notifier`] and async ports
+/// needs (the traits are `async_trait` traits, so `Arc<dyn Store>` works).
+pub use async_trait::async_trait;
+
 pub mod audit;
 mod delivery;
 mod gate;
@@ -85,8 +89,8 @@ pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};
 pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
 pub use gate::{
-    AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, RequestOutcome, ReviewOutcome,
-    SweepReport, DEFAULT_MAX_ATTEMPTS,
+    AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, RequestOutcome,
+    ReviewOutcome, SweepReport, DEFAULT_MAX_ATTEMPTS,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};

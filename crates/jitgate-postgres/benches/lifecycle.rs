@@ -25,9 +25,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 async fn store(schema: &str, owner: bool) -> PgStore {
     let opts = PgStoreOptions::new(&url())
-        .unwrap()
         .schema(schema)
-        .unwrap()
         .max_connections(16)
         .ephemeral(owner);
     let s = PgStore::connect(opts).await.expect("PostgreSQL reachable");

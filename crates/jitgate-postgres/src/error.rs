@@ -15,6 +15,12 @@ pub enum PgError {
         /// The name given.
         name: String,
     },
+    /// Several options are invalid: every problem.
+    #[error("invalid PostgreSQL store options: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidOptions {
+        /// Each problem.
+        problems: Vec<PgError>,
+    },
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL")]
     Connect(#[source] sqlx::Error),
@@ -45,8 +51,35 @@ mod tests {
     use crate::PgStoreOptions;
 
     #[test]
+    fn every_invalid_option_is_reported_before_connecting() {
+        let both = PgStoreOptions::new("postgres://[not-a-host")
+            .schema("1 bad")
+            .validate()
+            .unwrap_err();
+        match &both {
+            PgError::InvalidOptions { problems } => {
+                assert!(
+                    matches!(
+                        problems[..],
+                        [PgError::InvalidUrl(_), PgError::InvalidSchemaName { .. }]
+                    ),
+                    "{both}"
+                )
+            }
+            other => panic!("expected both problems, got {other}"),
+        }
+        let schema = PgStoreOptions::new("postgres://localhost/x")
+            .schema("Drop Table")
+            .validate()
+            .unwrap_err();
+        assert!(matches!(schema, PgError::InvalidSchemaName { .. }), "{schema}");
+    }
+
+    #[test]
     fn no_error_repeats_its_cause() {
-        let url = PgStoreOptions::new("postgres://[not-a-host").expect_err("a bad URL is refused");
+        let url = PgStoreOptions::new("postgres://[not-a-host")
+            .validate()
+            .expect_err("a bad URL is refused");
         assert!(matches!(url, PgError::InvalidUrl(_)), "{url}");
         jitgate_testkit::assert_no_repeated_cause(&url);
         let json = serde_json::from_str::<u8>("{").expect_err("not JSON");

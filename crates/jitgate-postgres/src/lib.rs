@@ -7,7 +7,7 @@
 //! use std::sync::Arc;
 //! use jitgate_postgres::{PgStore, PgStoreOptions};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = PgStore::connect(PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test")?.schema("jitgate")?).await?;
+//! let store = PgStore::connect(PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test").schema("jitgate")).await?;
 //! store.migrate().await?;
 //! let store: Arc<dyn jitgate_core::Store> = Arc::new(store);
 //! # Ok(()) }

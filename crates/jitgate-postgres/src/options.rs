@@ -7,21 +7,24 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::PgError;
 
-/// Options of a [`PgStore`](crate::PgStore).
+/// Options of a [`PgStore`](crate::PgStore). Setters take the options by value and check
+/// nothing; [`PgStore::connect`](crate::PgStore::connect) validates them all (see
+/// [`PgStoreOptions::validate`]) before it touches the network.
 ///
 /// ```
 /// use std::time::Duration;
 /// use jitgate_postgres::PgStoreOptions;
 /// let opts = PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test")
-///     .unwrap()
 ///     .schema("jitgate")
-///     .unwrap()
 ///     .staleness_bound(Duration::from_secs(2));
 /// assert_eq!(opts.schema_name(), "jitgate");
+/// assert!(opts.validate().is_ok());
+/// let bad = PgStoreOptions::new("postgres://[oops").schema("Drop Table");
+/// assert!(bad.validate().is_err());
 /// ```
 #[derive(Clone, Debug)]
 pub struct PgStoreOptions {
-    pub(crate) connect: PgConnectOptions,
+    pub(crate) target: Target,
     pub(crate) schema: String,
     pub(crate) max_connections: u32,
     pub(crate) staleness_bound: Duration,
@@ -31,21 +34,28 @@ pub struct PgStoreOptions {
     pub(crate) ephemeral: bool,
 }
 
+/// Where to connect: a URL (parsed by `connect`) or ready options.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Url(String),
+    Options(Box<PgConnectOptions>),
+}
+
 impl PgStoreOptions {
-    /// Options for the database at `url`, schema `jitgate`, and the defaults below.
-    ///
-    /// # Errors
-    /// [`PgError::InvalidUrl`].
-    pub fn new(url: &str) -> Result<Self, PgError> {
-        Ok(Self::from_connect_options(
-            PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?,
-        ))
+    /// Options for the database at `url`, schema `jitgate`, and the defaults below. The URL is
+    /// parsed by [`validate`](Self::validate) (and so by `connect`).
+    pub fn new(url: &str) -> Self {
+        Self::with_target(Target::Url(url.to_owned()))
     }
 
     /// Options from ready connect options (TLS, credentials... as the host service set them).
     pub fn from_connect_options(connect: PgConnectOptions) -> Self {
+        Self::with_target(Target::Options(Box::new(connect)))
+    }
+
+    fn with_target(target: Target) -> Self {
         Self {
-            connect,
+            target,
             schema: "jitgate".into(),
             max_connections: 16,
             staleness_bound: Duration::from_secs(5),
@@ -57,11 +67,28 @@ impl PgStoreOptions {
     }
 
     /// The schema that holds jitgate's tables (default `jitgate`), so jitgate can live in a
-    /// service's existing database.
+    /// service's existing database: 1 to 63 of `a-z`, `0-9`, `_`, not starting with a digit
+    /// (checked by [`validate`](Self::validate)).
+    #[must_use]
+    pub fn schema(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.schema);
+        self
+    }
+
+    /// Checks every option and returns the connect options to use.
     ///
     /// # Errors
-    /// [`PgError::InvalidSchemaName`] unless it is 1 to 63 of `a-z`, `0-9`, `_`, not starting with a digit.
-    pub fn schema(mut self, name: &str) -> Result<Self, PgError> {
+    /// [`PgError::InvalidUrl`], [`PgError::InvalidSchemaName`], or [`PgError::InvalidOptions`]
+    /// holding every problem when there are several.
+    pub fn validate(&self) -> Result<PgConnectOptions, PgError> {
+        let mut problems = Vec::new();
+        let connect = match &self.target {
+            Target::Url(url) => PgConnectOptions::from_str(url)
+                .map_err(|e| problems.push(PgError::InvalidUrl(e)))
+                .ok(),
+            Target::Options(o) => Some(o.as_ref().clone()),
+        };
+        let name = &self.schema;
         let valid = !name.is_empty()
             && name.len() <= 63
             && name
@@ -69,10 +96,13 @@ impl PgStoreOptions {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(PgError::InvalidSchemaName { name: name.to_owned() });
+            problems.push(PgError::InvalidSchemaName { name: name.clone() });
         }
-        self.schema = name.to_owned();
-        Ok(self)
+        match (connect, problems.len()) {
+            (Some(connect), 0) => Ok(connect),
+            (_, 1) => Err(problems.remove(0)),
+            _ => Err(PgError::InvalidOptions { problems }),
+        }
     }
 
     /// The schema name.

@@ -303,16 +303,10 @@ async fn dispatchers_on_two_replicas_deliver_each_event_once() {
     let (na, nb) = (Arc::new(MemoryNotifier::new()), Arc::new(MemoryNotifier::new()));
     let da = Dispatcher::new(a.clone(), clock.clone())
         .notifier(na.clone())
-        .config(DispatchConfig {
-            batch: 4,
-            ..DispatchConfig::default()
-        });
+        .config(DispatchConfig::default().with_batch(4));
     let db = Dispatcher::new(b.clone(), clock.clone())
         .notifier(nb.clone())
-        .config(DispatchConfig {
-            batch: 4,
-            ..DispatchConfig::default()
-        });
+        .config(DispatchConfig::default().with_batch(4));
     let (x, y) = tokio::join!(da.dispatch_once(), db.dispatch_once());
     assert_eq!(x.unwrap().delivered + y.unwrap().delivered, 40);
     let mut ids: Vec<_> = na.events().into_iter().chain(nb.events()).map(|e| e.id).collect();

@@ -12,6 +12,8 @@
 //!   jitgate_testkit::store_conformance!(|| async { Some(Arc::new(MemoryStore::new()) as Arc<dyn Store>) });
 //!   # fn main() {}
 //!   ```
+//! - [`notifier_conformance!`]: the same for a `Notifier`, through a
+//!   [`NotifierHarness`](conformance::notifier::NotifierHarness) that shows what its receiver got.
 //! - [`fixtures`]: principals, actions, a policy exercising every flow feature, and gates.
 //! - [`ManualClock`]: a clock that moves only when told.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
@@ -104,13 +106,36 @@ macro_rules! __conformance_tests {
                 #[test]
                 fn $check() {
                     $crate::block_on(async {
-                        if let Some(store) = ($factory)().await {
-                            $crate::conformance::$group::$check(store).await;
+                        if let Some(subject) = ($factory)().await {
+                            $crate::conformance::$group::$check(subject).await;
                         }
                     });
                 }
             )+
         }
+    };
+}
+
+/// Generates one `#[test]` per notifier conformance check, each with a fresh harness from
+/// `$factory` (a closure returning a future of `Option<Arc<dyn NotifierHarness>>`; `None`
+/// skips, as for stores).
+///
+/// ```
+/// use std::sync::Arc;
+/// use jitgate_testkit::conformance::notifier::{MemoryHarness, NotifierHarness};
+/// jitgate_testkit::notifier_conformance!(|| async {
+///     Some(Arc::new(MemoryHarness::default()) as Arc<dyn NotifierHarness>)
+/// });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! notifier_conformance {
+    ($factory:expr) => {
+        $crate::__conformance_tests!($factory, notifier:
+            delivers_every_event_of_a_life_cycle,
+            a_failure_is_an_error_and_the_retry_keeps_the_event_id,
+            concurrent_deliveries_all_arrive,
+        );
     };
 }
 

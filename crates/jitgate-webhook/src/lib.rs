@@ -46,6 +46,12 @@ pub enum WebhookError {
     /// The secret is empty.
     #[error("the signing secret is empty: receivers could not verify anything")]
     EmptySecret,
+    /// Several problems: every one of them.
+    #[error("invalid webhook notifier: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// Each problem.
+        problems: Vec<WebhookError>,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
@@ -85,20 +91,28 @@ impl WebhookNotifierBuilder {
     /// Builds the notifier.
     ///
     /// # Errors
-    /// [`WebhookError`].
+    /// [`WebhookError`]: the one problem, or [`WebhookError::Invalid`] with every problem
+    /// (no URL, each bad URL, an empty secret) when there are several.
     pub fn build(self) -> Result<WebhookNotifier, WebhookError> {
+        let mut problems = Vec::new();
         if self.urls.is_empty() {
-            return Err(WebhookError::NoUrl);
+            problems.push(WebhookError::NoUrl);
         }
-        if let Some(url) = self
+        for url in self
             .urls
             .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
         {
-            return Err(WebhookError::BadUrl { url: url.clone() });
+            problems.push(WebhookError::BadUrl { url: url.clone() });
         }
         if self.secret.is_empty() {
-            return Err(WebhookError::EmptySecret);
+            problems.push(WebhookError::EmptySecret);
+        }
+        if problems.len() > 1 {
+            return Err(WebhookError::Invalid { problems });
+        }
+        if let Some(problem) = problems.pop() {
+            return Err(problem);
         }
         let client = reqwest::Client::builder()
             .timeout(self.timeout)

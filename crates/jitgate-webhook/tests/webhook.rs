@@ -92,10 +92,7 @@ async fn setup(format: PayloadFormat, max_attempts: u32, timeout: StdDuration) -
         .store(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
         .notifier(Arc::new(notifier))
-        .dispatch_config(DispatchConfig {
-            max_attempts,
-            ..DispatchConfig::default()
-        })
+        .dispatch_config(DispatchConfig::default().with_max_attempts(max_attempts))
         .build()
         .unwrap();
     Setup {
@@ -228,11 +225,7 @@ async fn a_rolled_back_transition_delivers_nothing() {
     let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
     let req = pending(&s.gate).await;
     // Two transitions computed from the same version: the second conflicts and rolls back.
-    let standing = ReviewerStanding {
-        eligible_for: vec![0],
-        policy_ids: vec![],
-        self_approval: false,
-    };
+    let standing = ReviewerStanding::new(vec![0], vec![]);
     let now = s.clock.now();
     let first = machine::review(
         &req,
@@ -298,4 +291,79 @@ async fn a_receiver_that_was_down_gets_the_approval_once_it_is_back() {
     s.gate.deliver_outbox().await.unwrap();
     let types = s.receiver.types();
     assert_eq!(types.iter().filter(|t| *t == "approved").count(), 1, "{types:?}");
+}
+
+/// The webhook notifier through the notifier conformance group, against the loopback receiver.
+mod conformance {
+    use async_trait::async_trait;
+    use jitgate_testkit::conformance::notifier::NotifierHarness;
+
+    use super::*;
+
+    struct Harness {
+        notifier: Arc<WebhookNotifier>,
+        receiver: Receiver,
+        _server: tokio::task::JoinHandle<()>,
+    }
+
+    #[async_trait]
+    impl NotifierHarness for Harness {
+        fn notifier(&self) -> Arc<dyn Notifier> {
+            self.notifier.clone()
+        }
+
+        async fn received(&self, n: usize, timeout: StdDuration) -> Vec<EventId> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let ids: Vec<EventId> = self
+                    .receiver
+                    .got
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(h, _)| EventId(h[EVENT_ID_HEADER].to_str().unwrap().to_owned()))
+                    .collect();
+                if ids.len() >= n || tokio::time::Instant::now() >= deadline {
+                    return ids;
+                }
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
+        }
+
+        async fn fail(&self, failing: bool) -> bool {
+            self.receiver.always_fail.store(failing, Ordering::SeqCst);
+            true
+        }
+    }
+
+    async fn harness() -> Option<Arc<dyn NotifierHarness>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let receiver = Receiver::default();
+        let server = receiver.start(listener).await;
+        let notifier = WebhookNotifier::builder(SECRET.to_vec()).url(&url).build().unwrap();
+        Some(Arc::new(Harness {
+            notifier: Arc::new(notifier),
+            receiver,
+            _server: server,
+        }))
+    }
+
+    jitgate_testkit::notifier_conformance!(harness);
+}
+
+#[test]
+fn the_builder_reports_every_problem_at_once() {
+    let err = WebhookNotifier::builder(Vec::new())
+        .url("ftp://x")
+        .url("mailto:y")
+        .build()
+        .unwrap_err();
+    match &err {
+        jitgate_webhook::WebhookError::Invalid { problems } => assert_eq!(problems.len(), 3, "{err}"),
+        other => panic!("expected every problem, got {other}"),
+    }
+    let one = WebhookNotifier::builder(SECRET.to_vec()).build().unwrap_err();
+    assert!(matches!(one, jitgate_webhook::WebhookError::NoUrl), "{one}");
+    jitgate_testkit::assert_no_repeated_cause(&err);
 }

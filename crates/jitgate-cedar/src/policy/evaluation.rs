@@ -31,10 +31,10 @@ impl CedarPolicy {
         for e in response.diagnostics().errors() {
             let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
             if matches!(self.kinds.get(pe.policy_id()), Some(Kind::Forbid)) {
-                return Err(PolicyError::msg(format!(
-                    "forbid policy `{}` could not be evaluated: {e}",
-                    pe.policy_id()
-                )));
+                return Err(PolicyError::with_source(
+                    format!("forbid policy `{}` could not be evaluated (denying)", pe.policy_id()),
+                    e.clone(),
+                ));
             }
             tracing::warn!(policy = %pe.policy_id(), error = %e, "permit policy could not be evaluated; it does not apply");
         }
@@ -62,7 +62,7 @@ impl CedarPolicy {
             self.types.context(&action.context)?,
             None,
         )
-        .map_err(|e| PolicyError::msg(format!("bad request: {e}")))?;
+        .map_err(|e| PolicyError::with_source("the Cedar request does not fit the schema", e))?;
         let response = self.decide(&request, &slice, &snapshot.entities)?;
         let determining = ids(&response);
         let names = || determining.iter().map(|id| id.to_string()).collect::<Vec<_>>();

@@ -168,11 +168,10 @@ impl Policy for CedarPolicy {
             && determining
                 .iter()
                 .any(|id| matches!(self.kinds.get(*id), Some(Kind::Review { self_approval: true })));
-        Ok(ReviewerStanding {
-            eligible_for,
-            policy_ids: determining.iter().map(|id| id.to_string()).collect(),
-            self_approval,
-        })
+        Ok(
+            ReviewerStanding::new(eligible_for, determining.iter().map(|id| id.to_string()).collect())
+                .with_self_approval(self_approval),
+        )
     }
 
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, _request: &AccessRequest) -> Result<bool, PolicyError> {

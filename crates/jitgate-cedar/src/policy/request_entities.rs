@@ -32,14 +32,16 @@ impl CedarPolicy {
         let resource_uid = self.types.uid(resource)?;
         let attrs = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let entity = Entity::new(uid.clone(), attrs, HashSet::from([resource_uid.clone()]))
-            .map_err(|e| PolicyError::msg(format!("cannot build the {ty} entity: {e}")))?;
+            .map_err(|e| PolicyError::with_source(format!("cannot build the {ty} entity"), e))?;
         let entities = reachable(
             &snapshot.entities,
             [actor, action, &resource_uid, &self.types.uid(subject)?],
             entity,
         )?;
-        let request = Request::new(actor.clone(), action.clone(), uid, cedar_policy::Context::empty(), None)
-            .map_err(|e| PolicyError::msg(format!("bad {ty} request: {e}")))?;
+        let request =
+            Request::new(actor.clone(), action.clone(), uid, cedar_policy::Context::empty(), None).map_err(|e| {
+                PolicyError::with_source(format!("the Cedar request about a {ty} does not fit the schema"), e)
+            })?;
         Ok((self.decide(&request, &self.review, &entities)?, entities))
     }
 }
@@ -60,5 +62,5 @@ pub(super) fn reachable<'a>(
         }
     }
     Entities::from_entities(picked.into_values().chain([extra]), None)
-        .map_err(|e| PolicyError::msg(format!("cannot assemble the review entities: {e}")))
+        .map_err(|e| PolicyError::with_source("cannot assemble the review entities", e))
 }

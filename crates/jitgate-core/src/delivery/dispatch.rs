@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::audit::{AuditAction, AuditEntry};
-use crate::delivery::routing::{route, Delivery, Routing};
+use crate::delivery::routing::{Delivery, Routing};
 use crate::machine::system_actor;
 use crate::ports::clock::Clock;
 use crate::ports::notify::Notifier;
@@ -17,6 +17,7 @@ use crate::report::ErrorChain;
 
 /// How the dispatcher retries.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DispatchConfig {
     /// Attempts before an event is parked as dead (default 8).
     pub max_attempts: u32,
@@ -46,6 +47,42 @@ impl Default for DispatchConfig {
 }
 
 impl DispatchConfig {
+    /// Attempts before an event is parked as dead (at least 1).
+    #[must_use]
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The backoff after the first failure, and its ceiling.
+    #[must_use]
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base_backoff = base;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Entries claimed per store read (at least 1).
+    #[must_use]
+    pub fn with_batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// How often `run` looks for due entries when idle.
+    #[must_use]
+    pub fn with_poll_interval(mut self, every: StdDuration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Who events go to beyond the people they concern.
+    #[must_use]
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
     /// The delay before attempt `failed + 1`, after `failed` failures: exponential from
     /// `base_backoff`, capped at `max_backoff`, with "equal jitter" (uniform in [d/2, d]) so
     /// replicas retrying the same receiver spread out. `unit` in [0, 1) is the random draw.
@@ -64,6 +101,7 @@ impl DispatchConfig {
 
 /// What one [`Dispatcher::dispatch_once`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DispatchReport {
     /// Events every notifier accepted.
     pub delivered: usize,
@@ -148,13 +186,7 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, entry: &OutboxEntry) -> Result<(), String> {
-        let (to, except) = route(&entry.event, &self.config.routing);
-        let delivery = Delivery {
-            event: entry.event.clone(),
-            to,
-            except,
-            attempt: entry.attempts + 1,
-        };
+        let delivery = Delivery::attempt(entry.event.clone(), &self.config.routing, entry.attempts + 1);
         for n in &self.notifiers {
             n.notify(&delivery).await.map_err(|e| ErrorChain(&e).to_string())?;
         }

@@ -7,6 +7,7 @@ use crate::model::event::{Event, EventKind};
 
 /// Routing configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Routing {
     /// Who hears of break-glass use (e.g. `Team::"security"`).
     pub security: Vec<EntityRef>,
@@ -23,6 +24,7 @@ impl Routing {
 
 /// An event on its way to its recipients, as a [`Notifier`](crate::ports::notify::Notifier) receives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Delivery {
     /// The event; `event.id` is stable across attempts, for de-duplication.
     pub event: Event,
@@ -32,6 +34,24 @@ pub struct Delivery {
     pub except: Vec<EntityRef>,
     /// Which attempt this is, from 1.
     pub attempt: u32,
+}
+
+impl Delivery {
+    /// `event`'s first delivery, routed by `routing` (see [`route`]).
+    pub fn first(event: Event, routing: &Routing) -> Self {
+        Self::attempt(event, routing, 1)
+    }
+
+    /// Delivery attempt `attempt` (from 1) of `event`, routed by `routing`.
+    pub fn attempt(event: Event, routing: &Routing, attempt: u32) -> Self {
+        let (to, except) = route(&event, routing);
+        Self {
+            event,
+            to,
+            except,
+            attempt,
+        }
+    }
 }
 
 /// Routes an event:

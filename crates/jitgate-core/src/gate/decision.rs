@@ -112,6 +112,7 @@ pub enum RequestOutcome {
 
 /// The answer of a review ([`Gate::approve`](crate::gate::Gate::approve) or [`Gate::deny`](crate::gate::Gate::deny)).
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub struct ReviewOutcome {
     /// The request after the review.
     pub request: AccessRequest,
@@ -122,6 +123,7 @@ pub struct ReviewOutcome {
 /// Why `authorize` would answer what it answers, for people: the policy's verdict, the
 /// grants considered, and the decision. Printable as text.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub struct Explanation {
     /// The decision (computed without consuming any use of a use-limited grant).
     pub decision: Decision,

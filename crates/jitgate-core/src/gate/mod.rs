@@ -65,16 +65,37 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-/// [`GateBuilder::build`] was called without a required part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// A part a [`Gate`] cannot be built without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BuildError {
-    /// No policy was given.
-    #[error("Gate::builder() needs a policy: call .policy(...)")]
-    MissingPolicy,
-    /// No store was given.
-    #[error("Gate::builder() needs a store: call .store(...), e.g. Arc::new(MemoryStore::new())")]
-    MissingStore,
+pub enum GatePart {
+    /// The policy (`.policy(...)`).
+    Policy,
+    /// The store (`.store(...)`).
+    Store,
+}
+
+impl std::fmt::Display for GatePart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GatePart::Policy => "a policy (call .policy(...))",
+            GatePart::Store => "a store (call .store(...), e.g. Arc::new(MemoryStore::new()))",
+        })
+    }
+}
+
+/// [`GateBuilder::build`] was called without required parts: every missing one is named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Gate::builder() needs {}", self.missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
+pub struct BuildError {
+    missing: Vec<GatePart>,
+}
+
+impl BuildError {
+    /// The missing parts.
+    pub fn missing(&self) -> &[GatePart] {
+        &self.missing
+    }
 }
 
 /// Builds a [`Gate`]; refuses to build without a policy and a store.
@@ -150,9 +171,21 @@ impl GateBuilder {
     /// verbs are off; [`Gate::missing_capabilities`] lists them.
     ///
     /// # Errors
-    /// [`BuildError::MissingPolicy`] or [`BuildError::MissingStore`].
+    /// [`BuildError`] naming every missing part.
     pub fn build(self) -> Result<Gate, BuildError> {
-        let store = self.store.ok_or(BuildError::MissingStore)?;
+        let (policy, store) = match (self.policy, self.store) {
+            (Some(policy), Some(store)) => (policy, store),
+            (policy, store) => {
+                let missing = [(policy.is_none(), GatePart::Policy), (store.is_none(), GatePart::Store)];
+                return Err(BuildError {
+                    missing: missing
+                        .into_iter()
+                        .filter(|(gone, _)| *gone)
+                        .map(|(_, part)| part)
+                        .collect(),
+                });
+            }
+        };
         for capability in Capability::ALL {
             if !capability.of(store.as_ref()) {
                 tracing::warn!(
@@ -167,7 +200,7 @@ impl GateBuilder {
             .notifier(self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)))
             .config(self.dispatch.unwrap_or_default());
         Ok(Gate {
-            policy: self.policy.ok_or(BuildError::MissingPolicy)?,
+            policy,
             store,
             clock,
             dispatcher,

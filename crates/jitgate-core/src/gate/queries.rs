@@ -50,7 +50,7 @@ impl Gate {
                 })
                 .await?;
             for req in batch.items {
-                cursor = Some(Cursor(req.id.to_string()));
+                cursor = Some(Cursor::after(req.id));
                 if req.reviews.iter().any(|r| r.reviewer == *reviewer) {
                     continue;
                 }

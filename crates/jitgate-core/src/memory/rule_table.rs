@@ -45,7 +45,7 @@ pub struct RuleTableBuilder {
     rules: Vec<Rule>,
     parents: HashMap<EntityRef, Vec<EntityRef>>,
     revokers: Vec<Pattern>,
-    error: Option<(String, FlowError)>,
+    errors: Vec<(String, FlowError)>,
 }
 
 impl RuleTableBuilder {
@@ -78,7 +78,7 @@ impl RuleTableBuilder {
     #[must_use]
     pub fn eligible(mut self, id: &str, principal: Pattern, action: Pattern, resource: Pattern, flow: Flow) -> Self {
         if let Err(e) = flow.validate() {
-            self.error.get_or_insert((id.to_owned(), e));
+            self.errors.push((id.to_owned(), e));
         }
         let flow = flow.with_policy_id(id);
         self.rule(id, Effect::Eligible(Arc::new(flow)), principal, action, resource)
@@ -101,10 +101,10 @@ impl RuleTableBuilder {
     /// Finishes the table, computing the transitive group closure.
     ///
     /// # Errors
-    /// The first invalid flow, with the id of its rule.
+    /// Every invalid flow, each with the id of its rule.
     pub fn build(self) -> Result<RuleTable, RuleTableError> {
-        if let Some((rule, error)) = self.error {
-            return Err(RuleTableError { rule, error });
+        if !self.errors.is_empty() {
+            return Err(RuleTableError { errors: self.errors });
         }
         let mut ancestors: HashMap<EntityRef, HashSet<EntityRef>> = HashMap::new();
         for member in self.parents.keys() {
@@ -125,14 +125,13 @@ impl RuleTableBuilder {
     }
 }
 
-/// A rule's flow is invalid.
+/// Rules whose flows are invalid: every one of them, each with its rule id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("rule `{rule}`: {error}")]
+#[error("{}", self.errors.iter().map(|(rule, e)| format!("rule `{rule}`: {e}")).collect::<Vec<_>>().join("; "))]
+#[non_exhaustive]
 pub struct RuleTableError {
-    /// The rule id.
-    pub rule: String,
-    /// What is wrong with its flow.
-    pub error: FlowError,
+    /// The rule ids and what is wrong with their flows, in the order the rules were added.
+    pub errors: Vec<(String, FlowError)>,
 }
 
 /// A rule-table [`Policy`].
@@ -356,18 +355,16 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_flow_is_a_build_error_naming_the_rule() {
+    fn every_invalid_flow_is_a_build_error_naming_its_rule() {
+        let bad = || Flow::new(Duration::zero()).with_auto_approve(true);
         let err = RuleTable::builder()
-            .eligible(
-                "bad",
-                Pattern::Any,
-                Pattern::Any,
-                Pattern::Any,
-                Flow::new(Duration::zero()).with_auto_approve(true),
-            )
+            .eligible("bad", Pattern::Any, Pattern::Any, Pattern::Any, bad())
+            .eligible("worse", Pattern::Any, Pattern::Any, Pattern::Any, bad())
             .build()
             .unwrap_err();
-        assert_eq!(err.rule, "bad");
+        let rules: Vec<&str> = err.errors.iter().map(|(rule, _)| rule.as_str()).collect();
+        assert_eq!(rules, ["bad", "worse"], "every invalid rule, not the first");
         assert!(err.to_string().contains("max_duration"), "{err}");
+        assert!(err.to_string().contains("rule `worse`"), "{err}");
     }
 }

@@ -213,7 +213,7 @@ impl Action {
         let mut h = Sha256::new();
         h.update(b"jitgate-binding-v1\0");
         h.update(&body);
-        ActionBinding(hex(&h.finalize()))
+        ActionBinding(hex::encode(h.finalize()))
     }
 }
 
@@ -221,16 +221,6 @@ impl Action {
 /// actions with exactly the same parameters.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
 pub struct ActionBinding(pub String);
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    s
-}
 
 #[cfg(test)]
 mod tests {

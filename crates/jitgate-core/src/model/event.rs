@@ -76,6 +76,7 @@ pub enum EventKind {
 
 /// A notification event.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Event {
     /// Stable id for de-duplication.
     pub id: EventId,

@@ -9,6 +9,7 @@ use crate::model::entity::EntityRef;
 
 /// One requirement of a flow: `min_approvals` approvals from members of `reviewers`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Requirement {
     /// The reviewer set (a group such as `Team::"sre-leads"`, or a single principal).
     pub reviewers: EntityRef,
@@ -28,6 +29,7 @@ impl Requirement {
 
 /// How a break-glass request is bounded.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct BreakGlass {
     /// The longest a break-glass grant may last (usually much shorter than the flow's maximum).
     #[serde(with = "crate::model::serde_duration")]
@@ -51,6 +53,7 @@ pub struct BreakGlass {
 /// assert_eq!(flow.approvals_needed(), 2);
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Flow {
     /// The requirements, all of which must be met.
     pub requirements: Vec<Requirement>,

@@ -115,6 +115,7 @@ pub struct Uses {
 
 /// An after-the-fact review of a break-glass grant.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Acknowledgement {
     /// The reviewer who acknowledged it.
     pub by: EntityRef,
@@ -126,6 +127,7 @@ pub struct Acknowledgement {
 
 /// How a grant ended early (revoked), or when it was swept.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Ending {
     /// When it ended.
     pub at: DateTime<Utc>,
@@ -137,6 +139,7 @@ pub struct Ending {
 
 /// A short-lived permission for one principal to perform one scope.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Grant {
     /// Its id.
     pub id: GrantId,

@@ -57,6 +57,7 @@ pub enum Verdict {
 
 /// One reviewer's recorded verdict.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct Review {
     /// Who reviewed.
     pub reviewer: EntityRef,
@@ -87,6 +88,7 @@ pub struct Review {
 /// assert!(!ask.break_glass);
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct NewRequest {
     /// Who asks.
     pub principal: EntityRef,
@@ -140,6 +142,7 @@ impl NewRequest {
 
 /// An access request and everything that happened to it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[non_exhaustive]
 pub struct AccessRequest {
     /// Its id.
     pub id: RequestId,

@@ -1,6 +1,7 @@
 //! The [`Listings`] capability: paginated listings for a platform team's API and UI.
 
 use std::fmt;
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -10,10 +11,29 @@ use crate::model::entity::EntityRef;
 use crate::model::grant::Grant;
 use crate::model::request::AccessRequest;
 
-/// An opaque position in a paginated listing.
+/// An opaque position in a paginated listing: a store puts the key of the last item of a
+/// page in it ([`Cursor::after`]) and reads it back ([`PageRequest::after_key`]). Clients
+/// hand it back as they got it (a string, e.g. in a URL).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
 #[serde(transparent)]
-pub struct Cursor(pub String);
+pub struct Cursor(String);
+
+impl Cursor {
+    /// A cursor as a client hands it back.
+    pub fn new(cursor: impl Into<String>) -> Self {
+        Self(cursor.into())
+    }
+
+    /// The position after `key` (the last item's id, sequence number, ...).
+    pub fn after(key: impl fmt::Display) -> Self {
+        Self(key.to_string())
+    }
+
+    /// The cursor's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,6 +66,21 @@ impl PageRequest {
             limit: limit.max(1),
         }
     }
+
+    /// The key the page starts after (`None` for the first page), as the store wrote it with
+    /// [`Cursor::after`].
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] if the cursor does not hold such a key.
+    pub fn after_key<K: FromStr>(&self) -> Result<Option<K>, StoreError> {
+        self.after
+            .as_ref()
+            .map(|c| {
+                c.0.parse::<K>()
+                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })
+            })
+            .transpose()
+    }
 }
 
 /// A page of a listing.
@@ -55,6 +90,30 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The cursor of the next page, if there may be one.
     pub next: Option<Cursor>,
+}
+
+impl<T> Page<T> {
+    /// The one pagination rule of every store: from up to `limit + 1` items read in listing
+    /// order, the first `limit` are the page, and an extra item only says that a next page
+    /// exists, starting after the last item kept (`key` gives its key).
+    pub fn from_overfetch<K: fmt::Display>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> K) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|t| Cursor::after(key(t)))
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+
+    /// The same page with every item mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next: self.next,
+        }
+    }
 }
 
 /// Paginated listings of requests and grants (a [`Store`] capability).

@@ -7,6 +7,7 @@ use crate::delivery::routing::Delivery;
 /// A notifier failed to deliver; the event stays in the outbox and is retried.
 #[derive(Debug, thiserror::Error)]
 #[error("notification {event} not delivered: {message}")]
+#[non_exhaustive]
 pub struct NotifyError {
     /// The event id.
     pub event: String,

@@ -10,6 +10,7 @@ use crate::model::event::Event;
 
 /// An event in the outbox.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub struct OutboxEntry {
     /// The outbox position.
     pub seq: u64,
@@ -19,6 +20,18 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
+}
+
+impl OutboxEntry {
+    /// The entry at outbox position `seq`, after `attempts` failed attempts.
+    pub fn new(seq: u64, event: Event, attempts: u32, last_error: Option<String>) -> Self {
+        Self {
+            seq,
+            event,
+            attempts,
+            last_error,
+        }
+    }
 }
 
 /// Events written by commits, kept until delivered (a [`Store`] capability): the

@@ -37,6 +37,7 @@ pub enum PolicyDecision {
 
 /// Which requirements of a request's flow a reviewer may count toward.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
 pub struct ReviewerStanding {
     /// Indexes into `request.flow.requirements`; empty when the reviewer may not review.
     pub eligible_for: Vec<usize>,
@@ -47,9 +48,29 @@ pub struct ReviewerStanding {
     pub self_approval: bool,
 }
 
+impl ReviewerStanding {
+    /// A reviewer who counts toward the requirements at `eligible_for` (indexes into the
+    /// flow's requirements; empty: may not review), by `policy_ids`.
+    pub fn new(eligible_for: Vec<usize>, policy_ids: Vec<String>) -> Self {
+        Self {
+            eligible_for,
+            policy_ids,
+            self_approval: false,
+        }
+    }
+
+    /// Whether the policy lets this reviewer review their own request.
+    #[must_use]
+    pub fn with_self_approval(mut self, yes: bool) -> Self {
+        self.self_approval = yes;
+        self
+    }
+}
+
 /// A policy failed to evaluate. On the authorize path this denies.
 #[derive(Debug, thiserror::Error)]
 #[error("policy evaluation failed: {message}")]
+#[non_exhaustive]
 pub struct PolicyError {
     /// What went wrong.
     pub message: String,

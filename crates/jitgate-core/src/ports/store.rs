@@ -249,6 +249,39 @@ pub enum StoreError {
 /// Implementations take `&self` and lock inside; they never decide anything the state
 /// machine decides, they only apply [`Commit`]s atomically and answer reads. Every
 /// implementation must pass the conformance suite in `jitgate-testkit`.
+///
+/// The trait is dyn-compatible through `async_trait` (re-exported as
+/// [`jitgate_core::async_trait`](crate::async_trait), and by the `jitgate` facade): put
+/// `#[async_trait]` on the `impl` too, or the compiler reports mismatched lifetimes on every
+/// method.
+///
+/// ```
+/// use jitgate_core::{async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, RequestId, Scope, Store, StoreError};
+///
+/// /// A store that refuses every write (a read-only replica, say).
+/// struct ReadOnly;
+///
+/// #[async_trait]
+/// impl Store for ReadOnly {
+///     async fn commit(&self, _: Commit) -> Result<(), StoreError> {
+///         Err(StoreError::Backend("read-only".into()))
+///     }
+///     async fn read_request(&self, _: RequestId) -> Result<Option<AccessRequest>, StoreError> {
+///         Ok(None)
+///     }
+///     async fn read_grant(&self, _: GrantId) -> Result<Option<Grant>, StoreError> {
+///         Ok(None)
+///     }
+///     async fn live_grants(&self, _: &EntityRef, _: &Scope) -> Result<Vec<Grant>, StoreError> {
+///         Ok(Vec::new())
+///     }
+///     async fn pending_request(&self, _: &EntityRef, _: &Scope) -> Result<Option<AccessRequest>, StoreError> {
+///         Ok(None)
+///     }
+/// }
+/// let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(ReadOnly);
+/// assert!(store.outbox().is_none());
+/// ```
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Applies a commit atomically: every compare-and-swap must hold, then the request, the

@@ -28,10 +28,7 @@ fn flaky_gate(max_attempts: u32) -> (Gate, Arc<FlakyNotifier>, Arc<ManualClock>)
         .store(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
         .notifier(notifier.clone())
-        .dispatch_config(DispatchConfig {
-            max_attempts,
-            ..DispatchConfig::default()
-        })
+        .dispatch_config(DispatchConfig::default().with_max_attempts(max_attempts))
         .build()
         .unwrap();
     (gate, notifier, clock)
@@ -130,10 +127,7 @@ async fn a_spawned_dispatcher_delivers_and_stops_cleanly_on_shutdown() {
         .clock(Arc::new(ManualClock::default()))
         .notifier(notifier.clone())
         .deliver_inline(false)
-        .dispatch_config(DispatchConfig {
-            poll_interval: StdDuration::from_millis(10),
-            ..DispatchConfig::default()
-        })
+        .dispatch_config(DispatchConfig::default().with_poll_interval(StdDuration::from_millis(10)))
         .build()
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -66,11 +66,29 @@ async fn policy_and_store_failures_deny() {
 #[test]
 fn the_builder_refuses_to_build_without_policy_or_store() {
     assert_eq!(
-        Gate::builder().store(Arc::new(MemoryStore::new())).build().unwrap_err(),
-        BuildError::MissingPolicy
+        Gate::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .build()
+            .unwrap_err()
+            .missing(),
+        [GatePart::Policy]
     );
     assert_eq!(
-        Gate::builder().policy(Arc::new(policy())).build().unwrap_err(),
-        BuildError::MissingStore
+        Gate::builder()
+            .policy(Arc::new(policy()))
+            .build()
+            .unwrap_err()
+            .missing(),
+        [GatePart::Store]
+    );
+    let both = Gate::builder().build().unwrap_err();
+    assert_eq!(
+        both.missing(),
+        [GatePart::Policy, GatePart::Store],
+        "every missing part, not the first"
+    );
+    assert!(
+        both.to_string().contains("a policy") && both.to_string().contains("a store"),
+        "{both}"
     );
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use jitgate_core::audit::AuditEntry;
 use jitgate_core::{AccessRequest, DueWork, Grant, Outbox, OutboxEntry, Page, PageRequest, StoreError};
 
-use super::codec::{limit_param, outbox_entry, page_of, to_json};
+use super::codec::{limit_param, outbox_entry, to_json};
 use super::PgStore;
 use crate::error::backend;
 
@@ -119,13 +119,7 @@ impl Outbox for PgStore {
     }
 
     async fn dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
-        let after: i64 = match &page.after {
-            None => 0,
-            Some(c) => {
-                c.0.parse()
-                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
-            }
-        };
+        let after: i64 = page.after_key()?.unwrap_or(0);
         let rows = sqlx::query(
             "SELECT seq, body, attempts, last_error FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
         )
@@ -135,7 +129,7 @@ impl Outbox for PgStore {
         .await
         .map_err(backend)?;
         let items = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(page_of(items, page.limit, |e| e.seq.to_string()))
+        Ok(Page::from_overfetch(items, page.limit, |e| e.seq))
     }
 
     async fn mark_done(&self, seqs: &[u64]) -> Result<(), StoreError> {

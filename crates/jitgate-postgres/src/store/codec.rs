@@ -2,7 +2,7 @@
 //! the one pagination helper (keyset on the id, the core's `Cursor`).
 
 use jitgate_core::audit::AuditRecord;
-use jitgate_core::{Cursor, EntityRef, OutboxEntry, Page, PageRequest, Scope, StoreError};
+use jitgate_core::{EntityRef, OutboxEntry, PageRequest, Scope, StoreError};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -36,21 +36,12 @@ pub(super) fn after_uuid(page: &PageRequest) -> Result<Option<Uuid>, StoreError>
     page.after
         .as_ref()
         .map(|c| {
-            let s = c.0.rsplit('_').next().unwrap_or_default();
-            Uuid::parse_str(s).map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })
+            let s = c.as_str().rsplit('_').next().unwrap_or_default();
+            Uuid::parse_str(s).map_err(|_| StoreError::InvalidCursor {
+                cursor: c.as_str().to_owned(),
+            })
         })
         .transpose()
-}
-
-pub(super) fn page_of<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
-    let more = items.len() > limit;
-    items.truncate(limit);
-    let next = if more {
-        items.last().map(|t| Cursor(cursor(t)))
-    } else {
-        None
-    };
-    Page { items, next }
 }
 
 pub(super) fn limit_param(limit: usize) -> i64 {
@@ -60,12 +51,12 @@ pub(super) fn limit_param(limit: usize) -> i64 {
 pub(super) fn outbox_entry(row: &PgRow) -> Result<OutboxEntry, StoreError> {
     let seq: i64 = row.try_get("seq").map_err(backend)?;
     let attempts: i32 = row.try_get("attempts").map_err(backend)?;
-    Ok(OutboxEntry {
-        seq: seq as u64,
-        event: decode(row, "body", "outbox")?,
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        last_error: row.try_get("last_error").map_err(backend)?,
-    })
+    Ok(OutboxEntry::new(
+        seq as u64,
+        decode(row, "body", "outbox")?,
+        u32::try_from(attempts).unwrap_or(0),
+        row.try_get("last_error").map_err(backend)?,
+    ))
 }
 
 pub(super) fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {

@@ -53,10 +53,7 @@ impl PgStore {
     /// # Errors
     /// [`PgError::Connect`].
     pub async fn connect(options: PgStoreOptions) -> Result<Self, PgError> {
-        let connect = options
-            .connect
-            .clone()
-            .options([("search_path", options.schema.as_str())]);
+        let connect = options.validate()?.options([("search_path", options.schema.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .connect_with(connect)
@@ -173,7 +170,8 @@ impl Drop for PgStore {
         }
         // Tests' throw-away schemas: drop them on a thread of its own, since Drop cannot await
         // and the runtime that owns the pool may be shutting down.
-        let connect = self.options.connect.clone();
+        // The options were validated by `connect`, so this holds.
+        let Ok(connect) = self.options.validate() else { return };
         let drop_sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.options.schema);
         let done = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {

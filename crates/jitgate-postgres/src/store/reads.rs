@@ -6,7 +6,7 @@ use jitgate_core::audit::AuditRecord;
 use jitgate_core::{AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestId, StoreError};
 use uuid::Uuid;
 
-use super::codec::{after_uuid, audit_record, decode, limit_param, page_of, principal_key};
+use super::codec::{after_uuid, audit_record, decode, limit_param, principal_key};
 use super::PgStore;
 use crate::error::backend;
 use crate::seal;
@@ -28,7 +28,7 @@ impl Listings for PgStore {
             .iter()
             .map(|r| decode(r, "body", "grants"))
             .collect::<Result<Vec<Grant>, _>>()?;
-        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+        Ok(Page::from_overfetch(items, page.limit, |g| g.id))
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
@@ -65,7 +65,7 @@ impl Listings for PgStore {
             .iter()
             .map(|r| decode(r, "body", "requests"))
             .collect::<Result<Vec<AccessRequest>, _>>()?;
-        Ok(page_of(items, page.limit, |r| r.id.to_string()))
+        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
     }
 
     async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
@@ -80,7 +80,7 @@ impl Listings for PgStore {
             .iter()
             .map(|r| decode(r, "body", "grants"))
             .collect::<Result<Vec<Grant>, _>>()?;
-        Ok(page_of(items, page.limit, |g| g.id.to_string()))
+        Ok(Page::from_overfetch(items, page.limit, |g| g.id))
     }
 }
 
@@ -88,13 +88,7 @@ impl Listings for PgStore {
 impl AuditLog for PgStore {
     async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
         seal::seal_committed(&self.pool).await.map_err(backend)?;
-        let after: i64 = match &page.after {
-            None => 0,
-            Some(c) => {
-                c.0.parse()
-                    .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })?
-            }
-        };
+        let after: i64 = page.after_key()?.unwrap_or(0);
         let rows = sqlx::query(
             "SELECT seq, prev_hash, hash, entry FROM audit WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
@@ -105,7 +99,7 @@ impl AuditLog for PgStore {
         .await
         .map_err(backend)?;
         let items = rows.iter().map(audit_record).collect::<Result<Vec<_>, _>>()?;
-        Ok(page_of(items, page.limit, |r| r.seq.to_string()))
+        Ok(Page::from_overfetch(items, page.limit, |r| r.seq))
     }
 
     async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {

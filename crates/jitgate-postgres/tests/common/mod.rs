@@ -33,11 +33,7 @@ pub fn fresh_schema() -> String {
 }
 
 pub fn options(schema: &str) -> PgStoreOptions {
-    PgStoreOptions::new(&url())
-        .expect("valid URL")
-        .schema(schema)
-        .expect("valid schema")
-        .max_connections(8)
+    PgStoreOptions::new(&url()).schema(schema).max_connections(8)
 }
 
 /// A migrated store in a fresh schema that is dropped with it; `None` (with a message) when

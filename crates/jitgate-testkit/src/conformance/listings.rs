@@ -97,7 +97,7 @@ pub async fn listings_paginate(store: Arc<dyn Store>) {
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(all.len(), 4, "created, review, approved, grant created");
 
-    let bad = PageRequest::after(jitgate_core::Cursor("not-a-cursor".into()), 2);
+    let bad = PageRequest::after(jitgate_core::Cursor::new("not-a-cursor"), 2);
     assert!(matches!(
         listings(&store).pending_requests(&bad).await,
         Err(StoreError::InvalidCursor { .. })

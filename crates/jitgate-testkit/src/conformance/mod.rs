@@ -8,6 +8,7 @@ pub mod audit_log;
 pub mod core;
 pub mod due_work;
 pub mod listings;
+pub mod notifier;
 pub mod outbox;
 
 use std::collections::HashSet;
@@ -63,11 +64,7 @@ fn flow() -> Flow {
 }
 
 fn lead_standing() -> ReviewerStanding {
-    ReviewerStanding {
-        eligible_for: vec![0],
-        policy_ids: vec!["test".into()],
-        self_approval: false,
-    }
+    ReviewerStanding::new(vec![0], vec!["test".into()])
 }
 
 fn open(principal: &EntityRef, db: &str, now: DateTime<Utc>) -> (AccessRequest, Commit) {

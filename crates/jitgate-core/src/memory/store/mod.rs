@@ -1,21 +1,19 @@
 //! The in-memory [`Store`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
-use std::str::FromStr;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::audit::{AuditEntry, AuditRecord, ChainHead};
+use crate::audit::{AuditRecord, ChainHead};
 use crate::model::entity::{EntityRef, Scope};
 use crate::model::grant::{Grant, GrantState};
 use crate::model::ids::{GrantId, RequestId};
 use crate::model::request::{AccessRequest, RequestState};
 use crate::ports::audit_log::AuditLog;
 use crate::ports::due::DueWork;
-use crate::ports::listings::{Cursor, Listings, Page, PageRequest};
+use crate::ports::listings::{Listings, Page};
 use crate::ports::outbox::{Outbox, OutboxEntry};
 use crate::ports::store::{Commit, Store, StoreError, Subject, Write};
 
@@ -254,50 +252,6 @@ impl Inner {
     }
 }
 
-fn parse_cursor<T: FromStr>(page: &PageRequest) -> Result<Option<T>, StoreError> {
-    page.after
-        .as_ref()
-        .map(|c| {
-            c.0.parse::<T>()
-                .map_err(|_| StoreError::InvalidCursor { cursor: c.0.clone() })
-        })
-        .transpose()
-}
-
-fn paginate<K: Clone, T>(
-    keys: impl Iterator<Item = K>,
-    limit: usize,
-    cursor_of: impl Fn(&K) -> String,
-    item: impl Fn(&K) -> Option<T>,
-) -> Page<T> {
-    let mut items = Vec::new();
-    let mut last = None;
-    let mut more = false;
-    for k in keys {
-        if items.len() == limit {
-            more = true;
-            break;
-        }
-        if let Some(t) = item(&k) {
-            items.push(t);
-            last = Some(k);
-        }
-    }
-    Page {
-        items,
-        next: if more {
-            last.map(|k| Cursor(cursor_of(&k)))
-        } else {
-            None
-        },
-    }
-}
-
-fn grant_ids_after(set: &BTreeSet<GrantId>, after: Option<GrantId>) -> impl Iterator<Item = GrantId> + '_ {
-    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-    set.range((lower, Bound::Unbounded)).copied()
-}
-
 #[async_trait]
 impl Store for MemoryStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
@@ -348,192 +302,17 @@ impl Store for MemoryStore {
     }
 }
 
-#[async_trait]
-impl Listings for MemoryStore {
-    async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
-        let after = parse_cursor::<GrantId>(page)?;
-        let inner = self.read();
-        let Some(set) = inner.live_by_principal.get(principal) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        Ok(paginate(
-            grant_ids_after(set, after),
-            page.limit,
-            |id| id.to_string(),
-            |id| inner.grants.get(id).cloned(),
-        ))
-    }
-
-    async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
-        let after = parse_cursor::<RequestId>(page)?;
-        let inner = self.read();
-        let lower = match after {
-            None => Bound::Unbounded,
-            Some(id) => {
-                let r = inner
-                    .requests
-                    .get(&id)
-                    .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
-                Bound::Excluded((r.created_at, id))
-            }
-        };
-        let keys = inner.pending_order.range((lower, Bound::Unbounded)).cloned();
-        Ok(paginate(
-            keys,
-            page.limit,
-            |(_, id)| id.to_string(),
-            |(_, id)| inner.requests.get(id).cloned(),
-        ))
-    }
-
-    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
-        let after = parse_cursor::<GrantId>(page)?;
-        let inner = self.read();
-        Ok(paginate(
-            grant_ids_after(&inner.unacknowledged, after),
-            page.limit,
-            |id| id.to_string(),
-            |id| inner.grants.get(id).cloned(),
-        ))
-    }
+/// The one pagination rule (core's [`Page::from_overfetch`]) over an ordered index: the
+/// items of the first `limit + 1` keys that still have one.
+fn paginate<K, T>(
+    keys: impl Iterator<Item = K>,
+    limit: usize,
+    cursor_of: impl Fn(&K) -> String,
+    item: impl Fn(&K) -> Option<T>,
+) -> Page<T> {
+    let found: Vec<(K, T)> = keys.filter_map(|k| item(&k).map(|t| (k, t))).take(limit + 1).collect();
+    Page::from_overfetch(found, limit, |(k, _)| cursor_of(k)).map(|(_, t)| t)
 }
 
-#[async_trait]
-impl DueWork for MemoryStore {
-    async fn due_requests(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AccessRequest>, StoreError> {
-        let inner = self.read();
-        Ok(inner
-            .deadlines
-            .iter()
-            .take_while(|(d, _)| *d <= now)
-            .take(limit)
-            .filter_map(|(_, id)| inner.requests.get(id).cloned())
-            .collect())
-    }
-
-    async fn due_grants(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
-        let inner = self.read();
-        let expiring = inner.expiries.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| *id);
-        let starting = inner.starts.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| *id);
-        let ids: BTreeSet<GrantId> = expiring.take(limit).chain(starting.take(limit)).collect();
-        Ok(ids
-            .iter()
-            .take(limit)
-            .filter_map(|id| inner.grants.get(id).cloned())
-            .collect())
-    }
-
-    async fn due_reminders(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Grant>, StoreError> {
-        let inner = self.read();
-        Ok(inner
-            .expiries
-            .iter()
-            .take_while(|(t, _)| *t <= before)
-            .filter_map(|(_, id)| inner.grants.get(id))
-            .filter(|g| g.state == GrantState::Active && g.reminded_at.is_none())
-            .take(limit)
-            .cloned()
-            .collect())
-    }
-}
-
-#[async_trait]
-impl Outbox for MemoryStore {
-    async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut inner = self.write();
-        let lease = now + chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
-        let mut out = Vec::new();
-        for row in inner.outbox.values_mut() {
-            if out.len() == limit {
-                break;
-            }
-            let due = row.next_attempt_at.is_none_or(|t| t <= now);
-            let free = row.claimed_until.is_none_or(|t| t <= now);
-            if due && free {
-                row.claimed_until = Some(lease);
-                out.push(row.entry.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    async fn mark_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        for s in seqs {
-            inner.outbox.remove(s);
-        }
-        Ok(())
-    }
-
-    async fn retry(
-        &self,
-        seq: u64,
-        attempts: u32,
-        next_attempt_at: DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        if let Some(row) = inner.outbox.get_mut(&seq) {
-            row.entry.attempts = attempts;
-            row.entry.last_error = Some(error.to_owned());
-            row.next_attempt_at = Some(next_attempt_at);
-            row.claimed_until = None;
-        }
-        Ok(())
-    }
-
-    async fn park(&self, seq: u64, attempts: u32, error: &str, audit: AuditEntry) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        if let Some(mut row) = inner.outbox.remove(&seq) {
-            row.entry.attempts = attempts;
-            row.entry.last_error = Some(error.to_owned());
-            inner.dead.insert(seq, row.entry);
-            inner.apply(Commit {
-                audit: vec![audit],
-                ..Commit::default()
-            });
-        }
-        Ok(())
-    }
-
-    async fn dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
-        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
-        let inner = self.read();
-        let keys = inner.dead.range(after + 1..).map(|(k, _)| *k);
-        Ok(paginate(
-            keys,
-            page.limit,
-            |k| k.to_string(),
-            |k| inner.dead.get(k).cloned(),
-        ))
-    }
-}
-
-#[async_trait]
-impl AuditLog for MemoryStore {
-    async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
-        let after = parse_cursor::<u64>(page)?.unwrap_or(0);
-        let inner = self.read();
-        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let keys = positions
-            .iter()
-            .map(|i| &inner.audit[*i])
-            .filter(|r| r.seq > after)
-            .map(|r| r.seq as usize - 1);
-        Ok(paginate(
-            keys,
-            page.limit,
-            |i| inner.audit[*i].seq.to_string(),
-            |i| inner.audit.get(*i).cloned(),
-        ))
-    }
-
-    async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let inner = self.read();
-        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
-        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
-    }
-}
+mod listings;
+mod work;

@@ -1,0 +1,101 @@
+//! Listings and the audit log of the in-memory store: keyset pagination over ordered indexes.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use async_trait::async_trait;
+
+use crate::audit::AuditRecord;
+use crate::model::entity::EntityRef;
+use crate::model::grant::Grant;
+use crate::model::ids::{GrantId, RequestId};
+use crate::model::request::AccessRequest;
+use crate::ports::audit_log::AuditLog;
+use crate::ports::listings::{Listings, Page, PageRequest};
+use crate::ports::store::StoreError;
+
+use super::{paginate, MemoryStore};
+
+fn grant_ids_after(set: &BTreeSet<GrantId>, after: Option<GrantId>) -> impl Iterator<Item = GrantId> + '_ {
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    set.range((lower, Bound::Unbounded)).copied()
+}
+
+#[async_trait]
+impl Listings for MemoryStore {
+    async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = page.after_key::<GrantId>()?;
+        let inner = self.read();
+        let Some(set) = inner.live_by_principal.get(principal) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        Ok(paginate(
+            grant_ids_after(set, after),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.grants.get(id).cloned(),
+        ))
+    }
+
+    async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
+        let after = page.after_key::<RequestId>()?;
+        let inner = self.read();
+        let lower = match after {
+            None => Bound::Unbounded,
+            Some(id) => {
+                let r = inner
+                    .requests
+                    .get(&id)
+                    .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
+                Bound::Excluded((r.created_at, id))
+            }
+        };
+        let keys = inner.pending_order.range((lower, Bound::Unbounded)).cloned();
+        Ok(paginate(
+            keys,
+            page.limit,
+            |(_, id)| id.to_string(),
+            |(_, id)| inner.requests.get(id).cloned(),
+        ))
+    }
+
+    async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
+        let after = page.after_key::<GrantId>()?;
+        let inner = self.read();
+        Ok(paginate(
+            grant_ids_after(&inner.unacknowledged, after),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.grants.get(id).cloned(),
+        ))
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        let after = page.after_key::<u64>()?.unwrap_or(0);
+        let inner = self.read();
+        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let keys = positions
+            .iter()
+            .map(|i| &inner.audit[*i])
+            .filter(|r| r.seq > after)
+            .map(|r| r.seq as usize - 1);
+        Ok(paginate(
+            keys,
+            page.limit,
+            |i| inner.audit[*i].seq.to_string(),
+            |i| inner.audit.get(*i).cloned(),
+        ))
+    }
+
+    async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let inner = self.read();
+        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
+        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
+    }
+}
