@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::builder::Builder;
-use super::{system_actor, DueStep, Result, Transition, TransitionError};
+use super::{ensure_eligible, ensure_not_own, system_actor, DueStep, Result, Transition, TransitionError};
 use crate::audit::AuditAction;
 use crate::model::entity::EntityRef;
 use crate::model::event::EventKind;
@@ -196,19 +196,8 @@ pub fn acknowledge(
             by: a.by.clone(),
         });
     }
-    if *reviewer == g.principal && !(req.flow.allow_self_approval || standing.self_approval) {
-        return Err(TransitionError::SelfApproval {
-            request: req.id,
-            reviewer: reviewer.clone(),
-        });
-    }
-    if standing.eligible_for.is_empty() {
-        return Err(TransitionError::NotEligibleReviewer {
-            request: req.id,
-            reviewer: reviewer.clone(),
-            flow: req.flow.to_string(),
-        });
-    }
+    ensure_not_own(req, reviewer, standing)?;
+    ensure_eligible(req, reviewer, standing)?;
     let (mut next, mut b) = next_grant(g, now);
     next.acknowledged = Some(Acknowledgement {
         by: reviewer.clone(),

@@ -20,6 +20,8 @@ pub use grant::{acknowledge, activate, expire_grant, remind, revoke, use_grant};
 pub use request::{cancel, expire_request, open, review};
 
 use crate::model::entity::EntityRef;
+use crate::model::request::AccessRequest;
+use crate::ports::policy::ReviewerStanding;
 use crate::ports::store::Commit;
 
 /// What one transition does: the commit that applies it, and the state the caller is given
@@ -33,6 +35,30 @@ pub struct Transition<T> {
 }
 
 type Result<T> = std::result::Result<T, TransitionError>;
+
+/// A reviewer (or acknowledger) may not act on their own request unless the flow or a policy
+/// allows self-approval.
+fn ensure_not_own(req: &AccessRequest, reviewer: &EntityRef, standing: &ReviewerStanding) -> Result<()> {
+    if *reviewer == req.principal && !(req.flow.allow_self_approval || standing.self_approval) {
+        return Err(TransitionError::SelfApproval {
+            request: req.id,
+            reviewer: reviewer.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A reviewer must count toward at least one of the flow's requirements.
+fn ensure_eligible(req: &AccessRequest, reviewer: &EntityRef, standing: &ReviewerStanding) -> Result<()> {
+    if standing.eligible_for.is_empty() {
+        return Err(TransitionError::NotEligibleReviewer {
+            request: req.id,
+            reviewer: reviewer.clone(),
+            flow: req.flow.to_string(),
+        });
+    }
+    Ok(())
+}
 
 /// The actor recorded for transitions nobody in particular caused (expiry sweeps).
 pub fn system_actor() -> EntityRef {

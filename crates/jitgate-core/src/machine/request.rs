@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::builder::Builder;
 use super::time::{self, TimeError, WindowInputs};
-use super::{quorum, system_actor, DueStep, Result, Transition, TransitionError};
+use super::{ensure_eligible, ensure_not_own, quorum, system_actor, DueStep, Result, Transition, TransitionError};
 use crate::audit::AuditAction;
 use crate::model::entity::EntityRef;
 use crate::model::event::EventKind;
@@ -229,25 +229,14 @@ pub fn review(
         }
         .into());
     }
-    if *reviewer == req.principal && !(req.flow.allow_self_approval || standing.self_approval) {
-        return Err(TransitionError::SelfApproval {
-            request: req.id,
-            reviewer: reviewer.clone(),
-        });
-    }
+    ensure_not_own(req, reviewer, standing)?;
     if req.reviews.iter().any(|r| r.reviewer == *reviewer) {
         return Err(TransitionError::DuplicateReview {
             request: req.id,
             reviewer: reviewer.clone(),
         });
     }
-    if standing.eligible_for.is_empty() {
-        return Err(TransitionError::NotEligibleReviewer {
-            request: req.id,
-            reviewer: reviewer.clone(),
-            flow: req.flow.to_string(),
-        });
-    }
+    ensure_eligible(req, reviewer, standing)?;
     let (mut next, mut b) = next_version(req, now);
     let mut granted = None;
     next.reviews.push(Review {
