@@ -64,10 +64,26 @@ fn boolean(policy: &Policy, key: &str) -> Result<bool, CedarError> {
     }
 }
 
+/// The most approvals a flow may require: a bound on the work (and memory) of a quorum check,
+/// far above any real review process.
+pub const MAX_MIN_APPROVALS: u32 = 100;
+
+/// The longest duration an annotation may name (`@max_duration`, `@request_ttl`,
+/// `@break_glass`): a year and a day, so no computed instant can leave the calendar.
+pub fn max_annotation_duration() -> Duration {
+    Duration::days(366)
+}
+
 fn duration(policy: &Policy, key: &str) -> Result<Option<Duration>, CedarError> {
     policy
         .annotation(key)
-        .map(|v| parse_iso8601(v).map_err(|p| err(policy, key, v, p)))
+        .map(|v| {
+            let d = parse_iso8601(v).map_err(|p| err(policy, key, v, p))?;
+            if d > max_annotation_duration() {
+                return Err(err(policy, key, v, "must be at most P366D (a year and a day)"));
+            }
+            Ok(d)
+        })
         .transpose()
 }
 
@@ -198,8 +214,15 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
     let min = match policy.annotation("min_approvals") {
         None => 1,
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if n >= 1 => n,
-            _ => return Err(err(policy, "min_approvals", v, "must be a whole number of at least 1")),
+            Ok(n) if (1..=MAX_MIN_APPROVALS).contains(&n) => n,
+            _ => {
+                return Err(err(
+                    policy,
+                    "min_approvals",
+                    v,
+                    format!("must be a whole number from 1 to {MAX_MIN_APPROVALS}"),
+                ))
+            }
         },
     };
     match policy.annotation("reviewers") {

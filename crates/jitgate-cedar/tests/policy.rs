@@ -166,6 +166,23 @@ async fn bad_annotations_are_load_time_errors_naming_policy_and_annotation() {
             r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("forever")"#,
             "max_duration",
         ),
+        // Numbers and durations are bounded at load time (no huge allocation or overflow later).
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @min_approvals("101")"#,
+            "min_approvals",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @min_approvals("4294967295")"#,
+            "min_approvals",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("P367D")"#,
+            "max_duration",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @request_ttl("P99999999D")"#,
+            "request_ttl",
+        ),
         (
             r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT0S")"#,
             "max_duration",

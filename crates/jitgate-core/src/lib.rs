@@ -88,6 +88,7 @@ mod report;
 pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};
 pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
+pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
     AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, RequestOutcome,
     ReviewOutcome, SweepReport, DEFAULT_MAX_ATTEMPTS,

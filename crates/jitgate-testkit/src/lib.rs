@@ -66,6 +66,7 @@ macro_rules! __conformance_group {
             concurrent_approvers_yield_one_grant,
             grant_index_is_exact_and_drops_ended_grants,
             use_limited_grant_allows_exactly_n_uses_concurrently,
+            limits_refuse_before_storing,
         );
     };
     ($factory:expr, listings) => {

@@ -228,7 +228,9 @@ impl Dispatcher {
             outbox.park(entry.seq, attempts, error, audit).await?;
             report.dead += 1;
         } else {
-            let next = now + self.config.backoff(attempts, fastrand::f64());
+            let next = now
+                .checked_add_signed(self.config.backoff(attempts, fastrand::f64()))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             tracing::warn!(event = %entry.event.id, attempts, %next, error, "notification failed; will retry");
             outbox.retry(entry.seq, attempts, next, error).await?;
             report.retried += 1;

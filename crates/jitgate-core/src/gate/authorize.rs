@@ -42,6 +42,16 @@ impl Gate {
         principal: &EntityRef,
         consume: bool,
     ) -> (Decision, Option<PolicyDecision>, Vec<Grant>) {
+        if let Err(e) = self.limits.authorize_input(principal, action) {
+            tracing::warn!(error = %e, "input over a limit; denying");
+            return (
+                Decision::Deny {
+                    reason: DenyReason::OverLimit(e),
+                },
+                None,
+                Vec::new(),
+            );
+        }
         let policy = match self.policy.evaluate(principal, action) {
             Ok(p) => p,
             Err(e) => {

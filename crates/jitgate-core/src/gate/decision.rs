@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::gate::limits::LimitError;
 use crate::model::flow::Flow;
 use crate::model::grant::Grant;
 use crate::model::ids::GrantId;
@@ -34,6 +35,8 @@ pub enum DenyReason {
     PolicyError(String),
     /// The store could not be read or written (fail closed).
     StoreError(String),
+    /// The input is over one of the gate's [`Limits`](crate::Limits).
+    OverLimit(LimitError),
 }
 
 impl fmt::Display for DenyReason {
@@ -43,6 +46,7 @@ impl fmt::Display for DenyReason {
             DenyReason::NotEligible => f.write_str("no policy allows it or makes the principal eligible"),
             DenyReason::PolicyError(e) => write!(f, "policy error (denied, fail closed): {e}"),
             DenyReason::StoreError(e) => write!(f, "store error (denied, fail closed): {e}"),
+            DenyReason::OverLimit(e) => write!(f, "input over a limit (denied): {e}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The engine's error type.
 
+use crate::gate::limits::LimitError;
 use crate::machine::TransitionError;
 use crate::model::entity::{EntityRef, Scope};
 use crate::model::ids::{GrantId, RequestId};
@@ -59,6 +60,10 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An input is over one of the gate's [`Limits`](crate::Limits); nothing was decided or
+    /// stored.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// The store lacks a capability this verb needs.
     #[error("Gate::{verb} needs a store that implements {capability}")]
     Unsupported {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{Gate, RequestOutcome, ReviewOutcome};
 use crate::gate::error::Error;
+use crate::gate::limits::Field;
 use crate::machine::{self, TransitionError};
 use crate::model::entity::EntityRef;
 use crate::model::flow::Flow;
@@ -28,6 +29,7 @@ impl Gate {
     /// [`Error::Forbidden`], [`Error::NotEligible`], a [`TransitionError`] (reason required,
     /// duration above the maximum, break-glass not allowed, ...), a policy or store error.
     pub async fn request(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
+        self.limits.request(&ask, self.clock.now())?;
         let Some(flow) = self.eligible_flow(&ask.principal, &ask.action)? else {
             return Ok(RequestOutcome::NotNeeded);
         };
@@ -124,6 +126,8 @@ impl Gate {
         verdict: Verdict,
         comment: Option<&str>,
     ) -> Result<ReviewOutcome, Error> {
+        self.limits.entity(reviewer)?;
+        self.limits.text(Field::Comment, comment)?;
         let (request, grant) = self
             .transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
@@ -149,6 +153,7 @@ impl Gate {
     /// [`Error::RequestNotFound`], [`TransitionError::NotRequester`],
     /// [`TransitionError::RequestClosed`], store errors.
     pub async fn cancel(&self, id: RequestId, actor: &EntityRef) -> Result<AccessRequest, Error> {
+        self.limits.entity(actor)?;
         self.transact(Subject::Request(id), |at| async move {
             let req = self.read_request(id).await?;
             Ok(machine::cancel(&req, actor, at.now)?)
@@ -163,6 +168,8 @@ impl Gate {
     /// [`Error::GrantNotFound`], [`Error::NotPermittedToRevoke`],
     /// [`TransitionError::GrantNotActive`] (already ended), policy and store errors.
     pub async fn revoke(&self, id: GrantId, actor: &EntityRef, reason: Option<&str>) -> Result<Grant, Error> {
+        self.limits.entity(actor)?;
+        self.limits.text(Field::Reason, reason)?;
         self.transact(Subject::Grant(id), |at| async move {
             let grant = self.read_grant(id).await?;
             let req = self.read_request(grant.request_id).await?;
@@ -189,6 +196,9 @@ impl Gate {
         actor: &EntityRef,
         reason: Option<&str>,
     ) -> Result<Vec<Grant>, Error> {
+        self.limits.entity(principal)?;
+        self.limits.entity(actor)?;
+        self.limits.text(Field::Reason, reason)?;
         let listings = self.capability("revoke_all", Capability::Listings, Store::listings)?;
         let mut revoked = Vec::new();
         let mut page = PageRequest::first(100);
@@ -222,6 +232,9 @@ impl Gate {
         duration: chrono::Duration,
         justification: Option<&str>,
     ) -> Result<RequestOutcome, Error> {
+        self.limits.entity(actor)?;
+        self.limits.text(Field::Justification, justification)?;
+        self.limits.wanted_duration(duration)?;
         let grant = self.read_grant(id).await?;
         if grant.principal != *actor {
             return Err(Error::NotGrantHolder {
@@ -250,6 +263,8 @@ impl Gate {
     /// [`TransitionError::AlreadyAcknowledged`], [`TransitionError::SelfApproval`],
     /// [`TransitionError::NotEligibleReviewer`], policy and store errors.
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
+        self.limits.entity(reviewer)?;
+        self.limits.text(Field::Comment, comment)?;
         self.transact(Subject::Grant(id), |at| async move {
             let grant = self.read_grant(id).await?;
             let req = self.read_request(grant.request_id).await?;

@@ -7,6 +7,7 @@ mod authorize;
 mod decision;
 pub(crate) mod error;
 mod lifecycle;
+pub(crate) mod limits;
 mod queries;
 mod send_check;
 mod sweep;
@@ -21,6 +22,7 @@ pub use queries::AuditError;
 pub use sweep::SweepReport;
 
 use crate::gate::error::Error;
+use crate::gate::limits::Limits;
 use crate::machine::Transition;
 
 use crate::delivery::dispatch::{DispatchConfig, Dispatcher};
@@ -54,6 +56,7 @@ pub struct Gate {
     max_attempts: u32,
     deliver_inline: bool,
     reminder_lead: Option<chrono::Duration>,
+    limits: Arc<Limits>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -109,6 +112,7 @@ pub struct GateBuilder {
     deliver_inline: Option<bool>,
     dispatch: Option<DispatchConfig>,
     reminder_lead: Option<chrono::Duration>,
+    limits: Option<Limits>,
 }
 
 impl GateBuilder {
@@ -155,6 +159,13 @@ impl GateBuilder {
     #[must_use]
     pub fn dispatch_config(mut self, config: DispatchConfig) -> Self {
         self.dispatch = Some(config);
+        self
+    }
+
+    /// Bounds on what callers may hand the gate (default [`Limits::default`]).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -207,6 +218,7 @@ impl GateBuilder {
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             deliver_inline: self.deliver_inline.unwrap_or(true),
             reminder_lead: self.reminder_lead,
+            limits: Arc::new(self.limits.unwrap_or_default()),
         })
     }
 }

@@ -39,6 +39,8 @@ impl Gate {
         reviewer: &EntityRef,
         page: &PageRequest,
     ) -> Result<Page<AccessRequest>, Error> {
+        self.limits.entity(reviewer)?;
+        self.limits.page(page)?;
         let listings = self.capability("pending_for_reviewer", Capability::Listings, Store::listings)?;
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
@@ -77,6 +79,8 @@ impl Gate {
     /// # Errors
     /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error.
     pub async fn active_grants(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, Error> {
+        self.limits.entity(principal)?;
+        self.limits.page(page)?;
         let listings = self.capability("active_grants", Capability::Listings, Store::listings)?;
         let now = self.clock.now();
         let mut p = listings.live_grants_of(principal, page).await?;
@@ -89,6 +93,7 @@ impl Gate {
     /// # Errors
     /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error.
     pub async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, Error> {
+        self.limits.page(page)?;
         let listings = self.capability("unacknowledged_break_glass", Capability::Listings, Store::listings)?;
         Ok(listings.unacknowledged_break_glass(page).await?)
     }
@@ -98,6 +103,7 @@ impl Gate {
     /// # Errors
     /// [`Error::Unsupported`] without an [`Outbox`](crate::Outbox); a store error.
     pub async fn dead_letters(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, Error> {
+        self.limits.page(page)?;
         let outbox = self.capability("dead_letters", Capability::Outbox, Store::outbox)?;
         Ok(outbox.dead(page).await?)
     }
@@ -107,6 +113,7 @@ impl Gate {
     /// # Errors
     /// [`Error::Unsupported`] without an [`AuditLog`](crate::AuditLog); a store error.
     pub async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, Error> {
+        self.limits.page(page)?;
         let log = self.capability("request_audit", Capability::AuditLog, Store::audit_log)?;
         Ok(log.request_records(id, page).await?)
     }

@@ -63,7 +63,11 @@ impl Gate {
                 }
             }
             if let Some(lead) = self.reminder_lead {
-                for g in due.due_reminders(now + lead, BATCH).await? {
+                // A lead too long to add to now reminds of everything still running.
+                let before = now
+                    .checked_add_signed(lead)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                for g in due.due_reminders(before, BATCH).await? {
                     if self.advance_grant(&g, machine::remind).await? {
                         report.reminders_sent += 1;
                         progressed = true;

@@ -92,3 +92,62 @@ fn the_builder_refuses_to_build_without_policy_or_store() {
         "{both}"
     );
 }
+
+#[tokio::test]
+async fn durations_up_to_the_maximum_are_errors_not_panics() {
+    // A reminder lead and a backoff too long to add to now: sweeps and retries still run.
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::default());
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store)
+        .clock(clock.clone())
+        .expiry_reminder(Duration::MAX)
+        .dispatch_config(DispatchConfig::default().with_backoff(Duration::MAX, Duration::MAX))
+        .build()
+        .unwrap();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    let grant = gate.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    let report = gate.sweep().await.unwrap();
+    assert_eq!(
+        report.reminders_sent, 1,
+        "a lead beyond the end of time reminds of the running grant"
+    );
+    let mut forever = ask(restart("other"), 30);
+    forever.duration = Duration::MAX;
+    assert!(matches!(
+        gate.request(forever).await,
+        Err(Error::Limit(LimitError::DurationTooLong { .. }))
+    ));
+    assert!(matches!(
+        gate.extend(grant.id, &sam(), Duration::MAX, None).await,
+        Err(Error::Limit(LimitError::DurationTooLong { .. }))
+    ));
+    // A flow whose maximum and TTL are the longest durations there are.
+    let gate = Gate::builder()
+        .policy(Arc::new(
+            RuleTable::builder()
+                .eligible(
+                    "forever",
+                    Pattern::Any,
+                    Pattern::Any,
+                    Pattern::Any,
+                    Flow::new(Duration::MAX)
+                        .with_request_ttl(Duration::MAX)
+                        .with_auto_approve(true),
+                )
+                .build()
+                .unwrap(),
+        ))
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let out = gate.request(ask(restart("db"), 30)).await;
+    assert!(
+        matches!(
+            out,
+            Err(Error::Transition(TransitionError::Time(TimeError::OutOfRange)))
+        ),
+        "{out:?}"
+    );
+}

@@ -263,3 +263,143 @@ pub async fn use_limited_grant_allows_exactly_n_uses_concurrently(store: Arc<dyn
     assert_eq!(g.state, GrantState::Exhausted);
     assert_eq!(g.uses.map(|u| u.used), Some(2));
 }
+
+/// Every input limit refuses one over with a typed error, before anything is stored, whatever
+/// the store: no request, no review, no revoke, no audit record.
+pub async fn limits_refuse_before_storing(store: Arc<dyn Store>) {
+    use jitgate_core::{Field, LimitError, Limits};
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let limits = Limits::default();
+    let audit_len = || async {
+        match store.audit_log() {
+            Some(_) => audit_all(&store).await.len(),
+            None => 0,
+        }
+    };
+    let limit = |e: Error| match e {
+        Error::Limit(l) => l,
+        other => panic!("expected a limit error, got {other:?}"),
+    };
+    let scope = restart("a").scope;
+    let before = audit_len().await;
+
+    let long = "x".repeat(limits.text_bytes + 1);
+    let err = limit(
+        gate.request(ask(restart("a"), 30).with_justification(long.as_str()))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(err, LimitError::TooLong { field: Field::Justification, bytes, max } if bytes == max + 1),
+        "{err}"
+    );
+    let err = limit(
+        gate.request(ask(restart("a"), 30).with_justification("ok\0no"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(err, LimitError::ControlCharacter { code: 0, .. }), "{err}");
+    let mut far = ask(restart("a"), 30);
+    far.principal = EntityRef::new("User", "u".repeat(limits.entity_id_bytes + 1));
+    let err = limit(gate.request(far.clone()).await.unwrap_err());
+    assert!(
+        matches!(
+            err,
+            LimitError::TooLong {
+                field: Field::EntityId,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            gate.authorize(&restart("a"), &far.principal).await,
+            Decision::Deny { .. }
+        ),
+        "authorize denies an over-long principal"
+    );
+    let mut forever = ask(restart("a"), 30);
+    forever.duration = Duration::MAX;
+    assert!(matches!(
+        limit(gate.request(forever).await.unwrap_err()),
+        LimitError::DurationTooLong { .. }
+    ));
+    let later = ask(restart("a"), 30).starting_at(clock.now_plus(limits.start_ahead + Duration::seconds(1)));
+    assert!(matches!(
+        limit(gate.request(later).await.unwrap_err()),
+        LimitError::StartTooFarAhead { .. }
+    ));
+    let big = jitgate_core::Action::new(restart("a").scope.action, restart("a").scope.resource)
+        .with_attr("blob", "y".repeat(limits.attributes_bytes));
+    let mut big_ask = ask(restart("a"), 30);
+    big_ask.action = big;
+    assert!(matches!(
+        limit(gate.request(big_ask).await.unwrap_err()),
+        LimitError::TooLong {
+            field: Field::Attribute,
+            ..
+        }
+    ));
+    assert!(
+        store.pending_request(&sam(), &scope).await.unwrap().is_none(),
+        "nothing stored"
+    );
+
+    let RequestOutcome::Pending(req) = gate.request(ask(restart("a"), 30)).await.unwrap() else {
+        panic!("expected a pending request")
+    };
+    let after_request = audit_len().await;
+    let err = limit(gate.approve(req.id, &lee(), Some(long.as_str())).await.unwrap_err());
+    assert!(
+        matches!(
+            err,
+            LimitError::TooLong {
+                field: Field::Comment,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let stored = store.read_request(req.id).await.unwrap().expect("stored");
+    assert_eq!(
+        (stored.state, stored.version),
+        (RequestState::Pending, 1),
+        "the review was not stored"
+    );
+    let grant = gate
+        .approve(req.id, &lee(), None)
+        .await
+        .unwrap()
+        .grant
+        .expect("granted");
+    let err = limit(gate.revoke(grant.id, &lee(), Some(long.as_str())).await.unwrap_err());
+    assert!(
+        matches!(
+            err,
+            LimitError::TooLong {
+                field: Field::Reason,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store.read_grant(grant.id).await.unwrap().unwrap().state,
+        GrantState::Active
+    );
+    let err = limit(
+        gate.pending_for_reviewer(&lee(), &PageRequest::first(limits.page_size + 1))
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(err, LimitError::PageTooLarge { .. }), "{err}");
+    if store.audit_log().is_some() {
+        assert!(after_request > before, "the good request was audited");
+        assert_eq!(
+            audit_len().await,
+            after_request + 3,
+            "only the good approval's records were added"
+        );
+    }
+}
