@@ -76,6 +76,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_the_password() {
+        let opts = PgStoreOptions::new("postgres://app:hunter2@db.internal:5433/jit").schema("jitgate");
+        let shown = format!("{opts:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app@db.internal:5433/jit"), "{shown}");
+        let bad = format!("{:?}", PgStoreOptions::new("postgres://app:hunter2@[oops"));
+        assert!(!bad.contains("hunter2"), "{bad}");
+    }
+
+    #[test]
     fn no_error_repeats_its_cause() {
         let url = PgStoreOptions::new("postgres://[not-a-host")
             .validate()

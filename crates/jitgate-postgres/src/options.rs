@@ -22,7 +22,9 @@ use crate::PgError;
 /// let bad = PgStoreOptions::new("postgres://[oops").schema("Drop Table");
 /// assert!(bad.validate().is_err());
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows where it connects (user, host, port, database), never the password.
+#[derive(Clone)]
 pub struct PgStoreOptions {
     pub(crate) target: Target,
     pub(crate) schema: String,
@@ -34,8 +36,36 @@ pub struct PgStoreOptions {
     pub(crate) ephemeral: bool,
 }
 
+impl std::fmt::Debug for PgStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = match &self.target {
+            Target::Url(url) => {
+                PgConnectOptions::from_str(url).map_or_else(|_| "<invalid URL>".to_owned(), |o| place(&o))
+            }
+            Target::Options(o) => place(o),
+        };
+        f.debug_struct("PgStoreOptions")
+            .field("at", &at)
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("staleness_bound", &self.staleness_bound)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `user@host:port/database`, without the password.
+fn place(o: &PgConnectOptions) -> String {
+    format!(
+        "{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or_default()
+    )
+}
+
 /// Where to connect: a URL (parsed by `connect`) or ready options.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Target {
     Url(String),
     Options(Box<PgConnectOptions>),

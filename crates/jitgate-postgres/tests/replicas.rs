@@ -295,6 +295,8 @@ async fn dispatchers_on_two_replicas_deliver_each_event_once() {
         .store(a.clone())
         .clock(clock.clone())
         .deliver_inline(false)
+        // 40 pending requests of one principal: more than the default allows.
+        .limits(Limits::default().with_pending_per_principal(40))
         .build()
         .unwrap();
     for i in 0..40 {

@@ -67,6 +67,7 @@ macro_rules! __conformance_group {
             grant_index_is_exact_and_drops_ended_grants,
             use_limited_grant_allows_exactly_n_uses_concurrently,
             limits_refuse_before_storing,
+            pending_requests_per_principal_are_bounded,
         );
     };
     ($factory:expr, listings) => {

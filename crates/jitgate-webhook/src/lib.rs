@@ -57,8 +57,8 @@ pub enum WebhookError {
     Client(#[source] reqwest::Error),
 }
 
-/// Builds a [`WebhookNotifier`].
-#[derive(Debug)]
+/// Builds a [`WebhookNotifier`]. Its `Debug` shows neither the secret nor the URLs' paths and
+/// queries (a Slack webhook URL is itself a secret).
 pub struct WebhookNotifierBuilder {
     secret: Vec<u8>,
     urls: Vec<String>,
@@ -136,10 +136,28 @@ pub struct WebhookNotifier {
     format: PayloadFormat,
 }
 
+/// `scheme://host` of a URL, without user, path or query (which may hold secrets).
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}/…")
+}
+
+impl std::fmt::Debug for WebhookNotifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookNotifierBuilder")
+            .field("urls", &self.urls.iter().map(|u| redacted(u)).collect::<Vec<_>>())
+            .field("format", &self.format)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookNotifier")
-            .field("urls", &self.urls)
+            .field("urls", &self.urls.iter().map(|u| redacted(u)).collect::<Vec<_>>())
             .field("format", &self.format)
             .finish_non_exhaustive()
     }

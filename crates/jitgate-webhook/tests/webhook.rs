@@ -367,3 +367,17 @@ fn the_builder_reports_every_problem_at_once() {
     assert!(matches!(one, jitgate_webhook::WebhookError::NoUrl), "{one}");
     jitgate_testkit::assert_no_repeated_cause(&err);
 }
+
+#[test]
+fn debug_output_never_shows_the_secret_or_the_url_path() {
+    let url = "https://user:pw@hooks.example.test/services/T000/B000/XXXXSECRET?token=abc";
+    let builder = WebhookNotifier::builder(b"s3cr3t-signing-key".to_vec()).url(url);
+    let shown = format!("{builder:?}");
+    let built = format!("{:?}", builder.build().unwrap());
+    for s in [shown, built] {
+        for secret in ["s3cr3t", "XXXXSECRET", "token=abc", "pw@", "115, 51"] {
+            assert!(!s.contains(secret), "{secret} leaked in {s}");
+        }
+        assert!(s.contains("https://hooks.example.test"), "{s}");
+    }
+}

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use jitgate::chrono::{DateTime, Utc};
 use jitgate::{
     async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, RequestId, RequestState, Scope, Store, StoreError,
     Subject, Write,
@@ -161,6 +162,15 @@ impl Store for VecStore {
             .unwrap_or_else(|p| p.into_inner())
             .pending(principal, scope)
             .cloned())
+    }
+
+    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(rows
+            .requests
+            .values()
+            .filter(|r| r.state == RequestState::Pending && r.principal == *principal && r.deadline > now)
+            .count())
     }
 }
 

@@ -72,6 +72,8 @@ impl Gate {
             // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
             self.advance_request(&existing, machine::expire_request).await?;
         }
+        let pending = self.store.count_pending(&ask.principal, self.clock.now()).await?;
+        self.limits.pending(pending)?;
         let id = RequestId::new_random();
         let opened = self
             .transact(Subject::Request(id), |at| {

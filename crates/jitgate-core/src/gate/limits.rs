@@ -37,6 +37,9 @@ pub struct Limits {
     pub start_ahead: Duration,
     /// The longest duration anyone may ask for, whatever a flow allows (default 366 days).
     pub duration: Duration,
+    /// Pending requests one principal may have open at once (default 20). Checked before a
+    /// new request is stored; replicas racing may let a principal go a request or two over.
+    pub pending_per_principal: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             page_size: 1_000,
             start_ahead: Duration::days(30),
             duration: Duration::days(366),
+            pending_per_principal: 20,
         }
     }
 }
@@ -87,6 +91,24 @@ impl Limits {
     setter!(with_page_size, page_size, usize, "Sets [`Limits::page_size`].");
     setter!(with_start_ahead, start_ahead, Duration, "Sets [`Limits::start_ahead`].");
     setter!(with_duration, duration, Duration, "Sets [`Limits::duration`].");
+    setter!(
+        with_pending_per_principal,
+        pending_per_principal,
+        usize,
+        "Sets [`Limits::pending_per_principal`]."
+    );
+
+    /// A principal's pending requests: fewer than [`Limits::pending_per_principal`] before one
+    /// more.
+    pub(crate) fn pending(&self, pending: usize) -> Result<(), LimitError> {
+        if pending >= self.pending_per_principal {
+            return Err(LimitError::TooManyPending {
+                pending,
+                max: self.pending_per_principal,
+            });
+        }
+        Ok(())
+    }
 
     /// A justification, comment or reason: at most [`Limits::text_bytes`], no NUL or control
     /// character other than tab and line breaks.
@@ -326,6 +348,14 @@ pub enum LimitError {
         seconds: i64,
         /// The limit, in seconds.
         max_seconds: i64,
+    },
+    /// The principal already has as many pending requests as allowed.
+    #[error("{pending} requests are already pending, the limit per principal (Limits::pending_per_principal); wait for a decision or cancel one")]
+    TooManyPending {
+        /// Pending requests now.
+        pending: usize,
+        /// The limit.
+        max: usize,
     },
     /// A page larger than allowed.
     #[error("a page of {requested} items is over the limit of {max} (Limits::page_size)")]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::builder::Builder;
-use super::{ensure_eligible, ensure_not_own, system_actor, DueStep, Result, Transition, TransitionError};
+use super::{ensure_eligible, system_actor, DueStep, Result, Transition, TransitionError};
 use crate::audit::AuditAction;
 use crate::model::entity::EntityRef;
 use crate::model::event::EventKind;
@@ -174,7 +174,8 @@ pub fn use_grant(g: &Grant, now: DateTime<Utc>) -> Result<Transition<Grant>> {
     Ok(finish_grant(b, g, next))
 }
 
-/// Records the after-the-fact review of a break-glass grant by an eligible reviewer.
+/// Records the after-the-fact review of a break-glass grant by an eligible reviewer other than
+/// its holder (even where self-approval is allowed).
 ///
 /// # Errors
 /// [`TransitionError::NotBreakGlass`], [`TransitionError::AlreadyAcknowledged`],
@@ -196,7 +197,14 @@ pub fn acknowledge(
             by: a.by.clone(),
         });
     }
-    ensure_not_own(req, reviewer, standing)?;
+    // Whatever a flow or policy says about self-approval: an emergency is reviewed by someone
+    // other than the person who declared it.
+    if *reviewer == g.principal {
+        return Err(TransitionError::SelfApproval {
+            request: req.id,
+            reviewer: reviewer.clone(),
+        });
+    }
     ensure_eligible(req, reviewer, standing)?;
     let (mut next, mut b) = next_grant(g, now);
     next.acknowledged = Some(Acknowledgement {

@@ -36,8 +36,8 @@ pub struct Transition<T> {
 
 type Result<T> = std::result::Result<T, TransitionError>;
 
-/// A reviewer (or acknowledger) may not act on their own request unless the flow or a policy
-/// allows self-approval.
+/// A reviewer may not act on their own request unless the flow or a policy allows
+/// self-approval.
 fn ensure_not_own(req: &AccessRequest, reviewer: &EntityRef, standing: &ReviewerStanding) -> Result<()> {
     if *reviewer == req.principal && !(req.flow.allow_self_approval || standing.self_approval) {
         return Err(TransitionError::SelfApproval {

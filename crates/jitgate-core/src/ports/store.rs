@@ -6,6 +6,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::audit_log::AuditLog;
 use super::due::DueWork;
@@ -241,7 +242,8 @@ pub enum StoreError {
 /// Durable state of requests and grants: what [`Gate`](crate::gate::Gate) needs to decide and to
 /// commit.
 ///
-/// This is all a store must implement to serve `authorize`, `request`, `approve`, `deny`,
+/// This is all a store must implement (`commit` and five reads) to serve `authorize`,
+/// `request`, `approve`, `deny`,
 /// `cancel`, `revoke`, `extend` and `acknowledge`. The other verbs need capabilities, which a
 /// store announces by overriding the accessors below (`fn outbox(&self) -> Option<&dyn Outbox>
 /// { Some(self) }`); [`Capability::verbs`] says which verbs each one turns on.
@@ -256,6 +258,7 @@ pub enum StoreError {
 /// method.
 ///
 /// ```
+/// use chrono::{DateTime, Utc};
 /// use jitgate_core::{async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, RequestId, Scope, Store, StoreError};
 ///
 /// /// A store that refuses every write (a read-only replica, say).
@@ -277,6 +280,9 @@ pub enum StoreError {
 ///     }
 ///     async fn pending_request(&self, _: &EntityRef, _: &Scope) -> Result<Option<AccessRequest>, StoreError> {
 ///         Ok(None)
+///     }
+///     async fn count_pending(&self, _: &EntityRef, _: DateTime<Utc>) -> Result<usize, StoreError> {
+///         Ok(0)
 ///     }
 /// }
 /// let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(ReadOnly);
@@ -317,6 +323,13 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// A backend error.
     async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// Counts the pending requests of `principal` whose deadline is after `now` (those not yet
+    /// lapsed), for the limit on pending requests per principal.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// This store's [`Listings`], if it has them.
     fn listings(&self) -> Option<&dyn Listings> {

@@ -52,3 +52,41 @@ async fn break_glass_needs_a_reason_and_a_flow_that_allows_it() {
     let err = transition(gate.request(ask(migrate("db"), 10).break_glass()).await.unwrap_err());
     assert!(matches!(err, TransitionError::BreakGlassNotAllowed { .. }));
 }
+
+#[tokio::test]
+async fn the_holder_never_acknowledges_their_own_break_glass_even_where_self_approval_is_allowed() {
+    let e = EntityRef::new;
+    let policy = RuleTable::builder()
+        .member(sam(), e("Team", "sre-leads"))
+        .member(lee(), e("Team", "sre-leads"))
+        .eligible(
+            "self-serve",
+            Pattern::In(e("Team", "sre-leads")),
+            Pattern::Any,
+            Pattern::Any,
+            Flow::new(Duration::hours(1))
+                .with_requirement(Requirement::new(e("Team", "sre-leads"), 1))
+                .with_break_glass(Duration::minutes(15))
+                .with_self_approval(true),
+        )
+        .build()
+        .unwrap();
+    let gate = Gate::builder()
+        .policy(Arc::new(policy))
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    // Self-approval is allowed for ordinary requests of this flow...
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    assert!(gate.approve(req.id, &sam(), None).await.unwrap().grant.is_some());
+    // ...but not for the after-the-fact review of an emergency.
+    let RequestOutcome::Granted { grant, .. } = gate.request(ask(restart("other"), 10).break_glass()).await.unwrap()
+    else {
+        panic!("break-glass is granted at once")
+    };
+    let err = transition(gate.acknowledge(grant.id, &sam(), None).await.unwrap_err());
+    assert!(matches!(err, TransitionError::SelfApproval { .. }), "{err}");
+    gate.acknowledge(grant.id, &lee(), Some("fine"))
+        .await
+        .expect("another lead may");
+}

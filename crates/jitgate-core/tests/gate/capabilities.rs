@@ -23,6 +23,9 @@ impl Store for CoreOnly {
     async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
         self.0.pending_request(p, s).await
     }
+    async fn count_pending(&self, p: &EntityRef, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
+        self.0.count_pending(p, now).await
+    }
 }
 
 fn core_only_gate() -> (Gate, Arc<ManualClock>) {

@@ -35,6 +35,9 @@ impl Store for BrokenIndex {
     async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
         self.0.pending_request(p, s).await
     }
+    async fn count_pending(&self, p: &EntityRef, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
+        self.0.count_pending(p, now).await
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The one transaction per transition (`Store::commit`) and the core reads.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use jitgate_core::{
     AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, RequestId, Scope, Store,
     StoreError, Subject, Write,
@@ -247,6 +248,19 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         row.map(|r| decode(&r, "body", "requests")).transpose()
+    }
+
+    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        // Served by the partial unique index on (principal, scope_key) WHERE state = 'pending'.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM requests WHERE principal = $1 AND state = 'pending' AND deadline > $2",
+        )
+        .bind(principal_key(principal))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {

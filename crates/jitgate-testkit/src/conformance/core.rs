@@ -403,3 +403,61 @@ pub async fn limits_refuse_before_storing(store: Arc<dyn Store>) {
         );
     }
 }
+
+/// A principal can hold only so many pending requests; asking again for a pending scope still
+/// answers the pending request, and lapsed requests (even before a sweep) do not count.
+pub async fn pending_requests_per_principal_are_bounded(store: Arc<dyn Store>) {
+    use jitgate_core::{LimitError, Limits};
+    let clock = Arc::new(ManualClock::default());
+    let gate = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(store.clone())
+        .clock(clock.clone())
+        .limits(Limits::default().with_pending_per_principal(3))
+        .build()
+        .expect("gate");
+    for i in 0..3 {
+        let out = gate
+            .request(ask(restart(&format!("p{i}")), 30))
+            .await
+            .expect("under the limit");
+        assert!(matches!(out, RequestOutcome::Pending(_)), "{out:?}");
+    }
+    match gate.request(ask(restart("p3"), 30)).await {
+        Err(Error::Limit(LimitError::TooManyPending { pending: 3, max: 3 })) => {}
+        other => panic!("expected TooManyPending, got {other:?}"),
+    }
+    assert!(
+        store
+            .pending_request(&sam(), &restart("p3").scope)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored over the limit"
+    );
+    assert!(matches!(
+        gate.request(ask(restart("p0"), 30)).await,
+        Ok(RequestOutcome::AlreadyPending(_))
+    ));
+    assert_eq!(
+        store
+            .count_pending(&sam(), clock.now_plus(Duration::zero()))
+            .await
+            .unwrap(),
+        3
+    );
+    clock.advance(Duration::hours(2));
+    assert_eq!(
+        store
+            .count_pending(&sam(), clock.now_plus(Duration::zero()))
+            .await
+            .unwrap(),
+        0,
+        "lapsed"
+    );
+    let out = gate
+        .request(ask(restart("p3"), 30))
+        .await
+        .expect("lapsed requests do not count");
+    assert!(matches!(out, RequestOutcome::Pending(_)), "{out:?}");
+}

@@ -285,6 +285,15 @@ impl Store for MemoryStore {
         Ok(id.and_then(|id| inner.requests.get(id).cloned()))
     }
 
+    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let inner = self.read();
+        let ids = inner.pending.get(principal).into_iter().flat_map(|m| m.values());
+        Ok(ids
+            .filter_map(|id| inner.requests.get(id))
+            .filter(|r| r.deadline > now)
+            .count())
+    }
+
     fn listings(&self) -> Option<&dyn Listings> {
         Some(self)
     }
