@@ -87,6 +87,50 @@ fn duration(policy: &Policy, key: &str) -> Result<Option<Duration>, CedarError> 
         .transpose()
 }
 
+/// Names other tools use for what jitgate calls otherwise.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("approvers", "reviewers"),
+    ("approver", "reviewers"),
+    ("min_reviewers", "min_approvals"),
+    ("approvals", "min_approvals"),
+    ("ttl", "request_ttl"),
+    ("duration", "max_duration"),
+    ("emergency", "break_glass"),
+];
+
+/// The jitgate annotation `key` is probably a misspelling of: a known synonym, the same
+/// letters without `_`, a plural or singular, or at most two edits away (for names of five
+/// letters or more).
+fn misspelt(key: &str) -> Option<&'static str> {
+    if known().any(|k| k == key) {
+        return None;
+    }
+    if let Some((_, meant)) = SYNONYMS.iter().find(|(other, _)| other.eq_ignore_ascii_case(key)) {
+        return Some(meant);
+    }
+    let squash = |s: &str| s.replace('_', "").to_ascii_lowercase();
+    known().find(|k| {
+        let (a, b) = (squash(k), squash(key));
+        a == b || a.trim_end_matches('s') == b.trim_end_matches('s') || (a.len() >= 5 && edit_distance(&a, &b) <= 2)
+    })
+}
+
+/// Levenshtein distance between two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// Whether the policy's action scope names one of jitgate's own actions.
 pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
     let is_jit = |uid: &cedar_policy::EntityUid| uid.type_name().to_string() == format!("{NAMESPACE}::Action");
@@ -100,13 +144,14 @@ pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
 /// Classifies a policy and checks its annotations.
 pub(crate) fn classify(policy: &Policy, entity_types: &HashSet<String>) -> Result<Kind, CedarError> {
     for (key, value) in policy.annotations() {
-        if !known().any(|k| k == key) {
-            let names: Vec<&str> = known().collect();
+        // Any other annotation is the authors' own metadata (`@advice`, `@owner`), unless it
+        // looks like a misspelt jitgate annotation.
+        if let Some(meant) = misspelt(key) {
             return Err(err(
                 policy,
                 key,
                 value,
-                format!("unknown annotation; jitgate knows @{}", names.join(", @")),
+                format!("not a jitgate annotation; did you mean @{meant}?"),
             ));
         }
     }
@@ -251,4 +296,29 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
         None => {}
     }
     Ok(flow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspellings_are_caught_and_other_names_are_metadata() {
+        for (typo, meant) in [
+            ("oneshot", "one_shot"),
+            ("min_approval", "min_approvals"),
+            ("reviewer", "reviewers"),
+            ("max_durations", "max_duration"),
+            ("requst_ttl", "request_ttl"),
+            ("breakglass", "break_glass"),
+            ("selfapproval", "self_approval"),
+            ("approvers", "reviewers"),
+            ("ttl", "request_ttl"),
+        ] {
+            assert_eq!(misspelt(typo), Some(meant), "{typo}");
+        }
+        for own in ["advice", "owner", "team", "ticket", "severity", "one_shot", "id"] {
+            assert_eq!(misspelt(own), None, "{own}");
+        }
+    }
 }

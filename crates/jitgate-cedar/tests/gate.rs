@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 use common::*;
 use jitgate_cedar::{entities_from_json, CedarError, CedarPolicy, EntityProvider};
-use jitgate_core::machine::TransitionError;
+
 use jitgate_core::*;
 
 fn gate(policy: CedarPolicy, store: Arc<MemoryStore>) -> Gate {
@@ -292,4 +292,18 @@ async fn context_attributes_reach_cedar() {
         .await
         .is_allowed());
     assert!(!g.authorize(&restart_prod(), &user("sam")).await.is_allowed());
+}
+
+#[tokio::test]
+async fn only_the_principal_type_requests_and_reviews() {
+    let g = gate(policy().await, Arc::new(MemoryStore::new()));
+    let req = pending(&g, "sam", restart_prod()).await;
+    let group = EntityRef::new("Team", "sre-leads");
+    assert!(matches!(
+        g.approve(req.id, &group, None).await,
+        Err(Error::NotAPrincipal { .. })
+    ));
+    let ask =
+        NewRequest::new(EntityRef::new("Team", "sre"), restart_prod(), Duration::minutes(30)).with_justification("x");
+    assert!(matches!(g.request(ask).await, Err(Error::NotAPrincipal { .. })));
 }

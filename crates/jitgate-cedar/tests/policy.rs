@@ -369,7 +369,7 @@ permit(principal in Team::"sre", action == Action::"db_restart", resource);
 @id("b")
 permit(principal, action == Action::"db_restrat", resource);
 
-@id("c") @colour("blue")
+@id("c") @oneshot("true")
 permit(principal, action == Action::"read_logs", resource);
 
 @id("d")
@@ -436,4 +436,35 @@ async fn a_parse_error_renders_with_its_snippet() {
         .expect("renders");
     assert!(out.contains("test.cedar"), "{out}");
     assert!(out.contains("resource"), "{out}");
+}
+
+#[tokio::test]
+async fn other_annotations_are_the_authors_metadata_and_misspellings_are_errors() {
+    let p = with_policies(
+        r#"@id("logs") @owner("team-observability") @advice("ask in #sre first")
+permit(principal in Team::"sre", action == Action::"read_logs", resource);"#,
+    )
+    .await
+    .expect("an annotation of the authors' own is metadata, not an error");
+    assert_eq!(
+        p.evaluate(&user("sam"), &act("read_logs", "Service", "orders"))
+            .unwrap(),
+        PolicyDecision::Standing {
+            policy_ids: vec!["logs".into()]
+        }
+    );
+    let err = load_error(
+        r#"@id("p") @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H") @min_approval("2")
+permit(principal in Team::"sre", action == Action::"db_restart", resource);"#,
+    )
+    .await;
+    match &err {
+        CedarError::Annotation {
+            annotation, problem, ..
+        } => {
+            assert_eq!(annotation, "min_approval");
+            assert!(problem.contains("did you mean @min_approvals"), "{err}");
+        }
+        other => panic!("expected an annotation error, got {other}"),
+    }
 }

@@ -11,8 +11,16 @@ use jitgate_core::*;
 use jitgate_postgres::PgStore;
 use jitgate_testkit::fixtures::{self, ask, lee, lin, restart, sam};
 
+/// The fixture gate; one principal opens dozens of requests here, beyond the default limit.
 fn gate(store: Arc<PgStore>, clock: Arc<ManualClock>) -> Gate {
-    fixtures::gate_with(store, clock, Arc::new(MemoryNotifier::new()))
+    Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(store)
+        .clock(clock)
+        .notifier(Arc::new(MemoryNotifier::new()))
+        .limits(Limits::default().with_pending_per_principal(1_000))
+        .build()
+        .expect("policy and store are set")
 }
 
 /// Polls `f` until it returns true or `within` passes.

@@ -280,6 +280,7 @@ impl CedarPolicyBuilder {
             authorizer: Authorizer::new(),
             review_action,
             revoke_action,
+            principal_type: self.principal_type,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })

@@ -45,6 +45,7 @@ pub struct CedarPolicy {
     authorizer: Authorizer,
     review_action: EntityUid,
     revoke_action: EntityUid,
+    principal_type: String,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -196,6 +197,12 @@ impl Policy for CedarPolicy {
             (&grant.scope.resource, &grant.principal),
         )?;
         Ok(response.decision() == Decision::Allow)
+    }
+
+    /// Only entities of the configured principal type (`CedarPolicyBuilder::principal_type`,
+    /// default `User`) request, review and hold grants; a `Team` never does.
+    fn is_principal(&self, entity: &EntityRef) -> bool {
+        *entity.type_name == *self.principal_type
     }
 }
 

@@ -32,6 +32,15 @@ pub enum Error {
         /// For what.
         scope: Scope,
     },
+    /// The entity is not a principal (a group, or a type the policy does not let act): it
+    /// cannot request, review or hold grants.
+    #[error(
+        "{entity} is not a principal (a group or another kind of entity): it cannot request, review or hold grants"
+    )]
+    NotAPrincipal {
+        /// The entity.
+        entity: EntityRef,
+    },
     /// No request with this id.
     #[error("no request {0}")]
     RequestNotFound(RequestId),

@@ -30,6 +30,7 @@ impl Gate {
     /// duration above the maximum, break-glass not allowed, ...), a policy or store error.
     pub async fn request(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
         self.limits.request(&ask, self.clock.now())?;
+        self.ensure_principal(&ask.principal)?;
         let Some(flow) = self.eligible_flow(&ask.principal, &ask.action)? else {
             return Ok(RequestOutcome::NotNeeded);
         };
@@ -130,6 +131,7 @@ impl Gate {
     ) -> Result<ReviewOutcome, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;
+        self.ensure_principal(reviewer)?;
         let (request, grant) = self
             .transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
@@ -267,6 +269,7 @@ impl Gate {
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;
+        self.ensure_principal(reviewer)?;
         self.transact(Subject::Grant(id), |at| async move {
             let grant = self.read_grant(id).await?;
             let req = self.read_request(grant.request_id).await?;
@@ -277,6 +280,15 @@ impl Gate {
             )?)
         })
         .await
+    }
+
+    /// [`Error::NotAPrincipal`] unless the policy counts `entity` as a principal.
+    fn ensure_principal(&self, entity: &EntityRef) -> Result<(), Error> {
+        if self.policy.is_principal(entity) {
+            Ok(())
+        } else {
+            Err(Error::NotAPrincipal { entity: entity.clone() })
+        }
     }
 
     /// Reads a request by id.

@@ -38,7 +38,8 @@ pub struct Limits {
     /// The longest duration anyone may ask for, whatever a flow allows (default 366 days).
     pub duration: Duration,
     /// Pending requests one principal may have open at once (default 20). Checked before a
-    /// new request is stored; replicas racing may let a principal go a request or two over.
+    /// new request is stored, so requests made at the same moment can each pass it: a soft
+    /// bound, exceeded at most by the number of that principal's requests in flight.
     pub pending_per_principal: usize,
 }
 

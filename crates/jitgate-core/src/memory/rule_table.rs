@@ -117,9 +117,11 @@ impl RuleTableBuilder {
             }
             ancestors.insert(member.clone(), seen);
         }
+        let groups = self.parents.values().flatten().cloned().collect();
         Ok(RuleTable {
             rules: self.rules,
             ancestors,
+            groups,
             revokers: self.revokers,
         })
     }
@@ -165,6 +167,8 @@ pub struct RuleTableError {
 pub struct RuleTable {
     rules: Vec<Rule>,
     ancestors: HashMap<EntityRef, HashSet<EntityRef>>,
+    /// Every entity that has members: a group, never a principal.
+    groups: HashSet<EntityRef>,
     revokers: Vec<Pattern>,
 }
 
@@ -258,6 +262,11 @@ impl Policy for RuleTable {
                 .requirements
                 .iter()
                 .any(|r| self.is_in(actor, &r.reviewers)))
+    }
+
+    /// An entity is a principal unless it has members (a group).
+    fn is_principal(&self, entity: &EntityRef) -> bool {
+        !self.groups.contains(entity)
     }
 }
 

@@ -118,4 +118,12 @@ pub trait Policy: Send + Sync {
     /// # Errors
     /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse the revoke.
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError>;
+
+    /// Whether `entity` is a principal — a person or service account who may request, review
+    /// and hold grants — rather than a group. A group never asks, and never counts towards a
+    /// quorum. Default: every entity is.
+    fn is_principal(&self, entity: &EntityRef) -> bool {
+        let _ = entity;
+        true
+    }
 }

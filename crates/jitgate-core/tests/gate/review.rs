@@ -168,3 +168,21 @@ async fn many_tasks_approving_and_revoking_at_once_leave_a_consistent_state() {
     }
     gate.verify_audit().await.expect("audit verifies after the races");
 }
+
+#[tokio::test]
+async fn a_group_never_requests_reviews_or_counts_towards_a_quorum() {
+    let (gate, ..) = setup();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    match gate.approve(req.id, &team("sre-leads"), None).await {
+        Err(Error::NotAPrincipal { entity }) => assert_eq!(entity, team("sre-leads")),
+        other => panic!("a group must not review, got {other:?}"),
+    }
+    assert_eq!(gate.read_request(req.id).await.unwrap().reviews.len(), 0);
+    let mut by_group = ask(restart("other"), 30);
+    by_group.principal = team("sre");
+    assert!(matches!(gate.request(by_group).await, Err(Error::NotAPrincipal { .. })));
+    assert!(
+        gate.approve(req.id, &lee(), None).await.unwrap().grant.is_some(),
+        "a person still can"
+    );
+}
