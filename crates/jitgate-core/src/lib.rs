@@ -90,8 +90,8 @@ pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
-    AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, RequestOutcome,
-    ReviewOutcome, SweepReport, DEFAULT_MAX_ATTEMPTS,
+    AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, Offboarding,
+    RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_MAX_ATTEMPTS,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};

@@ -199,6 +199,32 @@ impl Policy for CedarPolicy {
         Ok(response.decision() == Decision::Allow)
     }
 
+    /// As for the grant the request would become: a Cedar `Jit::Action::"revoke"` decision on a
+    /// `Jit::Grant` whose holder is the requester.
+    fn may_withdraw(&self, actor: &EntityRef, request: &AccessRequest) -> Result<bool, PolicyError> {
+        if *actor == request.principal {
+            return Ok(true);
+        }
+        let (response, _) = self.ask_about_jit_entity(
+            &self.types.uid(actor)?,
+            &self.revoke_action,
+            ("Grant", format!("for-{}", request.id.0)),
+            vec![
+                (
+                    "holder",
+                    RestrictedExpression::new_entity_uid(self.types.uid(&request.principal)?),
+                ),
+                (
+                    "action",
+                    RestrictedExpression::new_string(request.scope().action.id.to_string()),
+                ),
+                ("break_glass", RestrictedExpression::new_bool(request.break_glass)),
+            ],
+            (&request.scope().resource, &request.principal),
+        )?;
+        Ok(response.decision() == Decision::Allow)
+    }
+
     /// Only entities of the configured principal type (`CedarPolicyBuilder::principal_type`,
     /// default `User`) request, review and hold grants; a `Team` never does.
     fn is_principal(&self, entity: &EntityRef) -> bool {

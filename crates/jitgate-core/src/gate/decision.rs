@@ -114,6 +114,16 @@ pub enum RequestOutcome {
     NotNeeded,
 }
 
+/// What [`Gate::revoke_all`](crate::gate::Gate::revoke_all) did.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub struct Offboarding {
+    /// The grants revoked.
+    pub revoked: Vec<Grant>,
+    /// The pending requests closed.
+    pub withdrawn: Vec<AccessRequest>,
+}
+
 /// The answer of a review ([`Gate::approve`](crate::gate::Gate::approve) or [`Gate::deny`](crate::gate::Gate::deny)).
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]

@@ -55,6 +55,14 @@ pub enum Error {
         /// The grant.
         grant: GrantId,
     },
+    /// The actor may not close this pending request (off-boarding).
+    #[error("{actor} may not close request {request} of someone else")]
+    NotPermittedToWithdraw {
+        /// Who tried.
+        actor: EntityRef,
+        /// The request.
+        request: RequestId,
+    },
     /// Only a grant's holder may extend it.
     #[error("{actor} does not hold grant {grant} and cannot extend it")]
     NotGrantHolder {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Gate, RequestOutcome, ReviewOutcome};
+use super::{Gate, Offboarding, RequestOutcome, ReviewOutcome};
 use crate::gate::error::Error;
 use crate::gate::limits::Field;
 use crate::machine::{self, TransitionError};
@@ -188,38 +188,69 @@ impl Gate {
         .await
     }
 
-    /// Revokes every scheduled or active grant of `principal` (off-boarding). Grants that
-    /// ended meanwhile are skipped. Returns the grants revoked.
+    /// Off-boarding: revokes every scheduled or active grant of `principal` and closes each of
+    /// their pending requests (cancelled, audited with `actor` and `reason`). Grants that ended
+    /// and requests that closed meanwhile are skipped.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); the first error other
-    /// than a grant having already ended (grants revoked before it stay revoked).
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings);
+    /// [`Error::NotPermittedToRevoke`] / [`Error::NotPermittedToWithdraw`]; the first other
+    /// error (what was done before it stays done).
     pub async fn revoke_all(
         &self,
         principal: &EntityRef,
         actor: &EntityRef,
         reason: Option<&str>,
-    ) -> Result<Vec<Grant>, Error> {
+    ) -> Result<Offboarding, Error> {
         self.limits.entity(principal)?;
         self.limits.entity(actor)?;
         self.limits.text(Field::Reason, reason)?;
         let listings = self.capability("revoke_all", Capability::Listings, Store::listings)?;
-        let mut revoked = Vec::new();
+        let mut done = Offboarding::default();
         let mut page = PageRequest::first(100);
         loop {
             let batch = listings.live_grants_of(principal, &page).await?;
             for g in &batch.items {
                 match self.revoke(g.id, actor, reason).await {
-                    Ok(g) => revoked.push(g),
+                    Ok(g) => done.revoked.push(g),
                     Err(Error::Transition(TransitionError::GrantNotActive { .. })) => {}
                     Err(e) => return Err(e),
                 }
             }
             match batch.next {
                 Some(c) => page = PageRequest::after(c, 100),
-                None => return Ok(revoked),
+                None => break,
             }
         }
+        let mut page = PageRequest::first(100);
+        loop {
+            let batch = listings.pending_requests_of(principal, &page).await?;
+            for req in &batch.items {
+                match self.withdraw(req.id, actor, reason).await {
+                    Ok(r) => done.withdrawn.push(r),
+                    Err(Error::Transition(TransitionError::RequestClosed { .. })) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match batch.next {
+                Some(c) => page = PageRequest::after(c, 100),
+                None => return Ok(done),
+            }
+        }
+    }
+
+    async fn withdraw(&self, id: RequestId, actor: &EntityRef, reason: Option<&str>) -> Result<AccessRequest, Error> {
+        self.transact(Subject::Request(id), |at| async move {
+            let req = self.read_request(id).await?;
+            if !self.policy.may_withdraw(actor, &req)? {
+                return Err(Error::NotPermittedToWithdraw {
+                    actor: actor.clone(),
+                    request: id,
+                });
+            }
+            Ok(machine::withdraw(&req, actor, reason.map(str::to_owned), at.now)?)
+        })
+        .await
     }
 
     /// Asks to extend an active grant: a new request for the same action, linked to the

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use decision::{Basis, Decision, DenyReason, Explanation, RequestOutcome, ReviewOutcome};
+pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
 pub use queries::AuditError;
 pub use sweep::SweepReport;
 

@@ -17,7 +17,7 @@ pub mod time;
 
 pub use error::{DueStep, TransitionError};
 pub use grant::{acknowledge, activate, expire_grant, remind, revoke, use_grant};
-pub use request::{cancel, expire_request, open, review};
+pub use request::{cancel, expire_request, open, review, withdraw};
 
 use crate::model::entity::EntityRef;
 use crate::model::request::AccessRequest;

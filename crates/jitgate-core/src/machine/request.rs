@@ -330,6 +330,28 @@ pub fn cancel(req: &AccessRequest, actor: &EntityRef, now: DateTime<Utc>) -> Res
     Ok(finish_request(b, req, next))
 }
 
+/// Closes a pending request on someone else's authority (off-boarding): cancelled, with the
+/// actor and the reason recorded. Who may do it is the caller's decision (the policy's revoke
+/// permission).
+///
+/// # Errors
+/// [`TransitionError::RequestClosed`].
+pub fn withdraw(
+    req: &AccessRequest,
+    actor: &EntityRef,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Transition<AccessRequest>> {
+    ensure_pending(req)?;
+    let (mut next, mut b) = next_version(req, now);
+    next.state = RequestState::Cancelled;
+    next.closed_at = Some(now);
+    b.audit(actor, AuditAction::RequestCancelled, &next, None, reason, Vec::new());
+    b.request_event(&next, EventKind::Cancelled);
+    b.resolved(&next, Some(actor));
+    Ok(finish_request(b, req, next))
+}
+
 /// Expires a pending request whose deadline has passed.
 ///
 /// # Errors

@@ -264,6 +264,16 @@ impl Policy for RuleTable {
                 .any(|r| self.is_in(actor, &r.reviewers)))
     }
 
+    fn may_withdraw(&self, actor: &EntityRef, request: &AccessRequest) -> Result<bool, PolicyError> {
+        Ok(*actor == request.principal
+            || self.revokers.iter().any(|p| self.matches(p, actor))
+            || request
+                .flow
+                .requirements
+                .iter()
+                .any(|r| self.is_in(actor, &r.reviewers)))
+    }
+
     /// An entity is a principal unless it has members (a group).
     fn is_principal(&self, entity: &EntityRef) -> bool {
         !self.groups.contains(entity)

@@ -125,6 +125,16 @@ pub trait Listings: Store {
     /// [`StoreError::InvalidCursor`] or a backend error.
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError>;
 
+    /// The pending requests of `principal`, ordered by id (off-boarding closes them).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] or a backend error.
+    async fn pending_requests_of(
+        &self,
+        principal: &EntityRef,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError>;
+
     /// Pending requests, oldest first.
     ///
     /// # Errors

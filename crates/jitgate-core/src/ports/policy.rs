@@ -119,6 +119,16 @@ pub trait Policy: Send + Sync {
     /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse the revoke.
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError>;
 
+    /// Whether `actor` may close `request`, still pending, on its requester's behalf (off-boarding
+    /// with [`Gate::revoke_all`](crate::Gate::revoke_all)): the authority to revoke the grant it
+    /// would become. Default: only its requester.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse.
+    fn may_withdraw(&self, actor: &EntityRef, request: &AccessRequest) -> Result<bool, PolicyError> {
+        Ok(*actor == request.principal)
+    }
+
     /// Whether `entity` is a principal — a person or service account who may request, review
     /// and hold grants — rather than a group. A group never asks, and never counts towards a
     /// quorum. Default: every entity is.

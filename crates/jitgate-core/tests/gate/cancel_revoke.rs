@@ -36,3 +36,19 @@ async fn cancel_and_revoke_check_who_acts() {
         Err(Error::GrantNotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn offboarding_closes_pending_requests_only_with_the_authority_to_revoke() {
+    let (gate, ..) = setup();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    match gate.revoke_all(&sam(), &sec(), Some("left")).await {
+        Err(Error::NotPermittedToWithdraw { actor, request }) => {
+            assert_eq!((actor, request), (sec(), req.id));
+        }
+        other => panic!("an outsider may not close sam's request, got {other:?}"),
+    }
+    assert_eq!(gate.read_request(req.id).await.unwrap().state, RequestState::Pending);
+    let done = gate.revoke_all(&sam(), &lee(), Some("left")).await.unwrap();
+    assert_eq!(done.withdrawn.len(), 1, "a lead of the flow may");
+    assert_eq!(gate.read_request(req.id).await.unwrap().state, RequestState::Cancelled);
+}

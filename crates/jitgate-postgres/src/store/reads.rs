@@ -31,6 +31,28 @@ impl Listings for PgStore {
         Ok(Page::from_overfetch(items, page.limit, |g| g.id))
     }
 
+    async fn pending_requests_of(
+        &self,
+        principal: &EntityRef,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
+        let rows = sqlx::query(
+            "SELECT body FROM requests WHERE principal = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(principal_key(principal))
+        .bind(after)
+        .bind(limit_param(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "requests"))
+            .collect::<Result<Vec<AccessRequest>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
+    }
+
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
         let rows = match after_uuid(page)? {
             None => sqlx::query("SELECT body FROM requests WHERE state = 'pending' ORDER BY created_at, id LIMIT $1")

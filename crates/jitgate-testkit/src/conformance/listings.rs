@@ -18,8 +18,34 @@ pub async fn revoke_all_ends_every_grant_of_a_principal(store: Arc<dyn Store>) {
     };
     gate.approve(r.id, &lee(), None).await.unwrap();
 
-    let revoked = gate.revoke_all(&sam(), &lee(), Some("off-boarding")).await.unwrap();
+    let RequestOutcome::Pending(waiting) = gate.request(ask(restart("d"), 30)).await.unwrap() else {
+        panic!()
+    };
+    let mut others = ask(restart("d"), 30);
+    others.principal = lin();
+    let RequestOutcome::Pending(not_sams) = gate.request(others).await.unwrap() else {
+        panic!()
+    };
+
+    let done = gate.revoke_all(&sam(), &lee(), Some("off-boarding")).await.unwrap();
+    let revoked = &done.revoked;
     assert_eq!(revoked.len(), 3);
+    assert_eq!(
+        done.withdrawn.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![waiting.id],
+        "and their pending request"
+    );
+    assert_eq!(done.withdrawn[0].state, RequestState::Cancelled);
+    assert_eq!(
+        store.read_request(not_sams.id).await.unwrap().unwrap().state,
+        RequestState::Pending,
+        "someone else's request stays"
+    );
+    assert!(store
+        .pending_request(&sam(), &restart("d").scope)
+        .await
+        .unwrap()
+        .is_none());
     assert!(revoked.iter().all(|g| g.state == GrantState::Revoked));
     for db in ["a", "b", "c"] {
         assert!(
@@ -36,10 +62,19 @@ pub async fn revoke_all_ends_every_grant_of_a_principal(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(page.items.is_empty());
-    assert!(
-        gate.revoke_all(&sam(), &lee(), None).await.unwrap().is_empty(),
-        "idempotent"
-    );
+    let again = gate.revoke_all(&sam(), &lee(), None).await.unwrap();
+    assert!(again.revoked.is_empty() && again.withdrawn.is_empty(), "idempotent");
+    if store.audit_log().is_some() {
+        let trail = audit_all(&store).await;
+        let closed = trail
+            .iter()
+            .find(|r| {
+                r.entry.request_id == waiting.id && r.entry.action == jitgate_core::audit::AuditAction::RequestCancelled
+            })
+            .expect("the closing is audited");
+        assert_eq!(closed.entry.actor, lee());
+        assert_eq!(closed.entry.text.as_deref(), Some("off-boarding"));
+    }
 }
 
 /// Every listing pages through all items exactly once; a foreign cursor is refused.

@@ -40,6 +40,29 @@ impl Listings for MemoryStore {
         ))
     }
 
+    async fn pending_requests_of(
+        &self,
+        principal: &EntityRef,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let after = page.after_key::<RequestId>()?;
+        let inner = self.read();
+        let mut ids: Vec<RequestId> = inner
+            .pending
+            .get(principal)
+            .into_iter()
+            .flat_map(|m| m.values().copied())
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
+        ids.sort();
+        Ok(paginate(
+            ids.into_iter(),
+            page.limit,
+            |id| id.to_string(),
+            |id| inner.requests.get(id).cloned(),
+        ))
+    }
+
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
         let after = page.after_key::<RequestId>()?;
         let inner = self.read();
