@@ -1,5 +1,6 @@
 //! Where group membership, team ownership and resource hierarchy come from.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 use cedar_policy::{Entities, Entity, Schema};
 use jitgate_core::PolicyError;
 
+use crate::loader::{check_hierarchy, on_loader_thread, on_loader_thread_blocking};
 use crate::slice::SliceCache;
 use crate::CedarError;
 
@@ -39,12 +41,34 @@ impl JsonEntitiesFile {
     }
 }
 
-/// Parses Cedar entities JSON text.
+/// Parses Cedar entities JSON text. The hierarchy may be at most [`MAX_HIERARCHY_DEPTH`]
+/// deep; Cedar's work runs on a thread with a deep stack (this call waits for it).
+///
+/// [`MAX_HIERARCHY_DEPTH`]: crate::MAX_HIERARCHY_DEPTH
 ///
 /// # Errors
 /// [`CedarError::Entities`].
 pub fn entities_from_json(text: &str) -> Result<Vec<Entity>, CedarError> {
-    let parsed = Entities::from_json_str(text, None).map_err(|e| CedarError::Entities {
+    let text = text.to_owned();
+    on_loader_thread_blocking(move || parse_json(&text))?
+}
+
+/// [`entities_from_json`], on the loader thread already.
+fn parse_json(text: &str) -> Result<Vec<Entity>, CedarError> {
+    let bad = |e: serde_json::Error| CedarError::Entities {
+        message: "the entities JSON does not parse".into(),
+        source: Some(Box::new(e)),
+    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+    // The hierarchy's depth, before Cedar computes its transitive closure.
+    let key = |v: &serde_json::Value| format!("{}::{}", v["type"], v["id"]);
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    for e in value.as_array().into_iter().flatten() {
+        let ups = e["parents"].as_array().into_iter().flatten().map(key).collect();
+        parents.insert(key(&e["uid"]), ups);
+    }
+    check_hierarchy(&parents)?;
+    let parsed = Entities::from_json_value(value, None).map_err(|e| CedarError::Entities {
         message: "the entities JSON does not parse".into(),
         source: Some(Box::new(e)),
     })?;
@@ -54,11 +78,12 @@ pub fn entities_from_json(text: &str) -> Result<Vec<Entity>, CedarError> {
 #[async_trait]
 impl EntityProvider for JsonEntitiesFile {
     async fn load(&self) -> Result<Vec<Entity>, CedarError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| CedarError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        entities_from_json(&text)
+        let path = self.path.clone();
+        on_loader_thread(move || {
+            let text = std::fs::read_to_string(&path).map_err(|source| CedarError::Io { path, source })?;
+            parse_json(&text)
+        })
+        .await?
     }
 }
 
@@ -117,10 +142,22 @@ impl EntityCache {
         decision_capacity: Option<std::num::NonZeroUsize>,
     ) -> Result<Snapshot, CedarError> {
         let list = provider.load().await?;
-        let entities = Entities::from_entities(list, Some(schema)).map_err(|e| CedarError::Entities {
-            message: "the entities do not match the schema".into(),
-            source: Some(Box::new(e)),
-        })?;
+        let schema = schema.clone();
+        let entities = on_loader_thread(move || {
+            let parents: HashMap<String, Vec<String>> = list
+                .iter()
+                .map(|e| {
+                    let (uid, _, ups) = e.clone().into_inner();
+                    (uid.to_string(), ups.iter().map(ToString::to_string).collect())
+                })
+                .collect();
+            check_hierarchy(&parents)?;
+            Entities::from_entities(list, Some(&schema)).map_err(|e| CedarError::Entities {
+                message: "the entities do not match the schema".into(),
+                source: Some(Box::new(e)),
+            })
+        })
+        .await??;
         Ok(Snapshot {
             entities,
             slices: SliceCache::new(SLICE_CAPACITY),

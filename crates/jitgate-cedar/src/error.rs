@@ -182,6 +182,14 @@ pub enum CedarError {
         /// The second definition.
         location: Option<Location>,
     },
+    /// Policy text too deeply nested or too long to be parsed and evaluated safely.
+    #[error("{location}: {problem}")]
+    TooComplex {
+        /// Where.
+        location: Location,
+        /// What is too deep or too long, and the limit.
+        problem: String,
+    },
     /// The entities do not parse or do not match the schema.
     #[error("entities error: {message}")]
     Entities {
@@ -197,7 +205,9 @@ impl CedarError {
     /// Where in a source text the error is, if it is about one.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            CedarError::Parse { location, .. } | CedarError::Validation { location, .. } => Some(location),
+            CedarError::Parse { location, .. }
+            | CedarError::Validation { location, .. }
+            | CedarError::TooComplex { location, .. } => Some(location),
             CedarError::Annotation { location, .. } | CedarError::DuplicateId { location, .. } => location.as_ref(),
             _ => None,
         }
@@ -211,6 +221,7 @@ impl CedarError {
             CedarError::Validation { .. } => "jitgate::cedar::validation",
             CedarError::Annotation { .. } => "jitgate::cedar::annotation",
             CedarError::DuplicateId { .. } => "jitgate::cedar::duplicate_id",
+            CedarError::TooComplex { .. } => "jitgate::cedar::too_complex",
             CedarError::Entities { .. } => "jitgate::cedar::entities",
         }
     }
@@ -251,6 +262,9 @@ impl Diagnostic for CedarError {
             }
             CedarError::Validation { location, message, .. } => {
                 Some(Box::new(std::iter::once(location.label(Some(message.clone())))))
+            }
+            CedarError::TooComplex { location, problem } => {
+                Some(Box::new(std::iter::once(location.label(Some(problem.clone())))))
             }
             CedarError::Annotation { location, problem, .. } => location
                 .as_ref()

@@ -77,6 +77,66 @@ pub(crate) fn policy_spans(text: &str) -> Vec<Range<usize>> {
     spans
 }
 
+/// The deepest bracket nesting (`(`, `[`, `{`) a policy may have. Cedar's parser recurses once
+/// per level (tens of kilobytes of stack each in a debug build), so deeper text is refused
+/// before it is parsed.
+pub const MAX_NESTING: usize = 64;
+
+/// The longest text one policy may have: bounds the parser's work on long operator chains.
+pub const MAX_POLICY_BYTES: usize = 64 * 1024;
+
+/// The deepest a policy's expression tree may be (in levels of its JSON form): evaluation
+/// recurses once per level, on the caller's thread, on every `authorize`.
+pub const MAX_EXPRESSION_DEPTH: usize = 200;
+
+/// The first place where `text` nests brackets deeper than `max` (strings and comments
+/// skipped), as a byte offset and the depth reached.
+pub(crate) fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some((i, depth));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// How deep a JSON value nests, counted without recursion.
+fn json_depth(v: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|x| (x, d + 1))),
+            serde_json::Value::Object(fields) => stack.extend(fields.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Where each policy comes from: its source and its span in that source.
 #[derive(Clone, Debug)]
 pub(crate) struct Origin {
@@ -122,6 +182,26 @@ pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed 
     let mut set = PolicySet::new();
     let mut origin: HashMap<String, Origin> = HashMap::new();
     for (index, source) in sources.iter().enumerate() {
+        if let Some((at, depth)) = too_deep(&source.text, MAX_NESTING) {
+            errors.push(CedarError::TooComplex {
+                location: source.locate(at, 1),
+                problem: format!("brackets nest {depth} deep here, over the limit of {MAX_NESTING}"),
+            });
+            continue;
+        }
+        if let Some(long) = policy_spans(&source.text)
+            .into_iter()
+            .find(|s| s.len() > MAX_POLICY_BYTES)
+        {
+            errors.push(CedarError::TooComplex {
+                location: source.locate(long.start, 1),
+                problem: format!(
+                    "this policy is {} bytes long, over the limit of {MAX_POLICY_BYTES}",
+                    long.len()
+                ),
+            });
+            continue;
+        }
         let parsed = match PolicySet::from_str(&source.text) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -163,6 +243,16 @@ pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed 
                 .annotation("id")
                 .map_or_else(|| format!("{}#{n}", source.name), str::to_owned);
             let here = Origin { source: index, span };
+            let depth = p.to_json().map(|j| json_depth(&j)).unwrap_or(0);
+            if depth > MAX_EXPRESSION_DEPTH {
+                errors.push(CedarError::TooComplex {
+                    location: here.location(sources),
+                    problem: format!(
+                        "policy `{id}`'s expression nests {depth} levels deep, over the limit of {MAX_EXPRESSION_DEPTH}; split the condition"
+                    ),
+                });
+                continue;
+            }
             if let Some(first) = origin.get(&id) {
                 errors.push(CedarError::DuplicateId {
                     policy_id: id,

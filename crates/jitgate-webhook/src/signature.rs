@@ -85,8 +85,9 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Malformed("timestamp is not a number"))?;
-    let age = now.timestamp() - ts;
-    if age.abs() > tolerance.num_seconds() {
+    // Any i64 may arrive: saturate rather than overflow.
+    let age = now.timestamp().saturating_sub(ts);
+    if age.saturating_abs() > tolerance.num_seconds() {
         return Err(SignatureError::Expired { age_seconds: age });
     }
     let hex = signature
@@ -96,10 +97,9 @@ pub fn verify(
     if hex.len() != 64 {
         return Err(SignatureError::Malformed("signature must be 64 hex digits"));
     }
-    let bytes: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| SignatureError::Malformed("signature is not hex"))?;
+    // `hex` decodes bytes, not chars: 64 bytes of any text (multi-byte included) are an error,
+    // never a slice across a character.
+    let bytes = hex::decode(hex).map_err(|_| SignatureError::Malformed("signature is not hex"))?;
     mac(secret, ts, body)
         .verify_slice(&bytes)
         .map_err(|_| SignatureError::Mismatch)
@@ -108,6 +108,45 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives from the network, `verify` answers, never panics.
+        #[test]
+        fn verify_never_panics(
+            secret in proptest::collection::vec(any::<u8>(), 0..40),
+            timestamp in prop_oneof![any::<String>(), any::<i64>().prop_map(|n| n.to_string())],
+            signature in prop_oneof![
+                any::<String>(),
+                "v1=.{0,70}",
+                "v1=[0-9a-f\\u{e9}]{60,66}",
+            ],
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            now_secs in -8_000_000_000i64..8_000_000_000,
+            tolerance in any::<i32>(),
+        ) {
+            let now = DateTime::from_timestamp(now_secs, 0).unwrap_or_default();
+            let _ = verify(&secret, &timestamp, &signature, &body, now, Duration::seconds(i64::from(tolerance)));
+        }
+    }
+
+    #[test]
+    fn extreme_and_multibyte_inputs_are_errors() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let tol = Duration::minutes(5);
+        let sig = sign(b"k", now.timestamp(), b"body");
+        assert!(matches!(
+            verify(b"k", &i64::MIN.to_string(), &sig, b"body", now, tol),
+            Err(SignatureError::Expired { .. })
+        ));
+        // 64 bytes, with two-byte characters at odd offsets: slicing two bytes at a time would
+        // split one.
+        let multibyte = format!("v1=a{}b", "é".repeat(31));
+        assert!(matches!(
+            verify(b"k", &now.timestamp().to_string(), &multibyte, b"body", now, tol),
+            Err(SignatureError::Malformed(_))
+        ));
+    }
 
     #[test]
     fn verify_rejects_tampering_replays_and_garbage() {

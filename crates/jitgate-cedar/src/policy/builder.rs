@@ -18,6 +18,7 @@ use crate::convert::TypeNames;
 use crate::entities::{EntityCache, EntityProvider, StaticEntities};
 use crate::error::CedarErrors;
 use crate::load::{diagnostic_location, parse, Origin, Parsed, Source};
+use crate::loader::on_loader_thread;
 use crate::schema::{merged, NAMESPACE};
 use crate::CedarError;
 
@@ -170,93 +171,15 @@ impl CedarPolicyBuilder {
     /// annotation, located), duplicate id — or the entities' error. Each is a
     /// [`miette::Diagnostic`] with the source text and a labelled span.
     pub async fn build(self) -> Result<CedarPolicy, CedarErrors> {
-        let mut errors = Vec::new();
-        let schema_text = match &self.schema {
-            Some(Input::Text(s)) => Some(s.text.clone()),
-            Some(Input::File(path)) => read(path, &mut errors).map(|s| s.text),
-            Some(Input::Dir(dir)) => read(dir, &mut errors).map(|s| s.text),
-            None => {
-                errors.push(CedarError::Schema {
-                    message: "no schema given".into(),
-                    help: Some("call CedarPolicyBuilder::schema or schema_file with the service's Cedar schema".into()),
-                    source: Box::new(miette::MietteDiagnostic::new(
-                        "CedarPolicyBuilder::build needs a schema",
-                    )),
-                });
-                None
-            }
-        };
-        let mut sources = Vec::new();
-        for input in &self.sources {
-            match input {
-                Input::Text(s) => sources.push(s.clone()),
-                Input::File(path) => sources.extend(read(path, &mut errors)),
-                Input::Dir(dir) => sources.extend(read_dir(dir, &mut errors)),
-            }
-        }
-        let schema = schema_text.and_then(|text| merged(&text, &self.principal_type).map_err(|e| errors.push(e)).ok());
-        let Parsed { set: all, origin } = parse(&sources, &mut errors);
-        let entity_types: HashSet<String> = match &schema {
-            Some(schema) => {
-                validate(schema, &all, &sources, &origin, &mut errors);
-                schema.entity_types().map(|t| t.to_string()).collect()
-            }
-            None => HashSet::new(),
-        };
-        let mut kinds = HashMap::new();
-        let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
-        for p in all.policies() {
-            let kind = match classify(p, &entity_types) {
-                Ok(kind) => kind,
-                Err(e) => {
-                    errors.push(located(e, origin.get(&p.id().to_string()), &sources));
-                    continue;
-                }
-            };
-            let mut add = |set: &mut PolicySet| {
-                if let Err(e) = set.add(p.clone()) {
-                    let place = origin.get(&p.id().to_string());
-                    errors.push(CedarError::Validation {
-                        policy_id: p.id().to_string(),
-                        location: place.map_or_else(
-                            || Source::new(p.id().to_string(), "").locate(0, 0),
-                            |o| o.location(&sources),
-                        ),
-                        message: e.to_string(),
-                        help: None,
-                    });
-                }
-            };
-            match &kind {
-                Kind::Review { .. } => add(&mut review),
-                // Forbids and permits of any action apply to reviews and revokes too.
-                Kind::Forbid => {
-                    add(&mut main);
-                    add(&mut review);
-                }
-                Kind::Standing if matches!(p.action_constraint(), cedar_policy::ActionConstraint::Any) => {
-                    add(&mut main);
-                    add(&mut review);
-                }
-                Kind::Standing | Kind::Jit(_) => add(&mut main),
-            }
-            kinds.insert(p.id().clone(), kind);
-        }
-        let schema = match (schema, CedarErrors::new(errors)) {
-            (_, Some(errors)) => return Err(errors),
-            (Some(schema), None) => schema,
-            // A missing schema always left an error; this arm only keeps that promise typed.
-            (None, None) => {
-                return Err(CedarError::Schema {
-                    message: "no schema could be loaded".into(),
-                    help: None,
-                    source: Box::new(miette::MietteDiagnostic::new(
-                        "CedarPolicyBuilder::build needs a schema",
-                    )),
-                }
-                .into())
-            }
-        };
+        let (schema_input, inputs, principal_type) = (self.schema, self.sources, self.principal_type.clone());
+        // Reading, parsing and validating run on a thread of their own with a deep stack: Cedar's
+        // parser recurses, and no async worker waits on files or on a large policy set.
+        let Compiled {
+            schema,
+            main,
+            review,
+            kinds,
+        } = on_loader_thread(move || compile(schema_input, inputs, &principal_type)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
         let entities = EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache).await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);
@@ -285,6 +208,112 @@ impl CedarPolicyBuilder {
             misses: AtomicU64::new(0),
         })
     }
+}
+
+/// What [`compile`] makes of the schema and the policies.
+struct Compiled {
+    schema: Schema,
+    main: PolicySet,
+    review: PolicySet,
+    kinds: HashMap<cedar_policy::PolicyId, Kind>,
+}
+
+/// Reads every input, parses the policies, validates them (strict mode) against the merged
+/// schema and checks every annotation: every error at once.
+fn compile(schema_input: Option<Input>, inputs: Vec<Input>, principal_type: &str) -> Result<Compiled, CedarErrors> {
+    let mut errors = Vec::new();
+    let schema_text = match &schema_input {
+        Some(Input::Text(s)) => Some(s.text.clone()),
+        Some(Input::File(path)) => read(path, &mut errors).map(|s| s.text),
+        Some(Input::Dir(dir)) => read(dir, &mut errors).map(|s| s.text),
+        None => {
+            errors.push(CedarError::Schema {
+                message: "no schema given".into(),
+                help: Some("call CedarPolicyBuilder::schema or schema_file with the service's Cedar schema".into()),
+                source: Box::new(miette::MietteDiagnostic::new(
+                    "CedarPolicyBuilder::build needs a schema",
+                )),
+            });
+            None
+        }
+    };
+    let mut sources = Vec::new();
+    for input in &inputs {
+        match input {
+            Input::Text(s) => sources.push(s.clone()),
+            Input::File(path) => sources.extend(read(path, &mut errors)),
+            Input::Dir(dir) => sources.extend(read_dir(dir, &mut errors)),
+        }
+    }
+    let schema = schema_text.and_then(|text| merged(&text, principal_type).map_err(|e| errors.push(e)).ok());
+    let Parsed { set: all, origin } = parse(&sources, &mut errors);
+    let entity_types: HashSet<String> = match &schema {
+        Some(schema) => {
+            validate(schema, &all, &sources, &origin, &mut errors);
+            schema.entity_types().map(|t| t.to_string()).collect()
+        }
+        None => HashSet::new(),
+    };
+    let mut kinds = HashMap::new();
+    let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
+    for p in all.policies() {
+        let kind = match classify(p, &entity_types) {
+            Ok(kind) => kind,
+            Err(e) => {
+                errors.push(located(e, origin.get(&p.id().to_string()), &sources));
+                continue;
+            }
+        };
+        let mut add = |set: &mut PolicySet| {
+            if let Err(e) = set.add(p.clone()) {
+                let place = origin.get(&p.id().to_string());
+                errors.push(CedarError::Validation {
+                    policy_id: p.id().to_string(),
+                    location: place.map_or_else(
+                        || Source::new(p.id().to_string(), "").locate(0, 0),
+                        |o| o.location(&sources),
+                    ),
+                    message: e.to_string(),
+                    help: None,
+                });
+            }
+        };
+        match &kind {
+            Kind::Review { .. } => add(&mut review),
+            // Forbids and permits of any action apply to reviews and revokes too.
+            Kind::Forbid => {
+                add(&mut main);
+                add(&mut review);
+            }
+            Kind::Standing if matches!(p.action_constraint(), cedar_policy::ActionConstraint::Any) => {
+                add(&mut main);
+                add(&mut review);
+            }
+            Kind::Standing | Kind::Jit(_) => add(&mut main),
+        }
+        kinds.insert(p.id().clone(), kind);
+    }
+    let schema = match (schema, CedarErrors::new(errors)) {
+        (_, Some(errors)) => return Err(errors),
+        (Some(schema), None) => schema,
+        // A missing schema always left an error; this arm only keeps that promise typed.
+        (None, None) => {
+            return Err(CedarError::Schema {
+                message: "no schema could be loaded".into(),
+                help: None,
+                source: Box::new(miette::MietteDiagnostic::new(
+                    "CedarPolicyBuilder::build needs a schema",
+                )),
+            }
+            .into())
+        }
+    };
+    Ok(Compiled {
+        schema,
+        main,
+        review,
+        kinds,
+    })
 }
 
 /// An annotation error, located at the annotation in its policy's text.
