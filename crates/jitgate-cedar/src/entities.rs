@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cedar_policy::{Entities, Entity, Schema};
-use jitgate_core::PolicyError;
+use jitgate_core::{Clock, PolicyError};
 
 use crate::loader::{check_hierarchy, on_loader_thread, on_loader_thread_blocking};
 use crate::slice::SliceCache;
@@ -107,7 +107,7 @@ pub(crate) struct Snapshot {
     pub(crate) slices: SliceCache,
     /// Decisions for these entities, if the cache is on.
     pub(crate) decisions: Option<std::sync::Mutex<lru::LruCache<DecisionKey, jitgate_core::PolicyDecision>>>,
-    loaded_at: Instant,
+    loaded_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The entity store, built once per refresh and shared by every call; never rebuilt per call.
@@ -116,6 +116,7 @@ pub(crate) struct EntityCache {
     schema: Schema,
     max_age: Option<Duration>,
     decision_capacity: Option<std::num::NonZeroUsize>,
+    clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
 }
 
@@ -125,13 +126,15 @@ impl EntityCache {
         schema: Schema,
         max_age: Option<Duration>,
         decision_capacity: Option<std::num::NonZeroUsize>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, CedarError> {
-        let snapshot = Self::build(&*provider, &schema, decision_capacity).await?;
+        let snapshot = Self::build(&*provider, &schema, decision_capacity, clock.now()).await?;
         Ok(Self {
             provider,
             schema,
             max_age,
             decision_capacity,
+            clock,
             current: RwLock::new(Arc::new(snapshot)),
         })
     }
@@ -140,6 +143,7 @@ impl EntityCache {
         provider: &dyn EntityProvider,
         schema: &Schema,
         decision_capacity: Option<std::num::NonZeroUsize>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Snapshot, CedarError> {
         let list = provider.load().await?;
         let schema = schema.clone();
@@ -162,25 +166,42 @@ impl EntityCache {
             entities,
             slices: SliceCache::new(SLICE_CAPACITY),
             decisions: decision_capacity.map(|c| std::sync::Mutex::new(lru::LruCache::new(c))),
-            loaded_at: Instant::now(),
+            loaded_at: now,
         })
     }
 
     /// Reloads from the provider (a new snapshot: new slices, an empty decision cache); on
     /// error the previous snapshot stays (until it is too old).
     pub(crate) async fn refresh(&self) -> Result<(), CedarError> {
-        let snapshot = Self::build(&*self.provider, &self.schema, self.decision_capacity).await?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
-        Ok(())
+        match Self::build(&*self.provider, &self.schema, self.decision_capacity, self.clock.now()).await {
+            Ok(snapshot) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+                Ok(())
+            }
+            Err(e) => {
+                let loaded_at = self.current.read().unwrap_or_else(|p| p.into_inner()).loaded_at;
+                tracing::warn!(
+                    error = %jitgate_core::ErrorChain(&e),
+                    %loaded_at,
+                    max_age = ?self.max_age,
+                    "entity refresh failed; the previous entities stay in use until they are too old, then decisions deny"
+                );
+                Err(e)
+            }
+        }
     }
 
     /// The current snapshot, unless it is older than the maximum age (then callers deny).
     pub(crate) fn current(&self) -> Result<Arc<Snapshot>, PolicyError> {
         let snap = Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()));
-        match self.max_age {
-            Some(max) if snap.loaded_at.elapsed() > max => Err(PolicyError::msg(format!(
-                "entities are {:?} old, more than the allowed {max:?}: refresh them (CedarPolicy::refresh_entities)",
-                snap.loaded_at.elapsed()
+        let age = self.clock.now().signed_duration_since(snap.loaded_at);
+        match self
+            .max_age
+            .and_then(|max| chrono::Duration::from_std(max).ok().map(|m| (max, m)))
+        {
+            Some((max, limit)) if age > limit => Err(PolicyError::msg(format!(
+                "entities are {} s old, more than the allowed {max:?}: refresh them (CedarPolicy::refresh_entities)",
+                age.num_seconds()
             ))),
             _ => Ok(snap),
         }

@@ -49,4 +49,9 @@ pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticE
 pub use error::{CedarError, CedarErrors, Location};
 pub use load::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_POLICY_BYTES};
 pub use loader::MAX_HIERARCHY_DEPTH;
+
+/// How old entities may grow without a refresh before decisions deny, unless the builder says
+/// otherwise ([`CedarPolicyBuilder::entities_max_age`], or
+/// [`CedarPolicyBuilder::entities_never_expire`]): one hour.
+pub const DEFAULT_ENTITIES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);
 pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

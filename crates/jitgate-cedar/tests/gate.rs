@@ -307,3 +307,66 @@ async fn only_the_principal_type_requests_and_reviews() {
         NewRequest::new(EntityRef::new("Team", "sre"), restart_prod(), Duration::minutes(30)).with_justification("x");
     assert!(matches!(g.request(ask).await, Err(Error::NotAPrincipal { .. })));
 }
+
+/// Entities that load once, then fail to refresh.
+struct FailsAfterFirst(Mutex<u32>, Vec<cedar_policy::Entity>);
+
+#[async_trait]
+impl EntityProvider for FailsAfterFirst {
+    async fn load(&self) -> Result<Vec<cedar_policy::Entity>, CedarError> {
+        let mut n = self.0.lock().unwrap();
+        *n += 1;
+        if *n > 1 {
+            return Err(CedarError::Entities {
+                message: "directory unreachable".into(),
+                source: None,
+            });
+        }
+        Ok(self.1.clone())
+    }
+}
+
+#[tokio::test]
+async fn entities_have_a_default_maximum_age_on_the_injected_clock() {
+    let entities = entities_from_json(&std::fs::read_to_string(dir().join("entities.json")).unwrap()).unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let p = Arc::new(
+        common::builder()
+            .entities(Arc::new(FailsAfterFirst(Mutex::new(0), entities.clone())))
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap(),
+    );
+    let logs = act("read_logs", "Service", "orders");
+    let g = Gate::builder()
+        .policy(p.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    assert!(g.authorize(&logs, &user("sam")).await.is_allowed());
+    clock.advance(Duration::minutes(59));
+    assert!(p.refresh_entities().await.is_err(), "the directory is down");
+    assert!(
+        g.authorize(&logs, &user("sam")).await.is_allowed(),
+        "the old entities stay in use until they are too old"
+    );
+    clock.advance(Duration::minutes(2));
+    assert!(
+        matches!(g.authorize(&logs, &user("sam")).await, Decision::Deny { .. }),
+        "an hour by default, measured on the injected clock"
+    );
+
+    let forever = common::builder()
+        .entities(Arc::new(jitgate_cedar::StaticEntities(entities)))
+        .clock(clock.clone())
+        .entities_never_expire()
+        .build()
+        .await
+        .unwrap();
+    clock.advance(Duration::days(400));
+    assert!(matches!(
+        forever.evaluate(&user("sam"), &logs).unwrap(),
+        PolicyDecision::Standing { .. }
+    ));
+}

@@ -39,6 +39,7 @@ pub struct CedarPolicyBuilder {
     provider: Option<Arc<dyn EntityProvider>>,
     max_age: Option<StdDuration>,
     decision_cache: Option<std::num::NonZeroUsize>,
+    clock: Arc<dyn jitgate_core::Clock>,
 }
 
 impl std::fmt::Debug for CedarPolicyBuilder {
@@ -89,8 +90,9 @@ impl CedarPolicyBuilder {
             principal_type: "User".into(),
             sources: Vec::new(),
             provider: None,
-            max_age: None,
+            max_age: Some(crate::DEFAULT_ENTITIES_MAX_AGE),
             decision_cache: None,
+            clock: Arc::new(jitgate_core::SystemClock),
         }
     }
 
@@ -144,10 +146,28 @@ impl CedarPolicyBuilder {
         self
     }
 
-    /// Deny (fail closed) once the entities are older than this without a refresh.
+    /// Deny (fail closed) once the entities are older than this without a refresh (default
+    /// [`DEFAULT_ENTITIES_MAX_AGE`](crate::DEFAULT_ENTITIES_MAX_AGE), one hour), measured on the
+    /// builder's [`clock`](Self::clock).
     #[must_use]
     pub fn entities_max_age(mut self, max_age: StdDuration) -> Self {
         self.max_age = Some(max_age);
+        self
+    }
+
+    /// Entities never grow too old: only for entities that cannot change (compiled in, or
+    /// replaced with the whole policy). Say it explicitly; the default is a maximum age.
+    #[must_use]
+    pub fn entities_never_expire(mut self) -> Self {
+        self.max_age = None;
+        self
+    }
+
+    /// The clock the entities' age is measured on (default the system clock); a test's
+    /// `ManualClock` makes it deterministic.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn jitgate_core::Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -181,7 +201,8 @@ impl CedarPolicyBuilder {
             kinds,
         } = on_loader_thread(move || compile(schema_input, inputs, &principal_type)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
-        let entities = EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache).await?;
+        let entities =
+            EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache, self.clock).await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);
         let types = TypeNames::default();
         let internal = |e: EntityRef| {
