@@ -111,5 +111,5 @@ pub use ports::listings::{Cursor, Listings, Page, PageRequest};
 pub use ports::notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
 pub use ports::outbox::{Outbox, OutboxEntry};
 pub use ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
-pub use ports::store::{Capability, Commit, CommitParts, Store, StoreError, Subject, Write};
+pub use ports::store::{Capability, Commit, CommitParts, PrincipalCounts, Store, StoreError, Subject, Write};
 pub use report::ErrorChain;

@@ -188,7 +188,20 @@ fn is_transition<T: std::fmt::Debug>(r: &Result<T, Error>, pred: impl Fn(&Transi
 async fn run(ops: Vec<Op>) {
     let specs = scopes();
     let store = Arc::new(MemoryStore::new());
-    let (gate, clock, _) = fixtures::gate(store.clone());
+    // The model is the state machine's: the input limits on one principal (pending requests,
+    // unacknowledged break-glass; tested on their own) are lifted here.
+    let clock = Arc::new(ManualClock::default());
+    let gate = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(store.clone())
+        .clock(clock.clone())
+        .limits(
+            Limits::default()
+                .with_unacknowledged_break_glass(usize::MAX)
+                .with_pending_per_principal(usize::MAX),
+        )
+        .build()
+        .expect("gate");
     let mut reqs: Vec<MReq> = Vec::new();
     let mut grants: Vec<MGrant> = Vec::new();
     let mut closed: HashMap<RequestId, AccessRequest> = HashMap::new();

@@ -29,8 +29,8 @@ pub use jitgate_core::{
     DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork, EmptyWindow, Ending, EntityRef, EntityRefParseError,
     Error, Event, EventId, EventKind, Explanation, Flow, FlowError, Gate, GateBuilder, GatePart, Grant, GrantId,
     GrantState, Listings, ManualClock, MemoryNotifier, MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier,
-    Offboarding, Outbox, OutboxEntry, Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, RequestId,
-    RequestOutcome, RequestState, Requirement, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable,
+    Offboarding, Outbox, OutboxEntry, Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, PrincipalCounts,
+    RequestId, RequestOutcome, RequestState, Requirement, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable,
     RuleTableBuilder, RuleTableError, Scope, Store, StoreError, Subject, SweepReport, SystemClock, TimeError,
     TracingNotifier, TransitionError, Uses, Verdict, Window, Write, DEFAULT_MAX_ATTEMPTS,
 };

@@ -20,8 +20,8 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use jitgate::chrono::{DateTime, Utc};
 use jitgate::{
-    async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, RequestId, RequestState, Scope, Store, StoreError,
-    Subject, Write,
+    async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, PrincipalCounts, RequestId, RequestState, Scope,
+    Store, StoreError, Subject, Write,
 };
 
 /// Requests and grants in memory, behind one lock.
@@ -164,13 +164,19 @@ impl Store for VecStore {
             .cloned())
     }
 
-    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError> {
         let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(rows
+        let pending = rows
             .requests
             .values()
             .filter(|r| r.state == RequestState::Pending && r.principal == *principal && r.deadline > now)
-            .count())
+            .count();
+        let unacknowledged = rows
+            .grants
+            .values()
+            .filter(|g| g.principal == *principal && g.awaits_acknowledgement())
+            .count();
+        Ok(PrincipalCounts::new(pending, unacknowledged))
     }
 }
 

@@ -73,8 +73,22 @@ impl Gate {
             // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
             self.advance_request(&existing, machine::expire_request).await?;
         }
-        let pending = self.store.count_pending(&ask.principal, self.clock.now()).await?;
-        self.limits.pending(pending)?;
+        let counts = self.store.principal_counts(&ask.principal, self.clock.now()).await?;
+        if ask.break_glass {
+            if let Err(e) = self.limits.break_glass(counts.unacknowledged_break_glass) {
+                tracing::warn!(
+                    target: "jitgate::security",
+                    principal = %ask.principal,
+                    scope = %ask.action.scope,
+                    unacknowledged = counts.unacknowledged_break_glass,
+                    "break-glass refused: earlier break-glass grants are still unacknowledged"
+                );
+                return Err(e.into());
+            }
+        } else {
+            // A break-glass request is granted at once: it never waits among the pending.
+            self.limits.pending(counts.pending)?;
+        }
         let id = RequestId::new_random();
         let opened = self
             .transact(Subject::Request(id), |at| {

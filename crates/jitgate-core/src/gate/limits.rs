@@ -41,6 +41,10 @@ pub struct Limits {
     /// new request is stored, so requests made at the same moment can each pass it: a soft
     /// bound, exceeded at most by the number of that principal's requests in flight.
     pub pending_per_principal: usize,
+    /// Break-glass grants one principal may hold unacknowledged; one more break-glass is
+    /// refused, and logged for security (target `jitgate::security`), until a reviewer
+    /// acknowledges the earlier ones (default 2).
+    pub unacknowledged_break_glass: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +58,7 @@ impl Default for Limits {
             start_ahead: Duration::days(30),
             duration: Duration::days(366),
             pending_per_principal: 20,
+            unacknowledged_break_glass: 2,
         }
     }
 }
@@ -98,6 +103,25 @@ impl Limits {
         usize,
         "Sets [`Limits::pending_per_principal`]."
     );
+
+    setter!(
+        with_unacknowledged_break_glass,
+        unacknowledged_break_glass,
+        usize,
+        "Sets [`Limits::unacknowledged_break_glass`]."
+    );
+
+    /// A principal's unacknowledged break-glass grants: fewer than
+    /// [`Limits::unacknowledged_break_glass`] before one more.
+    pub(crate) fn break_glass(&self, unacknowledged: usize) -> Result<(), LimitError> {
+        if unacknowledged >= self.unacknowledged_break_glass {
+            return Err(LimitError::UnacknowledgedBreakGlass {
+                unacknowledged,
+                max: self.unacknowledged_break_glass,
+            });
+        }
+        Ok(())
+    }
 
     /// A principal's pending requests: fewer than [`Limits::pending_per_principal`] before one
     /// more.
@@ -355,6 +379,14 @@ pub enum LimitError {
     TooManyPending {
         /// Pending requests now.
         pending: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The principal already holds as many unacknowledged break-glass grants as allowed.
+    #[error("{unacknowledged} break-glass grants are still unacknowledged, the limit (Limits::unacknowledged_break_glass); a reviewer must acknowledge them first")]
+    UnacknowledgedBreakGlass {
+        /// Unacknowledged break-glass grants now.
+        unacknowledged: usize,
         /// The limit.
         max: usize,
     },

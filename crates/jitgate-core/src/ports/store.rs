@@ -134,6 +134,26 @@ impl fmt::Display for Subject {
     }
 }
 
+/// What [`Store::principal_counts`] counts for one principal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub struct PrincipalCounts {
+    /// Pending requests not yet lapsed.
+    pub pending: usize,
+    /// Break-glass grants not yet acknowledged.
+    pub unacknowledged_break_glass: usize,
+}
+
+impl PrincipalCounts {
+    /// The counts.
+    pub fn new(pending: usize, unacknowledged_break_glass: usize) -> Self {
+        Self {
+            pending,
+            unacknowledged_break_glass,
+        }
+    }
+}
+
 /// An optional ability of a [`Store`], beyond deciding and committing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
@@ -259,7 +279,9 @@ pub enum StoreError {
 ///
 /// ```
 /// use chrono::{DateTime, Utc};
-/// use jitgate_core::{async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, RequestId, Scope, Store, StoreError};
+/// use jitgate_core::{
+///     async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, PrincipalCounts, RequestId, Scope, Store, StoreError,
+/// };
 ///
 /// /// A store that refuses every write (a read-only replica, say).
 /// struct ReadOnly;
@@ -281,8 +303,8 @@ pub enum StoreError {
 ///     async fn pending_request(&self, _: &EntityRef, _: &Scope) -> Result<Option<AccessRequest>, StoreError> {
 ///         Ok(None)
 ///     }
-///     async fn count_pending(&self, _: &EntityRef, _: DateTime<Utc>) -> Result<usize, StoreError> {
-///         Ok(0)
+///     async fn principal_counts(&self, _: &EntityRef, _: DateTime<Utc>) -> Result<PrincipalCounts, StoreError> {
+///         Ok(PrincipalCounts::new(0, 0))
 ///     }
 /// }
 /// let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(ReadOnly);
@@ -324,12 +346,12 @@ pub trait Store: Send + Sync {
     /// A backend error.
     async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError>;
 
-    /// Counts the pending requests of `principal` whose deadline is after `now` (those not yet
-    /// lapsed), for the limit on pending requests per principal.
+    /// Counts what the limits on one principal need: their pending requests whose deadline is
+    /// after `now` (not yet lapsed), and their break-glass grants not yet acknowledged.
     ///
     /// # Errors
     /// A backend error.
-    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError>;
+    async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError>;
 
     /// This store's [`Listings`], if it has them.
     fn listings(&self) -> Option<&dyn Listings> {

@@ -90,3 +90,35 @@ async fn the_holder_never_acknowledges_their_own_break_glass_even_where_self_app
         .await
         .expect("another lead may");
 }
+
+#[tokio::test]
+async fn break_glass_again_while_earlier_uses_are_unacknowledged_is_refused() {
+    let (gate, ..) = setup();
+    for db in ["a", "b"] {
+        assert!(matches!(
+            gate.request(ask(restart(db), 10).break_glass()).await,
+            Ok(RequestOutcome::Granted { .. })
+        ));
+    }
+    match gate.request(ask(restart("c"), 10).break_glass()).await {
+        Err(Error::Limit(LimitError::UnacknowledgedBreakGlass {
+            unacknowledged: 2,
+            max: 2,
+        })) => {}
+        other => panic!("a third break-glass must wait for a review, got {other:?}"),
+    }
+    let first = gate
+        .unacknowledged_break_glass(&PageRequest::first(10))
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    gate.acknowledge(first, &lee(), Some("fine")).await.unwrap();
+    assert!(
+        matches!(
+            gate.request(ask(restart("c"), 10).break_glass()).await,
+            Ok(RequestOutcome::Granted { .. })
+        ),
+        "allowed again once one is acknowledged"
+    );
+}

@@ -35,8 +35,12 @@ impl Store for BrokenIndex {
     async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
         self.0.pending_request(p, s).await
     }
-    async fn count_pending(&self, p: &EntityRef, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
-        self.0.count_pending(p, now).await
+    async fn principal_counts(
+        &self,
+        p: &EntityRef,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<PrincipalCounts, StoreError> {
+        self.0.principal_counts(p, now).await
     }
 }
 

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::{
-    AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, RequestId, Scope, Store,
-    StoreError, Subject, Write,
+    AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, PrincipalCounts, RequestId,
+    Scope, Store, StoreError, Subject, Write,
 };
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -250,17 +250,18 @@ impl Store for PgStore {
         row.map(|r| decode(&r, "body", "requests")).transpose()
     }
 
-    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        // Served by the partial unique index on (principal, scope_key) WHERE state = 'pending'.
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM requests WHERE principal = $1 AND state = 'pending' AND deadline > $2",
+    async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError> {
+        // Pending: the partial unique index on (principal, scope_key) WHERE state = 'pending'.
+        let (pending, unacknowledged): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM requests WHERE principal = $1 AND state = 'pending' AND deadline > $2),                     (SELECT count(*) FROM grants WHERE principal = $1 AND awaits_ack)",
         )
         .bind(principal_key(principal))
         .bind(now)
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let n = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(PrincipalCounts::new(n(pending), n(unacknowledged)))
     }
 
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {

@@ -441,17 +441,19 @@ pub async fn pending_requests_per_principal_are_bounded(store: Arc<dyn Store>) {
     ));
     assert_eq!(
         store
-            .count_pending(&sam(), clock.now_plus(Duration::zero()))
+            .principal_counts(&sam(), clock.now_plus(Duration::zero()))
             .await
-            .unwrap(),
+            .unwrap()
+            .pending,
         3
     );
     clock.advance(Duration::hours(2));
     assert_eq!(
         store
-            .count_pending(&sam(), clock.now_plus(Duration::zero()))
+            .principal_counts(&sam(), clock.now_plus(Duration::zero()))
             .await
-            .unwrap(),
+            .unwrap()
+            .pending,
         0,
         "lapsed"
     );
@@ -460,4 +462,35 @@ pub async fn pending_requests_per_principal_are_bounded(store: Arc<dyn Store>) {
         .await
         .expect("lapsed requests do not count");
     assert!(matches!(out, RequestOutcome::Pending(_)), "{out:?}");
+    // Unacknowledged break-glass grants are counted by the store too.
+    let RequestOutcome::Granted { grant, .. } = gate.request(ask(restart("bg"), 10).break_glass()).await.unwrap()
+    else {
+        panic!("break-glass is granted at once")
+    };
+    let now = clock.now_plus(Duration::zero());
+    assert_eq!(
+        store
+            .principal_counts(&sam(), now)
+            .await
+            .unwrap()
+            .unacknowledged_break_glass,
+        1
+    );
+    assert_eq!(
+        store
+            .principal_counts(&lee(), now)
+            .await
+            .unwrap()
+            .unacknowledged_break_glass,
+        0
+    );
+    gate.acknowledge(grant.id, &lee(), None).await.unwrap();
+    assert_eq!(
+        store
+            .principal_counts(&sam(), now)
+            .await
+            .unwrap()
+            .unacknowledged_break_glass,
+        0
+    );
 }

@@ -15,7 +15,7 @@ use crate::ports::audit_log::AuditLog;
 use crate::ports::due::DueWork;
 use crate::ports::listings::{Listings, Page};
 use crate::ports::outbox::{Outbox, OutboxEntry};
-use crate::ports::store::{Commit, Store, StoreError, Subject, Write};
+use crate::ports::store::{Commit, PrincipalCounts, Store, StoreError, Subject, Write};
 
 /// A thread-safe in-memory [`Store`].
 ///
@@ -285,13 +285,20 @@ impl Store for MemoryStore {
         Ok(id.and_then(|id| inner.requests.get(id).cloned()))
     }
 
-    async fn count_pending(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError> {
         let inner = self.read();
         let ids = inner.pending.get(principal).into_iter().flat_map(|m| m.values());
-        Ok(ids
+        let pending = ids
             .filter_map(|id| inner.requests.get(id))
             .filter(|r| r.deadline > now)
-            .count())
+            .count();
+        let unacknowledged = inner
+            .unacknowledged
+            .iter()
+            .filter_map(|id| inner.grants.get(id))
+            .filter(|g| g.principal == *principal)
+            .count();
+        Ok(PrincipalCounts::new(pending, unacknowledged))
     }
 
     fn listings(&self) -> Option<&dyn Listings> {
