@@ -21,6 +21,8 @@ pub const FLOW: &[&str] = &[
     "auto_approve",
     "break_glass",
     "one_shot",
+    "max_uses",
+    "bind",
 ];
 
 /// jitgate's other annotations.
@@ -63,6 +65,9 @@ fn boolean(policy: &Policy, key: &str) -> Result<bool, CedarError> {
         Some(v) => Err(err(policy, key, v, "must be \"true\" or \"false\"")),
     }
 }
+
+/// The most uses `@max_uses` may allow.
+pub const MAX_USES: u32 = 1_000;
 
 /// The most approvals a flow may require: a bound on the work (and memory) of a quorum check,
 /// far above any real review process.
@@ -253,8 +258,49 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
         }
         flow = flow.with_break_glass(bg);
     }
-    if boolean(policy, "one_shot")? {
-        flow = flow.with_max_uses(1, false);
+    let one_shot = boolean(policy, "one_shot")?;
+    match policy.annotation("max_uses") {
+        Some(v) if one_shot => {
+            return Err(err(
+                policy,
+                "max_uses",
+                v,
+                "@one_shot already limits the grant to one use: keep one of them",
+            ))
+        }
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_USES).contains(&n) => flow = flow.with_max_uses(n, false),
+            _ => {
+                return Err(err(
+                    policy,
+                    "max_uses",
+                    v,
+                    format!("must be a whole number from 1 to {MAX_USES}"),
+                ))
+            }
+        },
+        None if one_shot => flow = flow.with_max_uses(1, false),
+        None => {}
+    }
+    if let Some(v) = policy.annotation("bind") {
+        let names: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match names.as_slice() {
+            [] => {
+                return Err(err(
+                    policy,
+                    "bind",
+                    v,
+                    "name the context attributes the grant is bound to, e.g. @bind(\"ticket, command\"), or @bind(\"*\") for every parameter",
+                ))
+            }
+            [all] if all == "*" => flow.bind_parameters = true,
+            _ => flow = flow.with_bound_attributes(names),
+        }
     }
     let min = match policy.annotation("min_approvals") {
         None => 1,

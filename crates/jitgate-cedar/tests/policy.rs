@@ -166,6 +166,22 @@ async fn bad_annotations_are_load_time_errors_naming_policy_and_annotation() {
             r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("forever")"#,
             "max_duration",
         ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @max_uses("0")"#,
+            "max_uses",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @max_uses("1001")"#,
+            "max_uses",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @one_shot("true") @max_uses("2")"#,
+            "max_uses",
+        ),
+        (
+            r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @bind(" , ")"#,
+            "bind",
+        ),
         // Numbers and durations are bounded at load time (no huge allocation or overflow later).
         (
             r#"@id("p") @jit("approval") @reviewers("Team::\"a\"") @max_duration("PT1H") @min_approvals("101")"#,
@@ -467,4 +483,33 @@ permit(principal in Team::"sre", action == Action::"db_restart", resource);"#,
         }
         other => panic!("expected an annotation error, got {other}"),
     }
+}
+
+#[tokio::test]
+async fn use_limits_and_attribute_bindings_reach_the_flow() {
+    let p = with_policies(
+        r#"@id("runbook") @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H")
+@max_uses("3") @bind("ticket, command")
+permit(principal in Team::"sre", action == Action::"db_restart", resource);
+@id("exact") @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H") @bind("*")
+permit(principal in Team::"sre", action == Action::"read_logs", resource);"#,
+    )
+    .await
+    .expect("loads");
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sam"), &act("db_restart", "Database", "orders-prod"))
+        .unwrap()
+    else {
+        panic!("expected eligible")
+    };
+    assert_eq!(flow.max_uses, Some(3));
+    assert_eq!(flow.bind_attributes, vec!["ticket".to_owned(), "command".to_owned()]);
+    assert!(!flow.bind_parameters);
+    let PolicyDecision::Eligible { flow } = p
+        .evaluate(&user("sam"), &act("read_logs", "Service", "orders"))
+        .unwrap()
+    else {
+        panic!("expected eligible")
+    };
+    assert!(flow.bind_parameters, "@bind(\"*\") binds every parameter");
 }

@@ -3,7 +3,6 @@
 use super::{Basis, Decision, DenyReason, Explanation, Gate};
 use crate::machine;
 use crate::ports::policy::PolicyDecision;
-use std::sync::OnceLock;
 
 use crate::gate::error::Error;
 use crate::model::entity::{Action, EntityRef};
@@ -109,12 +108,10 @@ impl Gate {
     /// one has a use consumed through [`Gate::transact`] (read again after a conflict).
     async fn use_grant(&self, action: &Action, grants: &[Grant], consume: bool) -> Result<Option<GrantId>, Error> {
         let now = self.clock.now();
-        let binding = OnceLock::new();
-        let binding = || binding.get_or_init(|| action.binding()).clone();
-        if let Some(g) = grants.iter().find(|g| g.uses.is_none() && g.allows(now, binding)) {
+        if let Some(g) = grants.iter().find(|g| g.uses.is_none() && g.allows(now, action)) {
             return Ok(Some(g.id));
         }
-        for g in grants.iter().filter(|g| g.uses.is_some() && g.allows(now, binding)) {
+        for g in grants.iter().filter(|g| g.uses.is_some() && g.allows(now, action)) {
             if !consume {
                 return Ok(Some(g.id));
             }

@@ -35,9 +35,8 @@ impl Gate {
             return Ok(RequestOutcome::NotNeeded);
         };
         let now = self.clock.now();
-        let binding = ask.action.binding();
         let grants = self.store.live_grants(&ask.principal, &ask.action.scope).await?;
-        if let Some(g) = grants.into_iter().find(|g| g.allows(now, || binding.clone())) {
+        if let Some(g) = grants.into_iter().find(|g| g.allows(now, &ask.action)) {
             return Ok(RequestOutcome::AlreadyCovered(g));
         }
         self.open(ask, &flow, None).await

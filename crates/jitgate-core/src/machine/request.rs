@@ -50,12 +50,22 @@ pub fn open(
         flow.max_duration
     };
     let deadline = time::request_deadline(now, flow.request_ttl)?;
-    let binding = flow.bind_parameters.then(|| ask.action.binding());
+    let (binding, bound_attributes) = if flow.bind_parameters {
+        (Some(ask.action.binding()), Vec::new())
+    } else if !flow.bind_attributes.is_empty() {
+        (
+            Some(ask.action.binding_of(&flow.bind_attributes)),
+            flow.bind_attributes.clone(),
+        )
+    } else {
+        (None, Vec::new())
+    };
     let mut req = AccessRequest {
         id,
         principal: ask.principal,
         action: ask.action,
         binding,
+        bound_attributes,
         justification: ask.justification,
         duration: ask.duration,
         start_at: if ask.break_glass { None } else { ask.start_at },
@@ -147,6 +157,7 @@ fn approve(
         principal: req.principal.clone(),
         scope: req.scope().clone(),
         binding: req.binding.clone(),
+        bound_attributes: req.bound_attributes.clone(),
         window,
         uses: req.flow.max_uses.map(|limit| Uses { limit, used: 0 }),
         state,

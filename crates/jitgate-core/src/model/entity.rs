@@ -215,6 +215,21 @@ impl Action {
         h.update(&body);
         ActionBinding(hex::encode(h.finalize()))
     }
+
+    /// The hash that binds a grant to the action, the resource and the named context
+    /// attributes only (a ticket, a command): SHA-256 over their canonical JSON. An attribute
+    /// the action lacks is left out, the same way on both sides.
+    pub fn binding_of(&self, names: &[String]) -> ActionBinding {
+        let picked: Attributes = names
+            .iter()
+            .filter_map(|n| self.context.get(n).map(|v| (n.clone(), v.clone())))
+            .collect();
+        let body = serde_json::to_vec(&(&self.scope, &picked)).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(b"jitgate-binding-attributes-v1\0");
+        h.update(&body);
+        ActionBinding(hex::encode(h.finalize()))
+    }
 }
 
 /// The hex SHA-256 of an action's canonical form; a grant carrying one allows only

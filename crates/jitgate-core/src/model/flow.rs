@@ -75,6 +75,10 @@ pub struct Flow {
     pub max_uses: Option<u32>,
     /// Whether the grant is bound to the exact action parameters of the request.
     pub bind_parameters: bool,
+    /// Context attributes the grant is bound to (a ticket, a command): it allows only actions
+    /// whose values for these match the request's. Empty: none (see also `bind_parameters`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_attributes: Vec<String>,
     /// The policies that defined this flow, for audit and explanations.
     pub policy_ids: Vec<String>,
 }
@@ -123,6 +127,7 @@ impl Flow {
             allow_self_approval: false,
             max_uses: None,
             bind_parameters: false,
+            bind_attributes: Vec::new(),
             policy_ids: Vec::new(),
         }
     }
@@ -168,6 +173,13 @@ impl Flow {
     pub fn with_max_uses(mut self, n: u32, bind: bool) -> Self {
         self.max_uses = Some(n);
         self.bind_parameters = bind;
+        self
+    }
+    /// Binds the grant to the named context attributes of the request (a ticket, a command):
+    /// it allows only actions with the same values for them.
+    #[must_use]
+    pub fn with_bound_attributes(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.bind_attributes = names.into_iter().map(Into::into).collect();
         self
     }
     /// Records the policy ids that define this flow.
@@ -343,6 +355,17 @@ impl Flow {
             allow_self_approval: self.allow_self_approval && other.allow_self_approval,
             max_uses,
             bind_parameters: self.bind_parameters || other.bind_parameters,
+            bind_attributes: {
+                let mut names = self.bind_attributes.clone();
+                names.extend(
+                    other
+                        .bind_attributes
+                        .iter()
+                        .filter(|n| !self.bind_attributes.contains(n))
+                        .cloned(),
+                );
+                names
+            },
             policy_ids,
         }
     }

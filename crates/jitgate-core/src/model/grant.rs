@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::entity::{ActionBinding, EntityRef, Scope};
+use crate::model::entity::{Action, ActionBinding, EntityRef, Scope};
 use crate::model::ids::{GrantId, RequestId};
 
 /// Where a grant is in its life cycle: `Scheduled -> Active -> Expired | Revoked | Exhausted`.
@@ -149,8 +149,12 @@ pub struct Grant {
     pub principal: EntityRef,
     /// What it allows.
     pub scope: Scope,
-    /// If set, it allows only the action with exactly these parameters.
+    /// If set, it allows only the action with exactly these parameters (or, with
+    /// `bound_attributes`, these values of those attributes).
     pub binding: Option<ActionBinding>,
+    /// The context attributes the binding covers (empty: all parameters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_attributes: Vec<String>,
     /// When it is in force.
     pub window: Window,
     /// Use limit, for one-shot and N-use grants.
@@ -189,12 +193,22 @@ impl Grant {
         }
     }
 
-    /// Whether it allows an action with the given binding at `now`: active, inside its
-    /// window, uses left, and (if bound) the same parameters.
-    pub fn allows(&self, now: DateTime<Utc>, binding: impl FnOnce() -> ActionBinding) -> bool {
+    /// Whether it allows `action` at `now`: active, inside its window, uses left, and (if
+    /// bound) the same parameters or the same values of the bound attributes.
+    pub fn allows(&self, now: DateTime<Utc>, action: &Action) -> bool {
         self.status_at(now) == GrantState::Active
             && self.uses.is_none_or(|u| u.used < u.limit)
-            && self.binding.as_ref().is_none_or(|b| *b == binding())
+            && self.binding.as_ref().is_none_or(|b| *b == self.binding_of(action))
+    }
+
+    /// The binding `action` has under this grant's rule (all parameters, or the bound
+    /// attributes).
+    pub fn binding_of(&self, action: &Action) -> ActionBinding {
+        if self.bound_attributes.is_empty() {
+            action.binding()
+        } else {
+            action.binding_of(&self.bound_attributes)
+        }
     }
 
     /// Whether a break-glass grant still awaits its after-the-fact review.

@@ -150,8 +150,11 @@ pub struct AccessRequest {
     pub principal: EntityRef,
     /// What for, with the call's parameters.
     pub action: Action,
-    /// The binding hash, when the flow binds grants to exact parameters.
+    /// The binding hash, when the flow binds grants to exact parameters or named attributes.
     pub binding: Option<ActionBinding>,
+    /// The context attributes the binding covers (empty: all parameters, if bound).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_attributes: Vec<String>,
     /// Why.
     pub justification: Option<String>,
     /// The wanted duration.

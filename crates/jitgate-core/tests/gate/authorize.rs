@@ -143,3 +143,65 @@ async fn explain_names_the_flow_and_reviewers_without_consuming_uses() {
         "two uses, not seven"
     );
 }
+
+#[tokio::test]
+async fn a_grant_bound_to_named_attributes_allows_only_those_values() {
+    let e = EntityRef::new;
+    let policy = RuleTable::builder()
+        .eligible(
+            "run-with-ticket",
+            Pattern::Any,
+            Pattern::Is(e("Action", "run")),
+            Pattern::Any,
+            Flow::new(Duration::hours(1))
+                .with_auto_approve(true)
+                .with_max_uses(3, false)
+                .with_bound_attributes(["ticket"]),
+        )
+        .build()
+        .unwrap();
+    let gate = Gate::builder()
+        .policy(Arc::new(policy))
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    let run = |ticket: Option<&str>, command: &str| {
+        let a = Action::new(e("Action", "run"), e("Host", "db-1")).with_attr("command", command);
+        match ticket {
+            Some(t) => a.with_attr("ticket", t),
+            None => a,
+        }
+    };
+    let ask = NewRequest::new(sam(), run(Some("INC-1"), "vacuum"), Duration::minutes(30));
+    let RequestOutcome::Granted { grant, .. } = gate.request(ask).await.unwrap() else {
+        panic!("auto-approved")
+    };
+    assert_eq!(grant.bound_attributes, vec!["ticket".to_owned()]);
+    assert_eq!(
+        gate.authorize(&run(Some("INC-1"), "reindex"), &sam()).await,
+        Decision::Allow {
+            basis: Basis::Grant(grant.id)
+        },
+        "another command under the same ticket"
+    );
+    assert!(
+        matches!(
+            gate.authorize(&run(Some("INC-2"), "vacuum"), &sam()).await,
+            Decision::NeedsApproval { .. }
+        ),
+        "another ticket is another request"
+    );
+    assert!(
+        matches!(
+            gate.authorize(&run(None, "vacuum"), &sam()).await,
+            Decision::NeedsApproval { .. }
+        ),
+        "no ticket, no match"
+    );
+    assert!(gate.authorize(&run(Some("INC-1"), "x"), &sam()).await.is_allowed());
+    assert!(gate.authorize(&run(Some("INC-1"), "y"), &sam()).await.is_allowed());
+    assert!(
+        !gate.authorize(&run(Some("INC-1"), "z"), &sam()).await.is_allowed(),
+        "three uses, one by each allowed call above; refused calls use none"
+    );
+}
