@@ -39,13 +39,10 @@ pub(crate) fn diagnostic_location(d: &dyn Diagnostic, source: &Source) -> Option
     Some(source.locate(label.offset(), label.len()))
 }
 
-/// The byte ranges of the policies (and templates) in Cedar text, in order: each runs from its
-/// first character (its first annotation, if any) to its closing `;`. Comments and string
-/// literals are skipped, so a `;` inside them ends nothing.
-pub(crate) fn policy_spans(text: &str) -> Vec<Range<usize>> {
+/// Walks Cedar text outside comments: calls `f(offset, byte)` for every byte of code, and once
+/// (with `b'"'`) for each string literal, whose contents are skipped.
+fn scan_code(text: &str, mut f: impl FnMut(usize, u8)) {
     let bytes = text.as_bytes();
-    let mut spans = Vec::new();
-    let mut start: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -56,24 +53,35 @@ pub(crate) fn policy_spans(text: &str) -> Vec<Range<usize>> {
                 continue;
             }
             b'"' => {
-                start.get_or_insert(i);
+                f(i, b'"');
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
-            b';' => {
-                if let Some(s) = start.take() {
-                    spans.push(s..i + 1);
-                }
-            }
-            c if c.is_ascii_whitespace() => {}
-            _ => {
-                start.get_or_insert(i);
-            }
+            b => f(i, b),
         }
         i += 1;
     }
+}
+
+/// The byte ranges of the policies (and templates) in Cedar text, in order: each runs from its
+/// first character (its first annotation, if any) to its closing `;`. Comments and string
+/// literals are skipped, so a `;` inside them ends nothing.
+pub(crate) fn policy_spans(text: &str) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start: Option<usize> = None;
+    scan_code(text, |i, b| match b {
+        b';' => {
+            if let Some(s) = start.take() {
+                spans.push(s..i + 1);
+            }
+        }
+        c if c.is_ascii_whitespace() => {}
+        _ => {
+            start.get_or_insert(i);
+        }
+    });
     spans
 }
 
@@ -92,34 +100,19 @@ pub const MAX_EXPRESSION_DEPTH: usize = 200;
 /// The first place where `text` nests brackets deeper than `max` (strings and comments
 /// skipped), as a byte offset and the depth reached.
 pub(crate) fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let (mut depth, mut i) = (0usize, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
+    let mut depth = 0usize;
+    let mut first = None;
+    scan_code(text, |i, b| match b {
+        b'(' | b'[' | b'{' => {
+            depth += 1;
+            if depth > max && first.is_none() {
+                first = Some((i, depth));
             }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return Some((i, depth));
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
         }
-        i += 1;
-    }
-    None
+        b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+        _ => {}
+    });
+    first
 }
 
 /// How deep a JSON value nests, counted without recursion.

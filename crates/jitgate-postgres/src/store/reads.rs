@@ -11,24 +11,43 @@ use super::PgStore;
 use crate::error::backend;
 use crate::seal;
 
+impl PgStore {
+    /// One page of a principal's rows by a query taking the principal (`$1`), the id to start
+    /// after (`$2`) and the limit (`$3`), ordered by id.
+    async fn page_of_principal<T: serde::de::DeserializeOwned, K: std::fmt::Display>(
+        &self,
+        sql: &'static str,
+        what: &str,
+        principal: &EntityRef,
+        page: &PageRequest,
+        key: impl Fn(&T) -> K,
+    ) -> Result<Page<T>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(principal_key(principal))
+            .bind(after_uuid(page)?.unwrap_or(Uuid::nil()))
+            .bind(limit_param(page.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", what))
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, key))
+    }
+}
+
 #[async_trait]
 impl Listings for PgStore {
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
-        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
-        let rows = sqlx::query(
+        self.page_of_principal(
             "SELECT body FROM grants WHERE principal = $1 AND state IN ('scheduled', 'active') AND id > $2 ORDER BY id LIMIT $3",
+            "grants",
+            principal,
+            page,
+            |g: &Grant| g.id,
         )
-        .bind(principal_key(principal))
-        .bind(after)
-        .bind(limit_param(page.limit))
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "grants"))
-            .collect::<Result<Vec<Grant>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |g| g.id))
     }
 
     async fn pending_requests_of(
@@ -36,21 +55,14 @@ impl Listings for PgStore {
         principal: &EntityRef,
         page: &PageRequest,
     ) -> Result<Page<AccessRequest>, StoreError> {
-        let after = after_uuid(page)?.unwrap_or(Uuid::nil());
-        let rows = sqlx::query(
+        self.page_of_principal(
             "SELECT body FROM requests WHERE principal = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3",
+            "requests",
+            principal,
+            page,
+            |r: &AccessRequest| r.id,
         )
-        .bind(principal_key(principal))
-        .bind(after)
-        .bind(limit_param(page.limit))
-        .fetch_all(&self.pool)
         .await
-        .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "requests"))
-            .collect::<Result<Vec<AccessRequest>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
