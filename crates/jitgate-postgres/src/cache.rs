@@ -179,11 +179,17 @@ pub(crate) struct Feed {
     pub(crate) resync_every: Duration,
 }
 
+/// The first wait before reconnecting a lost feed; it doubles while reconnecting fails, up to
+/// [`MAX_BACKOFF`], and starts over once a connection has caught up.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// Keeps `cache` fresh until the store that owns it is dropped.
 pub(crate) async fn run_feed(cache: Weak<GrantCache>, feed: Feed) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
     loop {
-        match follow(&cache, &feed).await {
+        let mut healthy = false;
+        match follow(&cache, &feed, &mut healthy).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(
                 error = %e,
@@ -193,19 +199,26 @@ pub(crate) async fn run_feed(cache: Weak<GrantCache>, feed: Feed) {
         if cache.strong_count() == 0 {
             return;
         }
+        // A connection that listened and caught up was healthy: a later loss is a new
+        // incident, not one more failure in a row.
+        if healthy {
+            backoff = FIRST_BACKOFF;
+        }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// Listens and catches up until an error (returned) or until the cache is gone (`Ok`).
-async fn follow(cache: &Weak<GrantCache>, feed: &Feed) -> Result<(), sqlx::Error> {
+/// `healthy` is set once the connection listens and has caught up.
+async fn follow(cache: &Weak<GrantCache>, feed: &Feed, healthy: &mut bool) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&feed.pool).await?;
     listener.listen(&feed.channel).await?;
     match cache.upgrade() {
         Some(c) => c.resync(&feed.pool).await?,
         None => return Ok(()),
     }
+    *healthy = true;
     let mut last_resync = Instant::now();
     loop {
         let lost = tokio::select! {

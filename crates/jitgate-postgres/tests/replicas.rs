@@ -328,3 +328,63 @@ async fn dispatchers_on_two_replicas_deliver_each_event_once() {
         "each event delivered exactly once across the two replicas"
     );
 }
+
+/// Listeners of this schema's change feed now.
+async fn listeners(store: &PgStore) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
+        store.schema()
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_killed_again_and_again_reconnects_at_once_each_time() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b, clock.clone()));
+    assert!(eventually(StdDuration::from_secs(5), async || listeners(&a).await >= 2).await);
+    let kill = || async {
+        let _: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
+            a.schema()
+        )))
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    };
+    // Kill every listener seven times, each time once both feeds are back.
+    for round in 0..7 {
+        kill().await;
+        assert!(
+            eventually(StdDuration::from_secs(5), async || listeners(&a).await >= 2).await,
+            "round {round}: the feeds did not come back"
+        );
+    }
+    let req = pending(&ga, ask(restart("orders"), 30)).await;
+    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(5), async || gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await
+    );
+    // An eighth loss, and a revoke right after it. Had the backoff kept doubling across healthy
+    // connections, B would wait seconds to reconnect, trusting its (not yet stale) cache
+    // meanwhile.
+    kill().await;
+    ga.revoke(grant.id, &lee(), None).await.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(1), async || !gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await,
+        "after eight losses the feed of B still brings a revoke within a second"
+    );
+}
