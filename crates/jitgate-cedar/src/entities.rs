@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use cedar_policy::{Entities, Entity, Schema};
 use jitgate_core::{Clock, PolicyError};
 
+use crate::decisions::{DecisionCache, DecisionLimits};
 use crate::loader::{check_hierarchy, on_loader_thread, on_loader_thread_blocking};
 use crate::slice::SliceCache;
 use crate::CedarError;
@@ -106,7 +107,7 @@ pub(crate) struct Snapshot {
     /// Policy slices for these entities.
     pub(crate) slices: SliceCache,
     /// Decisions for these entities, if the cache is on.
-    pub(crate) decisions: Option<std::sync::Mutex<lru::LruCache<DecisionKey, jitgate_core::PolicyDecision>>>,
+    pub(crate) decisions: Option<std::sync::Mutex<DecisionCache>>,
     loaded_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -115,7 +116,7 @@ pub(crate) struct EntityCache {
     provider: Arc<dyn EntityProvider>,
     schema: Schema,
     max_age: Option<Duration>,
-    decision_capacity: Option<std::num::NonZeroUsize>,
+    decision_capacity: Option<DecisionLimits>,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<Snapshot>>,
 }
@@ -125,7 +126,7 @@ impl EntityCache {
         provider: Arc<dyn EntityProvider>,
         schema: Schema,
         max_age: Option<Duration>,
-        decision_capacity: Option<std::num::NonZeroUsize>,
+        decision_capacity: Option<DecisionLimits>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CedarError> {
         let snapshot = Self::build(&*provider, &schema, decision_capacity, clock.now()).await?;
@@ -142,7 +143,7 @@ impl EntityCache {
     async fn build(
         provider: &dyn EntityProvider,
         schema: &Schema,
-        decision_capacity: Option<std::num::NonZeroUsize>,
+        decision_capacity: Option<DecisionLimits>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Snapshot, CedarError> {
         let list = provider.load().await?;
@@ -165,7 +166,7 @@ impl EntityCache {
         Ok(Snapshot {
             entities,
             slices: SliceCache::new(SLICE_CAPACITY),
-            decisions: decision_capacity.map(|c| std::sync::Mutex::new(lru::LruCache::new(c))),
+            decisions: decision_capacity.map(|c| std::sync::Mutex::new(DecisionCache::new(c))),
             loaded_at: now,
         })
     }

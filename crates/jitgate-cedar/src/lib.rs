@@ -32,6 +32,7 @@
 
 mod annotations;
 mod convert;
+mod decisions;
 pub mod duration;
 mod entities;
 mod error;
@@ -45,6 +46,7 @@ pub use annotations::{FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
 /// The `cedar-policy` crate, the exact version this crate is built with: a custom
 /// [`EntityProvider`] returns its `Entity` values.
 pub use cedar_policy;
+pub use decisions::DEFAULT_DECISION_CACHE_BYTES;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, CedarErrors, Location};
 pub use load::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_POLICY_BYTES};

@@ -108,3 +108,21 @@ async fn a_hierarchy_deeper_than_the_limit_is_an_error_not_a_crash() {
         other => panic!("expected a depth error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_distinct_contexts_cannot_grow_the_decision_cache_past_its_bytes() {
+    let p = builder()
+        .decision_cache(100_000)
+        .decision_cache_bytes(64 * 1024)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..2_000 {
+        let a = act("read_logs", "Service", "orders").with_attr("ticket", format!("{i}-{}", "x".repeat(2_000)));
+        let _ = p.evaluate(&user("sam"), &a);
+    }
+    let stats = p.decision_cache_stats();
+    assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+    assert!(stats.entries > 0 && stats.entries < 64, "{stats:?}");
+    assert_eq!(stats.misses, 2_000, "every context was new");
+}

@@ -15,6 +15,7 @@ use miette::Diagnostic;
 use super::CedarPolicy;
 use crate::annotations::{classify, Kind};
 use crate::convert::TypeNames;
+use crate::decisions::DecisionLimits;
 use crate::entities::{EntityCache, EntityProvider, StaticEntities};
 use crate::error::CedarErrors;
 use crate::load::{diagnostic_location, parse, Origin, Parsed, Source};
@@ -39,6 +40,7 @@ pub struct CedarPolicyBuilder {
     provider: Option<Arc<dyn EntityProvider>>,
     max_age: Option<StdDuration>,
     decision_cache: Option<std::num::NonZeroUsize>,
+    decision_cache_bytes: usize,
     clock: Arc<dyn jitgate_core::Clock>,
 }
 
@@ -92,6 +94,7 @@ impl CedarPolicyBuilder {
             provider: None,
             max_age: Some(crate::DEFAULT_ENTITIES_MAX_AGE),
             decision_cache: None,
+            decision_cache_bytes: crate::DEFAULT_DECISION_CACHE_BYTES,
             clock: Arc::new(jitgate_core::SystemClock),
         }
     }
@@ -181,6 +184,14 @@ impl CedarPolicyBuilder {
         self.decision_cache = std::num::NonZeroUsize::new(capacity);
         self
     }
+    /// Bounds the decision cache in bytes too (estimated: keys, contexts, decisions; default
+    /// [`DEFAULT_DECISION_CACHE_BYTES`](crate::DEFAULT_DECISION_CACHE_BYTES), 32 MiB): a stream of
+    /// calls with large, ever-different contexts cannot grow it past this.
+    #[must_use]
+    pub fn decision_cache_bytes(mut self, max: usize) -> Self {
+        self.decision_cache_bytes = max;
+        self
+    }
 
     /// Reads every file, parses every policy, validates them (strict mode) against the merged
     /// schema, checks every annotation, then loads the entities.
@@ -201,8 +212,17 @@ impl CedarPolicyBuilder {
             kinds,
         } = on_loader_thread(move || compile(schema_input, inputs, &principal_type)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
-        let entities =
-            EntityCache::load(provider, schema.clone(), self.max_age, self.decision_cache, self.clock).await?;
+        let entities = EntityCache::load(
+            provider,
+            schema.clone(),
+            self.max_age,
+            self.decision_cache.map(|entries| DecisionLimits {
+                entries,
+                bytes: self.decision_cache_bytes,
+            }),
+            self.clock,
+        )
+        .await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);
         let types = TypeNames::default();
         let internal = |e: EntityRef| {

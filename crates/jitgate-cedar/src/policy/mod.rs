@@ -52,11 +52,16 @@ pub struct CedarPolicy {
 
 /// Hit and miss counts of the decision cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Decisions answered from the cache.
     pub hits: u64,
     /// Decisions computed (and then cached).
     pub misses: u64,
+    /// Decisions held now (for the current entities).
+    pub entries: usize,
+    /// Their estimated size in bytes (bounded by `decision_cache_bytes`).
+    pub bytes: usize,
 }
 
 impl std::fmt::Debug for CedarPolicy {
@@ -96,9 +101,21 @@ impl CedarPolicy {
 
     /// Hits and misses of the decision cache (zero when it is off).
     pub fn decision_cache_stats(&self) -> CacheStats {
+        let (entries, bytes) = self
+            .entities
+            .current()
+            .ok()
+            .and_then(|s| {
+                s.decisions
+                    .as_ref()
+                    .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).usage())
+            })
+            .unwrap_or((0, 0));
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
         }
     }
 }
