@@ -82,12 +82,31 @@ async fn throughput(clients: usize, seconds: u64) -> f64 {
     rate
 }
 
-async fn revoke_latency(revokes: u64) -> Vec<Duration> {
-    let schema = format!("jitgate_bench_lat_{}", std::process::id());
-    let a: Arc<dyn Store> = Arc::new(store(&schema, true).await);
+/// Revoke on A → deny on B, `revokes` times. With `kill_every`, a task terminates every
+/// change-feed listener of the schema (B's and A's) at that period meanwhile.
+async fn revoke_latency(revokes: u64, kill_every: Option<Duration>) -> Vec<Duration> {
+    let schema = format!(
+        "jitgate_bench_lat_{}_{}",
+        std::process::id(),
+        kill_every.map_or(0, |d| d.as_millis())
+    );
+    let a = Arc::new(store(&schema, true).await);
+    let killer = kill_every.map(|every| {
+        let (pool, schema) = (a.pool().clone(), schema.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{schema}%'"
+                )))
+                .execute(&pool)
+                .await;
+            }
+        })
+    });
     let b: Arc<dyn Store> = Arc::new(store(&schema, false).await);
     let clock = Arc::new(ManualClock::default());
-    let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
+    let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b, clock.clone()));
     let mut out = Vec::with_capacity(revokes as usize);
     for i in 0..revokes {
         let db = format!("lat{i}");
@@ -105,6 +124,9 @@ async fn revoke_latency(revokes: u64) -> Vec<Duration> {
             tokio::time::sleep(Duration::from_micros(100)).await;
         }
         out.push(committed.elapsed());
+    }
+    if let Some(k) = killer {
+        k.abort();
     }
     out.sort();
     out
@@ -128,13 +150,16 @@ fn main() {
                 "lifecycles/s  clients={clients:<2} {rate:8.0}   (request → approve → authorize → revoke, {seconds} s)"
             );
         }
-        let lat = revoke_latency(env_num("JITGATE_BENCH_REVOKES", 1000)).await;
-        println!(
-            "revoke on A → deny on B over {} revokes: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            lat.len(),
-            pct(&lat, 0.5).as_secs_f64() * 1e3,
-            pct(&lat, 0.99).as_secs_f64() * 1e3,
-            lat.last().unwrap().as_secs_f64() * 1e3
-        );
+        let revokes = env_num("JITGATE_BENCH_REVOKES", 1000);
+        for (label, kill) in [("", None), (", feeds killed every 1 s", Some(Duration::from_secs(1)))] {
+            let lat = revoke_latency(revokes, kill).await;
+            println!(
+                "revoke on A → deny on B over {} revokes{label}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                lat.len(),
+                pct(&lat, 0.5).as_secs_f64() * 1e3,
+                pct(&lat, 0.99).as_secs_f64() * 1e3,
+                lat.last().unwrap().as_secs_f64() * 1e3
+            );
+        }
     });
 }
