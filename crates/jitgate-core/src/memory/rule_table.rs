@@ -254,16 +254,12 @@ impl Policy for RuleTable {
         })
     }
 
+    /// The holder, a configured revoker, or a reviewer of the flow it came from.
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError> {
-        Ok(*actor == grant.principal
-            || self.revokers.iter().any(|p| self.matches(p, actor))
-            || request
-                .flow
-                .requirements
-                .iter()
-                .any(|r| self.is_in(actor, &r.reviewers)))
+        Ok(*actor == grant.principal || self.may_withdraw(actor, request)?)
     }
 
+    /// The requester, a configured revoker, or a reviewer of the request's flow.
     fn may_withdraw(&self, actor: &EntityRef, request: &AccessRequest) -> Result<bool, PolicyError> {
         Ok(*actor == request.principal
             || self.revokers.iter().any(|p| self.matches(p, actor))
