@@ -118,6 +118,7 @@ pub(crate) struct EntityCache {
     max_age: Option<Duration>,
     decision_capacity: Option<DecisionLimits>,
     clock: Arc<dyn Clock>,
+    load_deadline: Duration,
     current: RwLock<Arc<Snapshot>>,
 }
 
@@ -128,14 +129,16 @@ impl EntityCache {
         max_age: Option<Duration>,
         decision_capacity: Option<DecisionLimits>,
         clock: Arc<dyn Clock>,
+        load_deadline: Duration,
     ) -> Result<Self, CedarError> {
-        let snapshot = Self::build(&*provider, &schema, decision_capacity, clock.now()).await?;
+        let snapshot = Self::build(&*provider, &schema, decision_capacity, clock.now(), load_deadline).await?;
         Ok(Self {
             provider,
             schema,
             max_age,
             decision_capacity,
             clock,
+            load_deadline,
             current: RwLock::new(Arc::new(snapshot)),
         })
     }
@@ -145,8 +148,14 @@ impl EntityCache {
         schema: &Schema,
         decision_capacity: Option<DecisionLimits>,
         now: chrono::DateTime<chrono::Utc>,
+        load_deadline: Duration,
     ) -> Result<Snapshot, CedarError> {
-        let list = provider.load().await?;
+        let list = jitgate_core::deadline::within(load_deadline, provider.load())
+            .await
+            .map_err(|elapsed| CedarError::Entities {
+                message: format!("the entity provider did not answer within {load_deadline:?}"),
+                source: Some(Box::new(elapsed)),
+            })??;
         let schema = schema.clone();
         let entities = on_loader_thread(move || {
             let parents: HashMap<String, Vec<String>> = list
@@ -174,7 +183,14 @@ impl EntityCache {
     /// Reloads from the provider (a new snapshot: new slices, an empty decision cache); on
     /// error the previous snapshot stays (until it is too old).
     pub(crate) async fn refresh(&self) -> Result<(), CedarError> {
-        match Self::build(&*self.provider, &self.schema, self.decision_capacity, self.clock.now()).await {
+        let built = Self::build(
+            &*self.provider,
+            &self.schema,
+            self.decision_capacity,
+            self.clock.now(),
+            self.load_deadline,
+        );
+        match built.await {
             Ok(snapshot) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
                 Ok(())

@@ -56,4 +56,8 @@ pub use loader::MAX_HIERARCHY_DEPTH;
 /// otherwise ([`CedarPolicyBuilder::entities_max_age`], or
 /// [`CedarPolicyBuilder::entities_never_expire`]): one hour.
 pub const DEFAULT_ENTITIES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// How long an [`EntityProvider`] may take to load the entities before the load fails
+/// ([`CedarPolicyBuilder::entities_deadline`]): 30 seconds.
+pub const DEFAULT_ENTITIES_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 pub use policy::{CacheStats, CedarPolicy, CedarPolicyBuilder};

@@ -370,3 +370,43 @@ async fn entities_have_a_default_maximum_age_on_the_injected_clock() {
         PolicyDecision::Standing { .. }
     ));
 }
+
+/// Entities that load once, then hang on every refresh.
+struct HangsAfterFirst(Mutex<u32>, Vec<cedar_policy::Entity>);
+
+#[async_trait]
+impl EntityProvider for HangsAfterFirst {
+    async fn load(&self) -> Result<Vec<cedar_policy::Entity>, CedarError> {
+        let first = {
+            let mut n = self.0.lock().unwrap();
+            *n += 1;
+            *n == 1
+        };
+        if !first {
+            std::future::pending::<()>().await;
+        }
+        Ok(self.1.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_entity_provider_fails_the_refresh_and_keeps_the_old_entities() {
+    let entities = entities_from_json(&std::fs::read_to_string(dir().join("entities.json")).unwrap()).unwrap();
+    let p = common::builder()
+        .entities(Arc::new(HangsAfterFirst(Mutex::new(0), entities)))
+        .entities_deadline(std::time::Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let err = p.refresh_entities().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the entity provider did not answer within 50ms"),
+        "{err}"
+    );
+    assert!(matches!(
+        p.evaluate(&user("sam"), &act("read_logs", "Service", "orders"))
+            .unwrap(),
+        PolicyDecision::Standing { .. }
+    ));
+}

@@ -17,6 +17,8 @@
 //! - `delivery`: the [`Dispatcher`] that drains the outbox, and [`route`].
 //! - `memory`: in-memory adapters — [`MemoryStore`], [`MemoryNotifier`], the [`RuleTable`]
 //!   policy.
+//! - [`deadline`]: [`deadline::within`], the runtime-independent deadline every store call
+//!   of a [`Gate`] runs under.
 //! - [`audit`]: the SHA-256 hash-chained audit log, its verifier and JSON-lines export.
 //!
 //! ## Feature flags
@@ -74,6 +76,7 @@
 pub use async_trait::async_trait;
 
 pub mod audit;
+pub mod deadline;
 mod delivery;
 mod gate;
 #[cfg(feature = "testing")]
@@ -91,7 +94,8 @@ pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
     AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, Offboarding,
-    RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_MAX_ATTEMPTS,
+    RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_VERB_DEADLINE,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};

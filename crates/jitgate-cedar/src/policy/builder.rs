@@ -39,6 +39,7 @@ pub struct CedarPolicyBuilder {
     sources: Vec<Input>,
     provider: Option<Arc<dyn EntityProvider>>,
     max_age: Option<StdDuration>,
+    entities_deadline: StdDuration,
     decision_cache: Option<std::num::NonZeroUsize>,
     decision_cache_bytes: usize,
     clock: Arc<dyn jitgate_core::Clock>,
@@ -93,6 +94,7 @@ impl CedarPolicyBuilder {
             sources: Vec::new(),
             provider: None,
             max_age: Some(crate::DEFAULT_ENTITIES_MAX_AGE),
+            entities_deadline: crate::DEFAULT_ENTITIES_DEADLINE,
             decision_cache: None,
             decision_cache_bytes: crate::DEFAULT_DECISION_CACHE_BYTES,
             clock: Arc::new(jitgate_core::SystemClock),
@@ -155,6 +157,16 @@ impl CedarPolicyBuilder {
     #[must_use]
     pub fn entities_max_age(mut self, max_age: StdDuration) -> Self {
         self.max_age = Some(max_age);
+        self
+    }
+
+    /// How long the entity provider may take to load (default
+    /// [`DEFAULT_ENTITIES_DEADLINE`](crate::DEFAULT_ENTITIES_DEADLINE), 30 s). A provider that
+    /// takes longer fails the load with [`CedarError::Entities`](crate::CedarError::Entities);
+    /// on a refresh the previous entities stay in use (until they are too old).
+    #[must_use]
+    pub fn entities_deadline(mut self, deadline: StdDuration) -> Self {
+        self.entities_deadline = deadline;
         self
     }
 
@@ -221,6 +233,7 @@ impl CedarPolicyBuilder {
                 bytes: self.decision_cache_bytes,
             }),
             self.clock,
+            self.entities_deadline,
         )
         .await?;
         let uid = |ty: &str, id: &str| EntityRef::new(ty, id);

@@ -8,7 +8,7 @@ use crate::gate::error::Error;
 use crate::model::entity::{Action, EntityRef};
 use crate::model::grant::Grant;
 use crate::model::ids::GrantId;
-use crate::ports::store::Subject;
+use crate::ports::store::{StoreError, Subject};
 use crate::report::ErrorChain;
 
 impl Gate {
@@ -90,7 +90,14 @@ impl Gate {
             }
             PolicyDecision::Eligible { flow } => flow.clone(),
         };
-        let grants = match self.store.live_grants(principal, &action.scope).await {
+        let grants = match self
+            .call_within(
+                self.authorize_deadline,
+                "live_grants",
+                self.store.live_grants(principal, &action.scope),
+            )
+            .await
+        {
             Ok(g) => g,
             Err(e) => return (store_denial(principal, action, &e), Some(policy), Vec::new()),
         };
@@ -99,6 +106,7 @@ impl Gate {
                 basis: Basis::Grant(id),
             },
             Ok(None) => Decision::NeedsApproval { flow },
+            Err(Error::Store(e)) => store_denial(principal, action, &e),
             Err(e) => store_denial(principal, action, &e),
         };
         (decision, Some(policy), grants)
@@ -117,11 +125,14 @@ impl Gate {
             }
             // The binding is fixed for a grant's life; the state machine checks the rest.
             let used = self
-                .transact(Subject::Grant(g.id), |at| async move {
+                .transact_within(self.authorize_deadline, Subject::Grant(g.id), |at| async move {
                     let current = if at.first {
                         g.clone()
                     } else {
-                        self.read_grant(g.id).await?
+                        let read = self.store.read_grant(g.id);
+                        self.call_within(self.authorize_deadline, "read_grant", read)
+                            .await?
+                            .ok_or(Error::GrantNotFound(g.id))?
                     };
                     Ok(machine::use_grant(&current, at.now)?)
                 })
@@ -136,7 +147,15 @@ impl Gate {
     }
 }
 
-fn store_denial(principal: &EntityRef, action: &Action, e: &dyn std::error::Error) -> Decision {
+fn store_denial(principal: &EntityRef, action: &Action, e: &(dyn std::error::Error + 'static)) -> Decision {
+    if let Some(StoreError::Timeout { operation, after }) = e.downcast_ref::<StoreError>() {
+        return Decision::Deny {
+            reason: DenyReason::Timeout {
+                operation,
+                after: *after,
+            },
+        };
+    }
     tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(e), "store failed; denying");
     Decision::Deny {
         reason: DenyReason::StoreError(ErrorChain(e).to_string()),

@@ -35,6 +35,13 @@ pub enum DenyReason {
     PolicyError(String),
     /// The store could not be read or written (fail closed).
     StoreError(String),
+    /// A store call did not answer within the gate's deadline (fail closed).
+    Timeout {
+        /// The store call that hung.
+        operation: &'static str,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
     /// The input is over one of the gate's [`Limits`](crate::Limits).
     OverLimit(LimitError),
 }
@@ -46,6 +53,12 @@ impl fmt::Display for DenyReason {
             DenyReason::NotEligible => f.write_str("no policy allows it or makes the principal eligible"),
             DenyReason::PolicyError(e) => write!(f, "policy error (denied, fail closed): {e}"),
             DenyReason::StoreError(e) => write!(f, "store error (denied, fail closed): {e}"),
+            DenyReason::Timeout { operation, after } => {
+                write!(
+                    f,
+                    "the store's {operation} did not answer within {after:?} (denied, fail closed)"
+                )
+            }
             DenyReason::OverLimit(e) => write!(f, "input over a limit (denied): {e}"),
         }
     }

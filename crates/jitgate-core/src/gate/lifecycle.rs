@@ -35,7 +35,9 @@ impl Gate {
             return Ok(RequestOutcome::NotNeeded);
         };
         let now = self.clock.now();
-        let grants = self.store.live_grants(&ask.principal, &ask.action.scope).await?;
+        let grants = self
+            .call("live_grants", self.store.live_grants(&ask.principal, &ask.action.scope))
+            .await?;
         if let Some(g) = grants.into_iter().find(|g| g.allows(now, &ask.action)) {
             return Ok(RequestOutcome::AlreadyCovered(g));
         }
@@ -65,14 +67,25 @@ impl Gate {
     }
 
     async fn open(&self, ask: NewRequest, flow: &Flow, extends: Option<GrantId>) -> Result<RequestOutcome, Error> {
-        if let Some(existing) = self.store.pending_request(&ask.principal, &ask.action.scope).await? {
+        if let Some(existing) = self
+            .call(
+                "pending_request",
+                self.store.pending_request(&ask.principal, &ask.action.scope),
+            )
+            .await?
+        {
             if self.clock.now() < existing.deadline {
                 return Ok(RequestOutcome::AlreadyPending(existing));
             }
             // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
             self.advance_request(&existing, machine::expire_request).await?;
         }
-        let counts = self.store.principal_counts(&ask.principal, self.clock.now()).await?;
+        let counts = self
+            .call(
+                "principal_counts",
+                self.store.principal_counts(&ask.principal, self.clock.now()),
+            )
+            .await?;
         if ask.break_glass {
             if let Err(e) = self.limits.break_glass(counts.unacknowledged_break_glass) {
                 tracing::warn!(
@@ -222,7 +235,9 @@ impl Gate {
         let mut done = Offboarding::default();
         let mut page = PageRequest::first(100);
         loop {
-            let batch = listings.live_grants_of(principal, &page).await?;
+            let batch = self
+                .call("live_grants_of", listings.live_grants_of(principal, &page))
+                .await?;
             for g in &batch.items {
                 match self.revoke(g.id, actor, reason).await {
                     Ok(g) => done.revoked.push(g),
@@ -237,7 +252,9 @@ impl Gate {
         }
         let mut page = PageRequest::first(100);
         loop {
-            let batch = listings.pending_requests_of(principal, &page).await?;
+            let batch = self
+                .call("pending_requests_of", listings.pending_requests_of(principal, &page))
+                .await?;
             for req in &batch.items {
                 match self.withdraw(req.id, actor, reason).await {
                     Ok(r) => done.withdrawn.push(r),
@@ -340,7 +357,9 @@ impl Gate {
     /// # Errors
     /// [`Error::RequestNotFound`] or a store error.
     pub async fn read_request(&self, id: RequestId) -> Result<AccessRequest, Error> {
-        self.store.read_request(id).await?.ok_or(Error::RequestNotFound(id))
+        self.call("read_request", self.store.read_request(id))
+            .await?
+            .ok_or(Error::RequestNotFound(id))
     }
 
     /// Reads a grant by id.
@@ -348,6 +367,8 @@ impl Gate {
     /// # Errors
     /// [`Error::GrantNotFound`] or a store error.
     pub async fn read_grant(&self, id: GrantId) -> Result<Grant, Error> {
-        self.store.read_grant(id).await?.ok_or(Error::GrantNotFound(id))
+        self.call("read_grant", self.store.read_grant(id))
+            .await?
+            .ok_or(Error::GrantNotFound(id))
     }
 }

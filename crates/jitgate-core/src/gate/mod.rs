@@ -34,6 +34,14 @@ use crate::ports::store::{Capability, Commit, Store, StoreError, Subject};
 /// How many times a transition is recomputed after a version conflict before giving up.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 
+/// How long one store call made by [`Gate::authorize`] may take before it denies (see
+/// [`GateBuilder::authorize_deadline`]).
+pub const DEFAULT_AUTHORIZE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long one store call made by any other verb may take before the verb fails (see
+/// [`GateBuilder::verb_deadline`]).
+pub const DEFAULT_VERB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The engine. Cheap to clone (every part is shared); `Send + Sync`.
 ///
 /// # Examples
@@ -57,6 +65,8 @@ pub struct Gate {
     deliver_inline: bool,
     reminder_lead: Option<chrono::Duration>,
     limits: Arc<Limits>,
+    authorize_deadline: std::time::Duration,
+    verb_deadline: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gate {
@@ -64,6 +74,8 @@ impl std::fmt::Debug for Gate {
         f.debug_struct("Gate")
             .field("max_attempts", &self.max_attempts)
             .field("deliver_inline", &self.deliver_inline)
+            .field("authorize_deadline", &self.authorize_deadline)
+            .field("verb_deadline", &self.verb_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +125,8 @@ pub struct GateBuilder {
     dispatch: Option<DispatchConfig>,
     reminder_lead: Option<chrono::Duration>,
     limits: Option<Limits>,
+    authorize_deadline: Option<std::time::Duration>,
+    verb_deadline: Option<std::time::Duration>,
 }
 
 impl GateBuilder {
@@ -169,6 +183,29 @@ impl GateBuilder {
         self
     }
 
+    /// How long any one store call of [`Gate::authorize`] (and [`Gate::explain`]) may take
+    /// (default [`DEFAULT_AUTHORIZE_DEADLINE`], 250 ms); past it, the answer is
+    /// [`DenyReason::Timeout`]. Consuming a use of a use-limited grant is a read and a commit,
+    /// each under this deadline. The timer needs no runtime support (see
+    /// [`within`](crate::deadline::within)); [`std::time::Duration::MAX`] turns it off.
+    #[must_use]
+    pub fn authorize_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.authorize_deadline = Some(deadline);
+        self
+    }
+
+    /// How long any one store call of the other verbs (`request`, `approve`, `revoke`,
+    /// listings, `sweep`, ...) may take (default [`DEFAULT_VERB_DEADLINE`], 5 s); past it,
+    /// the verb returns [`StoreError::Timeout`] (inside [`Error::Store`]). Each call has its own
+    /// deadline, so a verb that reads and then commits may take up to twice this. A commit that
+    /// timed out may or may not have been applied, as with any timeout on a remote call.
+    /// [`std::time::Duration::MAX`] turns it off.
+    #[must_use]
+    pub fn verb_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.verb_deadline = Some(deadline);
+        self
+    }
+
     /// Makes [`Gate::sweep`] send one `GrantExpiring` reminder per grant, `lead` before it ends
     /// (default: no reminders).
     #[must_use]
@@ -219,6 +256,8 @@ impl GateBuilder {
             deliver_inline: self.deliver_inline.unwrap_or(true),
             reminder_lead: self.reminder_lead,
             limits: Arc::new(self.limits.unwrap_or_default()),
+            authorize_deadline: self.authorize_deadline.unwrap_or(DEFAULT_AUTHORIZE_DEADLINE),
+            verb_deadline: self.verb_deadline.unwrap_or(DEFAULT_VERB_DEADLINE),
         })
     }
 }
@@ -262,7 +301,21 @@ impl Gate {
     ///
     /// # Errors
     /// What `step` returns, a store error, or [`Error::Contention`] naming `subject`.
-    async fn transact<T, F, Fut>(&self, subject: Subject, mut step: F) -> Result<T, Error>
+    async fn transact<T, F, Fut>(&self, subject: Subject, step: F) -> Result<T, Error>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<Transition<T>, Error>>,
+    {
+        self.transact_within(self.verb_deadline, subject, step).await
+    }
+
+    /// [`Gate::transact`] with its commits under `deadline`.
+    async fn transact_within<T, F, Fut>(
+        &self,
+        deadline: std::time::Duration,
+        subject: Subject,
+        mut step: F,
+    ) -> Result<T, Error>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<Transition<T>, Error>>,
@@ -273,7 +326,7 @@ impl Gate {
                 first: n == 1,
             };
             let Transition { commit, outcome } = step(attempt).await?;
-            match self.commit(commit).await {
+            match self.commit(commit, deadline).await {
                 Ok(()) => return Ok(outcome),
                 Err(StoreError::Conflict { subject, .. }) => {
                     tracing::debug!(%subject, attempt = n, "version conflict; reloading and retrying");
@@ -287,15 +340,43 @@ impl Gate {
         })
     }
 
+    /// Runs one store call of a verb under the verb deadline.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.call_within(self.verb_deadline, operation, call).await
+    }
+
+    /// Runs one store call under `deadline`.
+    async fn call_within<T>(
+        &self,
+        deadline: std::time::Duration,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match crate::deadline::within(deadline, call).await {
+            Ok(result) => result,
+            Err(elapsed) => {
+                tracing::error!(operation, after = ?elapsed.after, "a store call did not answer in time");
+                Err(StoreError::Timeout {
+                    operation,
+                    after: elapsed.after,
+                })
+            }
+        }
+    }
+
     /// The current time by this gate's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
     /// Commits, then (if configured) delivers the outbox.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, commit: Commit, deadline: std::time::Duration) -> Result<(), StoreError> {
         let has_events = !commit.events.is_empty();
-        self.store.commit(commit).await?;
+        self.call_within(deadline, "commit", self.store.commit(commit)).await?;
         if has_events && self.deliver_inline && self.store.outbox().is_some() {
             if let Err(e) = self.deliver_outbox().await {
                 tracing::warn!(error = %crate::report::ErrorChain(&e), "outbox delivery failed; events stay in the outbox");

@@ -45,11 +45,12 @@ impl Gate {
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
         loop {
-            let batch = listings
-                .pending_requests(&PageRequest {
-                    after: cursor.clone(),
-                    limit: page.limit,
-                })
+            let request = PageRequest {
+                after: cursor.clone(),
+                limit: page.limit,
+            };
+            let batch = self
+                .call("pending_requests", listings.pending_requests(&request))
                 .await?;
             for req in batch.items {
                 cursor = Some(Cursor::after(req.id));
@@ -83,7 +84,9 @@ impl Gate {
         self.limits.page(page)?;
         let listings = self.capability("active_grants", Capability::Listings, Store::listings)?;
         let now = self.clock.now();
-        let mut p = listings.live_grants_of(principal, page).await?;
+        let mut p = self
+            .call("live_grants_of", listings.live_grants_of(principal, page))
+            .await?;
         p.items.retain(|g| !g.status_at(now).is_ended());
         Ok(p)
     }
@@ -95,7 +98,9 @@ impl Gate {
     pub async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, Error> {
         self.limits.page(page)?;
         let listings = self.capability("unacknowledged_break_glass", Capability::Listings, Store::listings)?;
-        Ok(listings.unacknowledged_break_glass(page).await?)
+        Ok(self
+            .call("unacknowledged_break_glass", listings.unacknowledged_break_glass(page))
+            .await?)
     }
 
     /// Notifications parked as dead after their last delivery attempt, oldest first.
@@ -105,7 +110,7 @@ impl Gate {
     pub async fn dead_letters(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, Error> {
         self.limits.page(page)?;
         let outbox = self.capability("dead_letters", Capability::Outbox, Store::outbox)?;
-        Ok(outbox.dead(page).await?)
+        Ok(self.call("dead", outbox.dead(page)).await?)
     }
 
     /// The audit records of a request and its grant, in order.
@@ -115,7 +120,7 @@ impl Gate {
     pub async fn request_audit(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, Error> {
         self.limits.page(page)?;
         let log = self.capability("request_audit", Capability::AuditLog, Store::audit_log)?;
-        Ok(log.request_records(id, page).await?)
+        Ok(self.call("request_records", log.request_records(id, page)).await?)
     }
 
     /// Verifies the whole audit chain, page by page, returning its head.
@@ -154,6 +159,7 @@ impl Gate {
         })?;
         let mut after = 0;
         loop {
+            // No per-call deadline here: a store may seal a backlog before it answers.
             let records = log.records(after, AUDIT_PAGE).await?;
             let Some(last) = records.last() else { return Ok(()) };
             let prev = after;

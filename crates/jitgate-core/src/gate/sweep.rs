@@ -45,13 +45,13 @@ impl Gate {
         for _ in 0..MAX_PASSES {
             let now = self.clock.now();
             let mut progressed = false;
-            for req in due.due_requests(now, BATCH).await? {
+            for req in self.call("due_requests", due.due_requests(now, BATCH)).await? {
                 if self.advance_request(&req, machine::expire_request).await? {
                     report.requests_expired += 1;
                     progressed = true;
                 }
             }
-            for g in due.due_grants(now, BATCH).await? {
+            for g in self.call("due_grants", due.due_grants(now, BATCH)).await? {
                 let (step, counter): (Step<Grant>, _) = if g.status_at(now) == GrantState::Expired {
                     (machine::expire_grant, &mut report.grants_expired)
                 } else {
@@ -67,7 +67,7 @@ impl Gate {
                 let before = now
                     .checked_add_signed(lead)
                     .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-                for g in due.due_reminders(before, BATCH).await? {
+                for g in self.call("due_reminders", due.due_reminders(before, BATCH)).await? {
                     if self.advance_grant(&g, machine::remind).await? {
                         report.reminders_sent += 1;
                         progressed = true;

@@ -254,6 +254,16 @@ pub enum StoreError {
         /// The missing capability.
         capability: Capability,
     },
+    /// The store did not answer within the gate's deadline
+    /// ([`GateBuilder::deadline`](crate::GateBuilder::deadline)). A timed-out `commit` may or
+    /// may not have been applied, as with any timeout on a remote call.
+    #[error("the store's {operation} did not answer within {after:?}")]
+    Timeout {
+        /// The store call (`live_grants`, `commit`, ...).
+        operation: &'static str,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
     /// The backend failed; the cause is the error's `source()`.
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -6,6 +6,7 @@ mod authorize;
 mod break_glass;
 mod cancel_revoke;
 mod capabilities;
+mod deadlines;
 mod delivery;
 mod failures;
 mod request;
