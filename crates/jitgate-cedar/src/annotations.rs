@@ -28,6 +28,12 @@ pub const FLOW: &[&str] = &[
 /// jitgate's other annotations.
 pub const OTHER: &[&str] = &["id", "description", "jit", "self_approval"];
 
+/// Whether `key` is an annotation jitgate reads (a flow annotation, `@id`, `@jit`,
+/// `@self_approval`); everything else, `@description` included, is the authors' metadata.
+pub(crate) fn is_jitgate_own(key: &str) -> bool {
+    FLOW.contains(&key) || matches!(key, "id" | "jit" | "self_approval")
+}
+
 fn known() -> impl Iterator<Item = &'static str> {
     OTHER.iter().chain(FLOW).copied()
 }

@@ -257,6 +257,37 @@ async fn explain_says_which_policies_and_which_reviewers() {
         .await
         .to_string()
         .contains("standing permission from read-logs"));
+
+    let restart = g.explain(&restart_prod(), &user("sam")).await;
+    assert_eq!(
+        restart.metadata["prod-db-restart"].get("advice").map(String::as_str),
+        Some("Try a rolling restart of the replicas first: runbook DB-7"),
+        "the authors' annotations are kept and shown"
+    );
+    assert_eq!(
+        restart.metadata["prod-db-restart"].keys().collect::<Vec<_>>(),
+        ["advice", "owner"],
+        "jitgate's own annotations are not metadata"
+    );
+    assert!(
+        restart
+            .to_string()
+            .contains(r#"prod-db-restart: @owner("team-databases")"#),
+        "{restart}"
+    );
+}
+
+#[tokio::test]
+async fn a_reviewers_groups_are_the_reviewer_and_every_ancestor() {
+    let p = policy().await;
+    let groups = p
+        .reviewer_groups(&user("lee"))
+        .unwrap()
+        .expect("Cedar knows the groups");
+    assert_eq!(groups[0], user("lee"));
+    assert!(groups.contains(&EntityRef::new("Team", "sre-leads")), "{groups:?}");
+    let nobody = p.reviewer_groups(&user("not-in-the-directory")).unwrap().unwrap();
+    assert_eq!(nobody, vec![user("not-in-the-directory")]);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! and the canonical JSON of its entry (length-prefixed). [`verify`] recomputes the chain and
 //! reports the first record that was edited, removed or reordered.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -244,6 +244,98 @@ pub fn write_jsonl<'a>(records: impl IntoIterator<Item = &'a AuditRecord>, mut o
     Ok(())
 }
 
+/// The longest line [`verify_jsonl`] reads: far above any record within the gate's
+/// [`Limits`](crate::Limits), and a bound on the memory one line may take.
+pub const MAX_JSONL_LINE: usize = 1 << 20;
+
+/// A JSON-lines export failed verification; `line` counts from 1.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The line is not an audit record (not JSON, not UTF-8, blank, or another shape).
+    #[error("line {line} is not an audit record")]
+    NotARecord {
+        /// The line.
+        line: u64,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The line is longer than [`MAX_JSONL_LINE`] bytes.
+    #[error("line {line} is longer than {max} bytes")]
+    LineTooLong {
+        /// The line.
+        line: u64,
+        /// The maximum.
+        max: usize,
+    },
+    /// The record on the line breaks the chain.
+    #[error("line {line} breaks the audit chain")]
+    Chain {
+        /// The line.
+        line: u64,
+        /// How.
+        #[source]
+        source: ChainError,
+    },
+    /// Reading failed.
+    #[error("reading line {line} failed")]
+    Io {
+        /// The line.
+        line: u64,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExportError {
+    /// The line (from 1) where verification stopped.
+    pub fn line(&self) -> u64 {
+        match self {
+            ExportError::NotARecord { line, .. }
+            | ExportError::LineTooLong { line, .. }
+            | ExportError::Chain { line, .. }
+            | ExportError::Io { line, .. } => *line,
+        }
+    }
+}
+
+/// Verifies a JSON-lines export (as [`write_jsonl`] writes it) from its first record,
+/// streaming: one line in memory at a time, whatever the size. Returns the chain's head.
+///
+/// # Errors
+/// An [`ExportError`] naming the first bad line.
+pub fn verify_jsonl(mut input: impl io::BufRead) -> Result<ChainHead, ExportError> {
+    let mut verifier = Verifier::new();
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    loop {
+        line += 1;
+        buf.clear();
+        let read = (&mut input)
+            .take(MAX_JSONL_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| ExportError::Io { line, source })?;
+        if read == 0 {
+            return Ok(verifier.head);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > MAX_JSONL_LINE {
+            return Err(ExportError::LineTooLong {
+                line,
+                max: MAX_JSONL_LINE,
+            });
+        }
+        let record: AuditRecord =
+            serde_json::from_slice(&buf).map_err(|source| ExportError::NotARecord { line, source })?;
+        verifier
+            .push(&record)
+            .map_err(|source| ExportError::Chain { line, source })?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +420,56 @@ mod tests {
             .collect();
         assert_eq!(back, c);
         assert!(verify(&back).is_ok());
+    }
+
+    fn export(c: &[AuditRecord]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_jsonl(c, &mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn an_export_verifies_streaming_and_the_first_bad_line_is_named() {
+        let c = chain(4);
+        let good = export(&c);
+        assert_eq!(verify_jsonl(&good[..]).unwrap(), verify(&c).unwrap());
+        assert_eq!(verify_jsonl(&b""[..]).unwrap(), ChainHead::genesis());
+
+        let text = String::from_utf8(good).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines[2] = lines[2].replace("reason 2", "reason X");
+        let edited = lines.join("\n") + "\n";
+        let e = verify_jsonl(edited.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExportError::Chain {
+                    line: 3,
+                    source: ChainError::Edited { seq: 3 }
+                }
+            ),
+            "{e:?}"
+        );
+
+        let mut garbage = text.lines().map(str::to_owned).collect::<Vec<_>>();
+        garbage[1] = "{\"seq\": 2, oops".into();
+        let e = verify_jsonl((garbage.join("\n") + "\n").as_bytes()).unwrap_err();
+        assert!(matches!(e, ExportError::NotARecord { line: 2, .. }), "{e:?}");
+        assert_eq!(e.line(), 2);
+        assert_eq!(e.to_string(), "line 2 is not an audit record");
+
+        let e = verify_jsonl(&b"\n"[..]).unwrap_err();
+        assert!(
+            matches!(e, ExportError::NotARecord { line: 1, .. }),
+            "a blank line is not a record"
+        );
+        let e = verify_jsonl(&[0xff, 0xfe, b'\n'][..]).unwrap_err();
+        assert!(
+            matches!(e, ExportError::NotARecord { line: 1, .. }),
+            "nor bytes that are not UTF-8"
+        );
+        let long = vec![b' '; MAX_JSONL_LINE + 10];
+        let e = verify_jsonl(&long[..]).unwrap_err();
+        assert!(matches!(e, ExportError::LineTooLong { line: 1, .. }), "{e:?}");
     }
 }

@@ -74,6 +74,7 @@ macro_rules! __conformance_group {
         $crate::__conformance_tests!($factory, listings:
             revoke_all_ends_every_grant_of_a_principal,
             listings_paginate,
+            pending_requests_for_reviewers_are_theirs_oldest_first,
         );
     };
     ($factory:expr, due_work) => {

@@ -244,6 +244,32 @@ impl Policy for CedarPolicy {
 
     /// Only entities of the configured principal type (`CedarPolicyBuilder::principal_type`,
     /// default `User`) request, review and hold grants; a `Team` never does.
+    /// The policy's annotations that are not jitgate's own (`@advice`, `@owner`,
+    /// `@description`, ...).
+    fn metadata(&self, policy_id: &str) -> Vec<(String, String)> {
+        let id = PolicyId::new(policy_id);
+        let Some(policy) = self.main.policy(&id).or_else(|| self.review.policy(&id)) else {
+            return Vec::new();
+        };
+        policy
+            .annotations()
+            .filter(|(key, _)| !crate::annotations::is_jitgate_own(key))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// The reviewer and its ancestors in the current entities: `reviewer_standing` counts a
+    /// reviewer only toward requirements whose group is one of them.
+    fn reviewer_groups(&self, reviewer: &EntityRef) -> Result<Option<Vec<EntityRef>>, PolicyError> {
+        let uid = self.types.uid(reviewer)?;
+        let snapshot = self.entities.current()?;
+        let mut groups = vec![reviewer.clone()];
+        if let Some(ancestors) = snapshot.entities.ancestors(&uid) {
+            groups.extend(ancestors.map(|a| EntityRef::new(a.type_name().to_string(), a.id().unescaped())));
+        }
+        Ok(Some(groups))
+    }
+
     fn is_principal(&self, entity: &EntityRef) -> bool {
         *entity.type_name == *self.principal_type
     }

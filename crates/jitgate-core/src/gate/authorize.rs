@@ -28,10 +28,22 @@ impl Gate {
     /// Why `authorize` would answer what it answers, without consuming any grant use.
     pub async fn explain(&self, action: &Action, principal: &EntityRef) -> Explanation {
         let (decision, policy, grants) = self.decide(action, principal, false).await;
+        let policy = policy.unwrap_or(PolicyDecision::NotEligible);
+        let ids: &[String] = match &policy {
+            PolicyDecision::Standing { policy_ids } | PolicyDecision::Forbidden { policy_ids } => policy_ids,
+            PolicyDecision::Eligible { flow } => &flow.policy_ids,
+            PolicyDecision::NotEligible => &[],
+        };
+        let metadata = ids
+            .iter()
+            .map(|id| (id.clone(), self.policy.metadata(id).into_iter().collect()))
+            .filter(|(_, pairs): &(String, std::collections::BTreeMap<_, _>)| !pairs.is_empty())
+            .collect();
         Explanation {
             decision,
-            policy: policy.unwrap_or(PolicyDecision::NotEligible),
+            policy,
             grants,
+            metadata,
         }
     }
 

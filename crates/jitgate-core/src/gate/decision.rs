@@ -1,5 +1,6 @@
 //! What `authorize`, `request` and `explain` answer.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -158,6 +159,9 @@ pub struct Explanation {
     pub policy: PolicyDecision,
     /// The principal's live grants for this scope.
     pub grants: Vec<Grant>,
+    /// The authors' metadata ([`Policy::metadata`](crate::Policy::metadata)) of each policy
+    /// that decided, by policy id; policies without metadata are left out.
+    pub metadata: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl fmt::Display for Explanation {
@@ -180,6 +184,11 @@ impl fmt::Display for Explanation {
                 }
             }
             PolicyDecision::NotEligible => writeln!(f, "policy: no rule allows it or makes the principal eligible")?,
+        }
+        for (id, pairs) in &self.metadata {
+            for (key, value) in pairs {
+                writeln!(f, "{id}: @{key}({value:?})")?;
+            }
         }
         for g in &self.grants {
             writeln!(

@@ -32,6 +32,13 @@ impl Gate {
     /// The pending requests `reviewer` may act on (eligible for at least one requirement,
     /// not their own unless the flow allows self-approval, not yet reviewed by them), oldest first.
     ///
+    /// When the policy names the reviewer's groups ([`Policy::reviewer_groups`]), only the
+    /// requests whose flows name one of them are read, through the store's index by reviewer
+    /// group ([`Listings::pending_requests_for`]); otherwise every pending request is.
+    ///
+    /// [`Policy::reviewer_groups`]: crate::Policy::reviewer_groups
+    /// [`Listings::pending_requests_for`]: crate::Listings::pending_requests_for
+    ///
     /// # Errors
     /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a policy or store error.
     pub async fn pending_for_reviewer(
@@ -42,6 +49,7 @@ impl Gate {
         self.limits.entity(reviewer)?;
         self.limits.page(page)?;
         let listings = self.capability("pending_for_reviewer", Capability::Listings, Store::listings)?;
+        let groups = self.policy.reviewer_groups(reviewer)?;
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
         loop {
@@ -49,9 +57,16 @@ impl Gate {
                 after: cursor.clone(),
                 limit: page.limit,
             };
-            let batch = self
-                .call("pending_requests", listings.pending_requests(&request))
-                .await?;
+            let batch = match &groups {
+                Some(groups) => {
+                    let read = listings.pending_requests_for(groups, &request);
+                    self.call("pending_requests_for", read).await?
+                }
+                None => {
+                    self.call("pending_requests", listings.pending_requests(&request))
+                        .await?
+                }
+            };
             for req in batch.items {
                 cursor = Some(Cursor::after(req.id));
                 if req.reviews.iter().any(|r| r.reviewer == *reviewer) {

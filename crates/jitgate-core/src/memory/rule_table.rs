@@ -270,6 +270,14 @@ impl Policy for RuleTable {
                 .any(|r| self.is_in(actor, &r.reviewers)))
     }
 
+    /// The reviewer and its groups: a requirement counts a reviewer only when the reviewer is
+    /// in its group (see `reviewer_standing`).
+    fn reviewer_groups(&self, reviewer: &EntityRef) -> Result<Option<Vec<EntityRef>>, PolicyError> {
+        let mut groups = vec![reviewer.clone()];
+        groups.extend(self.ancestors.get(reviewer).into_iter().flatten().cloned());
+        Ok(Some(groups))
+    }
+
     /// An entity is a principal unless it has members (a group).
     fn is_principal(&self, entity: &EntityRef) -> bool {
         !self.groups.contains(entity)

@@ -189,4 +189,10 @@ impl AccessRequest {
     pub fn scope(&self) -> &Scope {
         &self.action.scope
     }
+
+    /// Whether a requirement of the request's flow is reviewed by one of `reviewers` (an
+    /// entity and its groups, see [`Policy::reviewer_groups`](crate::Policy::reviewer_groups)).
+    pub fn is_reviewed_by_any(&self, reviewers: &[EntityRef]) -> bool {
+        self.flow.requirements.iter().any(|r| reviewers.contains(&r.reviewers))
+    }
 }

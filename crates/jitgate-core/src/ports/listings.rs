@@ -141,6 +141,33 @@ pub trait Listings: Store {
     /// [`StoreError::InvalidCursor`] or a backend error.
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError>;
 
+    /// The pending requests whose flow has a requirement reviewed by one of `reviewers`,
+    /// oldest first, with the cursors of [`pending_requests`](Self::pending_requests). The
+    /// default reads every pending request and keeps these; a store with many pending requests
+    /// overrides it with an index by reviewer group, so that a reviewer's queue costs the same
+    /// however many unrelated requests wait.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] or a backend error.
+    async fn pending_requests_for(
+        &self,
+        reviewers: &[EntityRef],
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let mut found = Vec::new();
+        let mut read = page.clone();
+        loop {
+            let batch = self.pending_requests(&read).await?;
+            found.extend(batch.items.into_iter().filter(|r| r.is_reviewed_by_any(reviewers)));
+            match batch.next {
+                Some(next) if found.len() <= page.limit => read.after = Some(next),
+                _ => break,
+            }
+        }
+        found.truncate(page.limit + 1);
+        Ok(Page::from_overfetch(found, page.limit, |r| r.id))
+    }
+
     /// Break-glass grants not yet acknowledged, ordered by id.
     ///
     /// # Errors

@@ -129,6 +129,32 @@ pub trait Policy: Send + Sync {
         Ok(*actor == request.principal)
     }
 
+    /// The authors' own metadata on the policy `policy_id` (for Cedar: the annotations that
+    /// are not jitgate's, such as `@advice` or a team's `@owner`), as (key, value) pairs.
+    /// [`Gate::explain`](crate::Gate::explain) shows it for the policies that decided. Default:
+    /// none.
+    fn metadata(&self, policy_id: &str) -> Vec<(String, String)> {
+        let _ = policy_id;
+        Vec::new()
+    }
+
+    /// Every entity whose requirements `reviewer` could count toward: `reviewer` itself and
+    /// each group it is in, directly or through other groups. [`Gate::pending_for_reviewer`]
+    /// then reads only the pending requests whose flows name one of them (an index in the
+    /// store), so a reviewer's queue costs the same however many unrelated requests wait.
+    /// A policy that answers must never make a reviewer eligible for a requirement whose
+    /// reviewers are not in this list. `None` (the default): the policy cannot say, and the
+    /// gate reads every pending request.
+    ///
+    /// [`Gate::pending_for_reviewer`]: crate::Gate::pending_for_reviewer
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; the listing fails.
+    fn reviewer_groups(&self, reviewer: &EntityRef) -> Result<Option<Vec<EntityRef>>, PolicyError> {
+        let _ = reviewer;
+        Ok(None)
+    }
+
     /// Whether `entity` is a principal — a person or service account who may request, review
     /// and hold grants — rather than a group. A group never asks, and never counts towards a
     /// quorum. Default: every entity is.

@@ -255,8 +255,8 @@ pub enum StoreError {
         capability: Capability,
     },
     /// The store did not answer within the gate's deadline
-    /// ([`GateBuilder::deadline`](crate::GateBuilder::deadline)). A timed-out `commit` may or
-    /// may not have been applied, as with any timeout on a remote call.
+    /// ([`GateBuilder::verb_deadline`](crate::GateBuilder::verb_deadline)). A timed-out
+    /// `commit` may or may not have been applied, as with any timeout on a remote call.
     #[error("the store's {operation} did not answer within {after:?}")]
     Timeout {
         /// The store call (`live_grants`, `commit`, ...).

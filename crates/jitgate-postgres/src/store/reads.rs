@@ -35,6 +35,58 @@ impl PgStore {
             .collect::<Result<Vec<T>, _>>()?;
         Ok(Page::from_overfetch(items, page.limit, key))
     }
+
+    /// One page of pending requests, oldest first, optionally only those whose flows name one
+    /// of `reviewers` (matched as JSON: the keys are the reviewers' normalized `jsonb` text on
+    /// both sides, so no encoding is written twice).
+    async fn pending_page(
+        &self,
+        reviewers: Option<&[EntityRef]>,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        const ALL: &str = "SELECT body FROM requests WHERE state = 'pending' \
+             AND (created_at, id) > (COALESCE($1, '-infinity'::timestamptz), $2) \
+             ORDER BY created_at, id LIMIT $3";
+        // The candidates come from the GIN index first (MATERIALIZED), then are ordered: left
+        // to itself the planner may walk `requests_pending_order` and evaluate the keys of
+        // every pending request, which is the scan the index exists to avoid.
+        const FOR_REVIEWERS: &str = "WITH mine AS MATERIALIZED ( \
+               SELECT id, created_at, body FROM requests WHERE state = 'pending' \
+               AND request_reviewer_keys(body) && ARRAY(SELECT g::text FROM jsonb_array_elements($4::jsonb) g) \
+               AND (created_at, id) > (COALESCE($1, '-infinity'::timestamptz), $2)) \
+             SELECT body FROM mine ORDER BY created_at, id LIMIT $3";
+        let after = after_uuid(page)?;
+        let anchor: Option<DateTime<Utc>> = match after {
+            None => None,
+            Some(after) => {
+                let created_at = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
+                    .bind(after)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+                Some(created_at.ok_or_else(|| StoreError::InvalidCursor {
+                    cursor: after.to_string(),
+                })?)
+            }
+        };
+        let query = match reviewers {
+            None => sqlx::query(ALL),
+            Some(_) => sqlx::query(FOR_REVIEWERS),
+        }
+        .bind(anchor)
+        .bind(after.unwrap_or(Uuid::nil()))
+        .bind(limit_param(page.limit));
+        let query = match reviewers {
+            None => query,
+            Some(groups) => query.bind(serde_json::to_value(groups).map_err(backend)?),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "requests"))
+            .collect::<Result<Vec<AccessRequest>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
+    }
 }
 
 #[async_trait]
@@ -66,40 +118,16 @@ impl Listings for PgStore {
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
-        let rows = match after_uuid(page)? {
-            None => sqlx::query("SELECT body FROM requests WHERE state = 'pending' ORDER BY created_at, id LIMIT $1")
-                .bind(limit_param(page.limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?,
-            Some(after) => {
-                let anchor: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
-                    .bind(after)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(backend)?;
-                let Some(created_at) = anchor else {
-                    return Err(StoreError::InvalidCursor {
-                        cursor: after.to_string(),
-                    });
-                };
-                sqlx::query(
-                    "SELECT body FROM requests WHERE state = 'pending' AND (created_at, id) > ($1, $2) \
-                     ORDER BY created_at, id LIMIT $3",
-                )
-                .bind(created_at)
-                .bind(after)
-                .bind(limit_param(page.limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?
-            }
-        };
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "requests"))
-            .collect::<Result<Vec<AccessRequest>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
+        self.pending_page(None, page).await
+    }
+
+    /// Through the partial GIN index `requests_pending_reviewers` (migration 3).
+    async fn pending_requests_for(
+        &self,
+        reviewers: &[EntityRef],
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.pending_page(Some(reviewers), page).await
     }
 
     async fn unacknowledged_break_glass(&self, page: &PageRequest) -> Result<Page<Grant>, StoreError> {

@@ -142,3 +142,70 @@ pub async fn listings_paginate(store: Arc<dyn Store>) {
         Err(StoreError::InvalidCursor { .. })
     ));
 }
+
+/// The pending requests for some reviewer groups: only those whose flows name one of the
+/// groups, each once, oldest first, paged with the cursors of `pending_requests`; closed
+/// requests leave the listing. The gate's reviewer queue agrees.
+pub async fn pending_requests_for_reviewers_are_theirs_oldest_first(store: Arc<dyn Store>) {
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let mut ids = Vec::new();
+    for (i, action) in [
+        restart("a"),
+        fixtures::migrate("m1"),
+        restart("b"),
+        fixtures::migrate("m2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        clock.advance(Duration::minutes(1));
+        let mut new = ask(action, 30);
+        new.justification = Some(format!("change {i}"));
+        let RequestOutcome::Pending(r) = gate.request(new).await.unwrap() else {
+            panic!("pending")
+        };
+        ids.push(r.id);
+    }
+    let (a, m1, b, m2) = (ids[0], ids[1], ids[2], ids[3]);
+    gate.approve(b, &lee(), None).await.unwrap();
+
+    let listed = |groups: Vec<EntityRef>, limit: usize| {
+        let store = store.clone();
+        async move {
+            let mut all = Vec::new();
+            let mut page = PageRequest::first(limit);
+            loop {
+                let p = listings(&store).pending_requests_for(&groups, &page).await.unwrap();
+                assert!(p.items.len() <= limit);
+                all.extend(p.items.iter().map(|r| r.id));
+                match p.next {
+                    Some(next) => page = PageRequest::after(next, limit),
+                    None => return all,
+                }
+            }
+        }
+    };
+    assert_eq!(listed(vec![team("security")], 1).await, vec![m1, m2]);
+    assert_eq!(
+        listed(vec![team("sre-leads"), team("security")], 2).await,
+        vec![a, m1, m2],
+        "a request that names two of the groups is listed once; an approved one not at all"
+    );
+    assert_eq!(listed(vec![team("sre-leads")], 10).await, vec![a, m1, m2]);
+    assert!(listed(vec![team("nobody")], 10).await.is_empty());
+    assert!(listed(Vec::new(), 10).await.is_empty());
+
+    let foreign = PageRequest::after(jitgate_core::Cursor::new("not-a-request"), 5);
+    assert!(matches!(
+        listings(&store)
+            .pending_requests_for(&[team("security")], &foreign)
+            .await,
+        Err(StoreError::InvalidCursor { .. })
+    ));
+
+    let queue = gate
+        .pending_for_reviewer(&fixtures::sec(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(queue.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![m1, m2]);
+}

@@ -21,6 +21,23 @@ fn grant_ids_after(set: &BTreeSet<GrantId>, after: Option<GrantId>) -> impl Iter
     set.range((lower, Bound::Unbounded)).copied()
 }
 
+/// Where a page of pending requests (ordered by creation time, then id) starts.
+fn pending_lower_bound(
+    inner: &super::Inner,
+    page: &PageRequest,
+) -> Result<Bound<(chrono::DateTime<chrono::Utc>, RequestId)>, StoreError> {
+    Ok(match page.after_key::<RequestId>()? {
+        None => Bound::Unbounded,
+        Some(id) => {
+            let r = inner
+                .requests
+                .get(&id)
+                .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
+            Bound::Excluded((r.created_at, id))
+        }
+    })
+}
+
 #[async_trait]
 impl Listings for MemoryStore {
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
@@ -64,21 +81,33 @@ impl Listings for MemoryStore {
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
-        let after = page.after_key::<RequestId>()?;
         let inner = self.read();
-        let lower = match after {
-            None => Bound::Unbounded,
-            Some(id) => {
-                let r = inner
-                    .requests
-                    .get(&id)
-                    .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
-                Bound::Excluded((r.created_at, id))
-            }
-        };
+        let lower = pending_lower_bound(&inner, page)?;
         let keys = inner.pending_order.range((lower, Bound::Unbounded)).cloned();
         Ok(paginate(
             keys,
+            page.limit,
+            |(_, id)| id.to_string(),
+            |(_, id)| inner.requests.get(id).cloned(),
+        ))
+    }
+
+    /// From the index by reviewer group: the first `limit + 1` of each group, merged.
+    async fn pending_requests_for(
+        &self,
+        reviewers: &[EntityRef],
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let inner = self.read();
+        let lower = pending_lower_bound(&inner, page)?;
+        let mut keys = BTreeSet::new();
+        for group in reviewers {
+            if let Some(set) = inner.pending_by_reviewers.get(group) {
+                keys.extend(set.range((lower, Bound::Unbounded)).take(page.limit + 1).copied());
+            }
+        }
+        Ok(paginate(
+            keys.into_iter(),
             page.limit,
             |(_, id)| id.to_string(),
             |(_, id)| inner.requests.get(id).cloned(),

@@ -48,6 +48,8 @@ struct Inner {
     unacknowledged: BTreeSet<GrantId>,
     pending: HashMap<EntityRef, HashMap<Scope, RequestId>>,
     pending_order: BTreeSet<(DateTime<Utc>, RequestId)>,
+    /// Pending requests by the reviewer group of each of their requirements, oldest first.
+    pending_by_reviewers: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
     deadlines: BTreeSet<(DateTime<Utc>, RequestId)>,
     audit: Vec<AuditRecord>,
     head: ChainHead,
@@ -198,6 +200,12 @@ impl Inner {
                 .or_default()
                 .insert(r.scope().clone(), r.id);
             self.pending_order.insert((r.created_at, r.id));
+            for q in &r.flow.requirements {
+                self.pending_by_reviewers
+                    .entry(q.reviewers.clone())
+                    .or_default()
+                    .insert((r.created_at, r.id));
+            }
             self.deadlines.insert((r.deadline, r.id));
         }
     }
@@ -208,6 +216,14 @@ impl Inner {
                 m.remove(r.scope());
             }
             self.pending_order.remove(&(r.created_at, r.id));
+            for q in &r.flow.requirements {
+                if let Some(set) = self.pending_by_reviewers.get_mut(&q.reviewers) {
+                    set.remove(&(r.created_at, r.id));
+                    if set.is_empty() {
+                        self.pending_by_reviewers.remove(&q.reviewers);
+                    }
+                }
+            }
             self.deadlines.remove(&(r.deadline, r.id));
         }
     }
