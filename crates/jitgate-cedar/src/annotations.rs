@@ -72,26 +72,74 @@ fn boolean(policy: &Policy, key: &str) -> Result<bool, CedarError> {
     }
 }
 
-/// The most uses `@max_uses` may allow.
-pub const MAX_USES: u32 = 1_000;
-
-/// The most approvals a flow may require: a bound on the work (and memory) of a quorum check,
-/// far above any real review process.
-pub const MAX_MIN_APPROVALS: u32 = 100;
-
-/// The longest duration an annotation may name (`@max_duration`, `@request_ttl`,
-/// `@break_glass`): a year and a day, so no computed instant can leave the calendar.
-pub fn max_annotation_duration() -> Duration {
-    Duration::days(366)
+/// Bounds on the numbers and durations jitgate's annotations may name, checked when the
+/// policies load; an annotation over one is a [`CedarError::Annotation`] naming the policy and
+/// the annotation. Set with [`CedarPolicyBuilder::annotation_limits`](crate::CedarPolicyBuilder::annotation_limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AnnotationLimits {
+    /// The most approvals `@min_approvals` may require (default 100): a bound on the work and
+    /// memory of a quorum check, far above any real review process.
+    pub max_min_approvals: u32,
+    /// The most uses `@max_uses` may allow (default 1,000).
+    pub max_uses: u32,
+    /// The longest duration `@max_duration`, `@request_ttl` and `@break_glass` may name
+    /// (default a year and a day, `P366D`).
+    pub max_duration: Duration,
 }
 
-fn duration(policy: &Policy, key: &str) -> Result<Option<Duration>, CedarError> {
+impl Default for AnnotationLimits {
+    fn default() -> Self {
+        Self {
+            max_min_approvals: 100,
+            max_uses: 1_000,
+            max_duration: Duration::days(366),
+        }
+    }
+}
+
+impl AnnotationLimits {
+    /// The most approvals `@min_approvals` may require.
+    #[must_use]
+    pub fn with_max_min_approvals(mut self, n: u32) -> Self {
+        self.max_min_approvals = n;
+        self
+    }
+    /// The most uses `@max_uses` may allow.
+    #[must_use]
+    pub fn with_max_uses(mut self, n: u32) -> Self {
+        self.max_uses = n;
+        self
+    }
+    /// The longest duration an annotation may name.
+    #[must_use]
+    pub fn with_max_duration(mut self, d: Duration) -> Self {
+        self.max_duration = d;
+        self
+    }
+}
+
+/// `d` as an ISO-8601 duration: whole days as `PnD`, anything else in seconds.
+fn iso(d: Duration) -> String {
+    if d.num_seconds() % 86_400 == 0 {
+        format!("P{}D", d.num_days())
+    } else {
+        format!("PT{}S", d.num_seconds())
+    }
+}
+
+fn duration(policy: &Policy, key: &str, limits: &AnnotationLimits) -> Result<Option<Duration>, CedarError> {
     policy
         .annotation(key)
         .map(|v| {
             let d = parse_iso8601(v).map_err(|p| err(policy, key, v, p))?;
-            if d > max_annotation_duration() {
-                return Err(err(policy, key, v, "must be at most P366D (a year and a day)"));
+            if d > limits.max_duration {
+                return Err(err(
+                    policy,
+                    key,
+                    v,
+                    format!("must be at most {} (the annotation limit)", iso(limits.max_duration)),
+                ));
             }
             Ok(d)
         })
@@ -153,7 +201,11 @@ pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
 }
 
 /// Classifies a policy and checks its annotations.
-pub(crate) fn classify(policy: &Policy, entity_types: &HashSet<String>) -> Result<Kind, CedarError> {
+pub(crate) fn classify(
+    policy: &Policy,
+    entity_types: &HashSet<String>,
+    limits: &AnnotationLimits,
+) -> Result<Kind, CedarError> {
     for (key, value) in policy.annotations() {
         // Any other annotation is the authors' own metadata (`@advice`, `@owner`), unless it
         // looks like a misspelt jitgate annotation.
@@ -234,11 +286,11 @@ pub(crate) fn classify(policy: &Policy, entity_types: &HashSet<String>) -> Resul
             "jitgate's own review and revoke actions cannot be requested just in time",
         ));
     }
-    Ok(Kind::Jit(Arc::new(flow(policy, entity_types)?)))
+    Ok(Kind::Jit(Arc::new(flow(policy, entity_types, limits)?)))
 }
 
-fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarError> {
-    let Some(max) = duration(policy, "max_duration")? else {
+fn flow(policy: &Policy, entity_types: &HashSet<String>, limits: &AnnotationLimits) -> Result<Flow, CedarError> {
+    let Some(max) = duration(policy, "max_duration", limits)? else {
         return Err(err(
             policy,
             "max_duration",
@@ -248,11 +300,11 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
     };
     let auto = boolean(policy, "auto_approve")?;
     let mut flow = Flow::new(max)
-        .with_request_ttl(duration(policy, "request_ttl")?.unwrap_or(Duration::hours(1)))
+        .with_request_ttl(duration(policy, "request_ttl", limits)?.unwrap_or(Duration::hours(1)))
         .with_reason_required(boolean(policy, "require_reason")?)
         .with_auto_approve(auto)
         .with_policy_id(policy.id().to_string());
-    if let Some(bg) = duration(policy, "break_glass")? {
+    if let Some(bg) = duration(policy, "break_glass", limits)? {
         if bg > max {
             let v = policy.annotation("break_glass").unwrap_or_default();
             return Err(err(
@@ -275,13 +327,13 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
             ))
         }
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_USES).contains(&n) => flow = flow.with_max_uses(n, false),
+            Ok(n) if (1..=limits.max_uses).contains(&n) => flow = flow.with_max_uses(n, false),
             _ => {
                 return Err(err(
                     policy,
                     "max_uses",
                     v,
-                    format!("must be a whole number from 1 to {MAX_USES}"),
+                    format!("must be a whole number from 1 to {}", limits.max_uses),
                 ))
             }
         },
@@ -311,13 +363,13 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>) -> Result<Flow, CedarEr
     let min = match policy.annotation("min_approvals") {
         None => 1,
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_MIN_APPROVALS).contains(&n) => n,
+            Ok(n) if (1..=limits.max_min_approvals).contains(&n) => n,
             _ => {
                 return Err(err(
                     policy,
                     "min_approvals",
                     v,
-                    format!("must be a whole number from 1 to {MAX_MIN_APPROVALS}"),
+                    format!("must be a whole number from 1 to {}", limits.max_min_approvals),
                 ))
             }
         },

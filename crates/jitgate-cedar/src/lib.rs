@@ -42,7 +42,7 @@ mod policy;
 pub mod schema;
 pub mod slice;
 
-pub use annotations::{FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
+pub use annotations::{AnnotationLimits, FLOW as FLOW_ANNOTATIONS, OTHER as OTHER_ANNOTATIONS};
 /// The `cedar-policy` crate, the exact version this crate is built with: a custom
 /// [`EntityProvider`] returns its `Entity` values.
 pub use cedar_policy;

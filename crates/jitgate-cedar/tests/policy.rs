@@ -267,6 +267,37 @@ async fn bad_annotations_are_load_time_errors_naming_policy_and_annotation() {
     );
 }
 
+/// The annotation bounds are the builder's to set: tighter, or looser.
+#[tokio::test]
+async fn annotation_limits_are_configurable() {
+    use jitgate_cedar::{AnnotationLimits, CedarPolicy};
+    let text = r#"@id("p") @jit("approval") @reviewers("Team::\"sre-leads\"") @min_approvals("5") @max_uses("5") @max_duration("P400D")
+permit(principal, action == Action::"db_restart", resource);"#;
+    let load = |limits: Option<AnnotationLimits>| {
+        let mut b = CedarPolicy::builder()
+            .schema_file(dir().join("app.cedarschema"))
+            .policies("limits.cedar", text);
+        if let Some(l) = limits {
+            b = b.annotation_limits(l);
+        }
+        b.build()
+    };
+    let err = load(None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("must be at most P366D"),
+        "the default is a year and a day: {err}"
+    );
+    let loose = AnnotationLimits::default().with_max_duration(Duration::days(400));
+    assert!(load(Some(loose)).await.is_ok(), "a longer limit lets it load");
+    let err = load(Some(loose.with_max_uses(4))).await.unwrap_err().to_string();
+    assert!(err.contains("max_uses") && err.contains("from 1 to 4"), "{err}");
+    let err = load(Some(loose.with_max_min_approvals(3)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("min_approvals") && err.contains("from 1 to 3"), "{err}");
+}
+
 #[tokio::test]
 async fn duplicate_ids_and_missing_schema_are_errors() {
     let err =

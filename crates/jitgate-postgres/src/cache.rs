@@ -66,6 +66,10 @@ pub(crate) struct GrantCache {
     index: RwLock<Index>,
     sync: tokio::sync::Mutex<()>,
     staleness_bound: Duration,
+    /// Whether the change feed is listening and has caught up since it (re)connected. While
+    /// it is not, changes made elsewhere may be missed: the cache answers nothing, and
+    /// `authorize` reads the database, until the feed is back and has resynchronised.
+    feed_up: std::sync::atomic::AtomicBool,
 }
 
 fn decode(body: serde_json::Value) -> Result<Grant, sqlx::Error> {
@@ -83,7 +87,18 @@ impl GrantCache {
             index: RwLock::new(Index::default()),
             sync: tokio::sync::Mutex::new(()),
             staleness_bound,
+            feed_up: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The feed is down: distrust the cache until [`feed_back`](Self::feed_back).
+    pub(crate) fn feed_lost(&self) {
+        self.feed_up.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The feed listens again and the cache has resynchronised since.
+    fn feed_back(&self) {
+        self.feed_up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -94,15 +109,20 @@ impl GrantCache {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the last successful catch-up is within the staleness bound.
+    /// Whether the feed is up and the last successful catch-up is within the staleness bound.
     pub(crate) fn is_fresh(&self) -> bool {
-        self.read()
-            .synced_at
-            .is_some_and(|t| t.elapsed() <= self.staleness_bound)
+        self.feed_up.load(std::sync::atomic::Ordering::SeqCst)
+            && self
+                .read()
+                .synced_at
+                .is_some_and(|t| t.elapsed() <= self.staleness_bound)
     }
 
     /// The cached live grants, or `None` when the cache is not confirmed fresh.
     pub(crate) fn get(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Grant>> {
+        if !self.feed_up.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let index = self.read();
         let fresh = index.synced_at.is_some_and(|t| t.elapsed() <= self.staleness_bound);
         if !fresh {
@@ -189,11 +209,15 @@ pub(crate) async fn run_feed(cache: Weak<GrantCache>, feed: Feed) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let mut healthy = false;
-        match follow(&cache, &feed, &mut healthy).await {
+        let result = follow(&cache, &feed, &mut healthy).await;
+        if let Some(c) = cache.upgrade() {
+            c.feed_lost();
+        }
+        match result {
             Ok(()) => return,
             Err(e) => tracing::warn!(
                 error = %e,
-                "jitgate grant change feed lost; reconnecting (authorize reads the database once the cache is stale)"
+                "jitgate grant change feed lost; reconnecting (authorize reads the database until it has caught up)"
             ),
         }
         if cache.strong_count() == 0 {
@@ -215,7 +239,10 @@ async fn follow(cache: &Weak<GrantCache>, feed: &Feed, healthy: &mut bool) -> Re
     let mut listener = PgListener::connect_with(&feed.pool).await?;
     listener.listen(&feed.channel).await?;
     match cache.upgrade() {
-        Some(c) => c.resync(&feed.pool).await?,
+        Some(c) => {
+            c.resync(&feed.pool).await?;
+            c.feed_back();
+        }
         None => return Ok(()),
     }
     *healthy = true;

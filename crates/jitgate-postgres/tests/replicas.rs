@@ -388,3 +388,51 @@ async fn a_feed_killed_again_and_again_reconnects_at_once_each_time() {
         "after eight losses the feed of B still brings a revoke within a second"
     );
 }
+
+/// The moment a replica's feed is lost, its cache stops answering: `authorize` reads the
+/// database until the feed is back and has caught up, so a revoke made meanwhile on another
+/// replica is enforced at once, not when the cache would have gone stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_feed_is_lost_reads_the_database_until_it_has_caught_up() {
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let clock = Arc::new(ManualClock::default());
+    let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b.clone(), clock.clone()));
+    assert!(
+        eventually(StdDuration::from_secs(5), async || listeners(&a).await >= 2
+            && b.grant_cache_fresh())
+        .await
+    );
+    let req = pending(&ga, ask(restart("orders"), 30)).await;
+    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(5), async || gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await
+    );
+
+    let _: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
+        a.schema()
+    )))
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(1), async || !b.grant_cache_fresh()).await,
+        "B noticed the lost feed and stopped trusting its cache (the staleness bound is 5 s)"
+    );
+    ga.revoke(grant.id, &lee(), None).await.unwrap();
+    assert!(
+        !gb.authorize(&restart("orders"), &sam()).await.is_allowed(),
+        "the revoke is enforced on B at once, feed or no feed"
+    );
+    assert!(
+        eventually(StdDuration::from_secs(5), async || b.grant_cache_fresh()).await,
+        "the feed comes back and the cache is trusted again"
+    );
+    assert!(!gb.authorize(&restart("orders"), &sam()).await.is_allowed());
+}

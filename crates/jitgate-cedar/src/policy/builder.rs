@@ -13,7 +13,7 @@ use jitgate_core::EntityRef;
 use miette::Diagnostic;
 
 use super::CedarPolicy;
-use crate::annotations::{classify, Kind};
+use crate::annotations::{classify, AnnotationLimits, Kind};
 use crate::convert::TypeNames;
 use crate::decisions::DecisionLimits;
 use crate::entities::{EntityCache, EntityProvider, StaticEntities};
@@ -43,6 +43,7 @@ pub struct CedarPolicyBuilder {
     decision_cache: Option<std::num::NonZeroUsize>,
     decision_cache_bytes: usize,
     clock: Arc<dyn jitgate_core::Clock>,
+    annotation_limits: AnnotationLimits,
 }
 
 impl std::fmt::Debug for CedarPolicyBuilder {
@@ -98,6 +99,7 @@ impl CedarPolicyBuilder {
             decision_cache: None,
             decision_cache_bytes: crate::DEFAULT_DECISION_CACHE_BYTES,
             clock: Arc::new(jitgate_core::SystemClock),
+            annotation_limits: AnnotationLimits::default(),
         }
     }
 
@@ -160,6 +162,14 @@ impl CedarPolicyBuilder {
         self
     }
 
+    /// Bounds on the numbers and durations in jitgate's annotations (default
+    /// [`AnnotationLimits::default`]: 100 approvals, 1,000 uses, `P366D`), checked at load.
+    #[must_use]
+    pub fn annotation_limits(mut self, limits: AnnotationLimits) -> Self {
+        self.annotation_limits = limits;
+        self
+    }
+
     /// How long the entity provider may take to load (default
     /// [`DEFAULT_ENTITIES_DEADLINE`](crate::DEFAULT_ENTITIES_DEADLINE), 30 s). A provider that
     /// takes longer fails the load with [`CedarError::Entities`](crate::CedarError::Entities);
@@ -215,6 +225,7 @@ impl CedarPolicyBuilder {
     /// [`miette::Diagnostic`] with the source text and a labelled span.
     pub async fn build(self) -> Result<CedarPolicy, CedarErrors> {
         let (schema_input, inputs, principal_type) = (self.schema, self.sources, self.principal_type.clone());
+        let limits = self.annotation_limits;
         // Reading, parsing and validating run on a thread of their own with a deep stack: Cedar's
         // parser recurses, and no async worker waits on files or on a large policy set.
         let Compiled {
@@ -222,7 +233,7 @@ impl CedarPolicyBuilder {
             main,
             review,
             kinds,
-        } = on_loader_thread(move || compile(schema_input, inputs, &principal_type)).await??;
+        } = on_loader_thread(move || compile(schema_input, inputs, &principal_type, &limits)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
         let entities = EntityCache::load(
             provider,
@@ -274,7 +285,12 @@ struct Compiled {
 
 /// Reads every input, parses the policies, validates them (strict mode) against the merged
 /// schema and checks every annotation: every error at once.
-fn compile(schema_input: Option<Input>, inputs: Vec<Input>, principal_type: &str) -> Result<Compiled, CedarErrors> {
+fn compile(
+    schema_input: Option<Input>,
+    inputs: Vec<Input>,
+    principal_type: &str,
+    limits: &AnnotationLimits,
+) -> Result<Compiled, CedarErrors> {
     let mut errors = Vec::new();
     let schema_text = match &schema_input {
         Some(Input::Text(s)) => Some(s.text.clone()),
@@ -311,7 +327,7 @@ fn compile(schema_input: Option<Input>, inputs: Vec<Input>, principal_type: &str
     let mut kinds = HashMap::new();
     let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
     for p in all.policies() {
-        let kind = match classify(p, &entity_types) {
+        let kind = match classify(p, &entity_types, limits) {
             Ok(kind) => kind,
             Err(e) => {
                 errors.push(located(e, origin.get(&p.id().to_string()), &sources));

@@ -119,7 +119,7 @@ impl Gate {
             },
             Ok(None) => Decision::NeedsApproval { flow },
             Err(Error::Store(e)) => store_denial(principal, action, &e),
-            Err(e) => store_denial(principal, action, &e),
+            Err(e) => failure_denial(principal, action, &e),
         };
         (decision, Some(policy), grants)
     }
@@ -159,15 +159,21 @@ impl Gate {
     }
 }
 
-fn store_denial(principal: &EntityRef, action: &Action, e: &(dyn std::error::Error + 'static)) -> Decision {
-    if let Some(StoreError::Timeout { operation, after }) = e.downcast_ref::<StoreError>() {
-        return Decision::Deny {
+/// A store error denies; a store that did not answer in time says so in the reason.
+fn store_denial(principal: &EntityRef, action: &Action, e: &StoreError) -> Decision {
+    match e {
+        StoreError::Timeout { operation, after } => Decision::Deny {
             reason: DenyReason::Timeout {
                 operation,
                 after: *after,
             },
-        };
+        },
+        other => failure_denial(principal, action, other),
     }
+}
+
+/// Any other failure on the way to a decision denies (fail closed), and is logged.
+fn failure_denial(principal: &EntityRef, action: &Action, e: &dyn std::error::Error) -> Decision {
     tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(e), "store failed; denying");
     Decision::Deny {
         reason: DenyReason::StoreError(ErrorChain(e).to_string()),

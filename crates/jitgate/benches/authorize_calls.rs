@@ -1,0 +1,83 @@
+//! A fixed `authorize` workload for counting instructions with callgrind, which compares two
+//! builds reliably on a noisy machine (wall-clock runs here vary by ±30%). The `authorize`
+//! bench's policy, 1,000 auto-approved grants, then `JITGATE_CALLS` calls (default 20,000) of
+//! case `JITGATE_CASE`: `grant` (allowed through a grant), `needs` (needs approval) or
+//! `standing` (standing permission). Per-call cost = (instructions with N calls − with 0) / N:
+//!
+//! ```sh
+//! cargo bench -p jitgate --bench authorize_calls --no-run   # prints the binary's path
+//! JITGATE_CASE=grant JITGATE_CALLS=0 valgrind --tool=callgrind <binary>
+//! JITGATE_CASE=grant JITGATE_CALLS=20000 valgrind --tool=callgrind <binary>
+//! ```
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use jitgate::{
+    Action, EntityRef, Flow, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, Pattern, RequestOutcome,
+    RuleTable,
+};
+
+fn e(type_name: &str, id: &str) -> EntityRef {
+    EntityRef::new(type_name, id)
+}
+
+fn main() {
+    let case = std::env::var("JITGATE_CASE").unwrap_or_else(|_| "grant".into());
+    let calls: usize = std::env::var("JITGATE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let policy = RuleTable::builder()
+        .member(e("User", "holder"), e("Team", "sre"))
+        .standing(
+            "read-logs",
+            Pattern::In(e("Team", "sre")),
+            Pattern::Is(e("Action", "read_logs")),
+            Pattern::Any,
+        )
+        .eligible(
+            "restart",
+            Pattern::Type("User".into()),
+            Pattern::Is(e("Action", "db_restart")),
+            Pattern::Any,
+            Flow::new(Duration::hours(8)).with_auto_approve(true),
+        )
+        .build()
+        .expect("valid policy");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let gate = Gate::builder()
+        .policy(Arc::new(policy))
+        .store(Arc::new(MemoryStore::new()))
+        .notifier(Arc::new(NullNotifier))
+        .clock(Arc::new(ManualClock::default()))
+        .build()
+        .expect("gate");
+    let restart = |db: &str| Action::new(e("Action", "db_restart"), e("Database", db));
+    rt.block_on(async {
+        for i in 0..1_000 {
+            let ask = NewRequest::new(
+                e("User", &format!("u{i}")),
+                restart(&format!("db{}", i % 100)),
+                Duration::hours(4),
+            );
+            assert!(matches!(gate.request(ask).await, Ok(RequestOutcome::Granted { .. })));
+        }
+    });
+    let (action, who) = match case.as_str() {
+        "grant" => (restart("db0"), e("User", "u500")),
+        "needs" => (restart("db0"), e("User", "nobody")),
+        "standing" => (
+            Action::new(e("Action", "read_logs"), e("Service", "orders")),
+            e("User", "holder"),
+        ),
+        other => panic!("JITGATE_CASE must be grant, needs or standing, not {other}"),
+    };
+    let mut allowed = 0usize;
+    rt.block_on(async {
+        for _ in 0..calls {
+            allowed += usize::from(std::hint::black_box(gate.authorize(&action, &who).await).is_allowed());
+        }
+    });
+    println!("{case}: {calls} calls, {allowed} allowed");
+}
