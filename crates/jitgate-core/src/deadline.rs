@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// A call did not finish within its deadline.
@@ -23,10 +23,11 @@ pub struct Elapsed {
 
 /// Runs `fut` until it finishes or `after` has passed since it first returned `Pending`,
 /// whichever comes first. A deadline too far away to represent (e.g. [`Duration::MAX`])
-/// never fires.
+/// never fires. `fut` must be `Unpin` (the boxed futures of `async_trait` methods are; pin
+/// any other with `Box::pin`), so that a call that answers at once costs next to nothing.
 ///
 /// # Errors
-/// [`Elapsed`] when the deadline passed first; `fut` is dropped then.
+/// The future answers [`Elapsed`] when the deadline passed first; `fut` is dropped then.
 ///
 /// # Examples
 /// ```
@@ -34,41 +35,77 @@ pub struct Elapsed {
 /// use jitgate_core::deadline::within;
 /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap(); // no time driver
 /// # rt.block_on(async {
-/// assert_eq!(within(Duration::from_millis(20), async { 7 }).await, Ok(7));
+/// assert_eq!(within(Duration::from_millis(20), Box::pin(async { 7 })).await, Ok(7));
 /// let hung = within(Duration::from_millis(20), std::future::pending::<()>()).await;
 /// assert_eq!(hung.unwrap_err().after, Duration::from_millis(20));
 /// # });
 /// ```
-pub async fn within<F: Future>(after: Duration, fut: F) -> Result<F::Output, Elapsed> {
-    let mut fut = std::pin::pin!(fut);
-    let mut timer: Option<futures_timer::Delay> = None;
-    let mut unbounded = false;
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(value) = fut.as_mut().poll(cx) {
+#[inline]
+pub fn within<F: Future + Unpin>(after: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        after,
+        timer: Timer::Unarmed,
+    }
+}
+
+/// The future of [`within`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Within<F> {
+    fut: F,
+    after: Duration,
+    timer: Timer,
+}
+
+#[derive(Debug)]
+enum Timer {
+    /// The call has not waited yet.
+    Unarmed,
+    Armed(futures_timer::Delay),
+    /// The deadline cannot be represented: wait as long as the call takes.
+    Never,
+}
+
+impl<F: Future + Unpin> Future for Within<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    // Inlined into the caller: a call that answers at once pays one branch for its deadline.
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(value) = Pin::new(&mut this.fut).poll(cx) {
             return Poll::Ready(Ok(value));
         }
-        if unbounded {
-            return Poll::Pending;
+        this.wait(cx)
+    }
+}
+
+impl<F> Within<F> {
+    /// The call is pending: arm the timer (once) and see whether it has fired.
+    #[cold]
+    #[inline(never)]
+    fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Elapsed>> {
+        if let Timer::Unarmed = self.timer {
+            // `Delay::new` adds `after` to `Instant::now()` and panics on overflow; leave a day
+            // of margin for the clock to move between this check and that addition.
+            let representable = Instant::now()
+                .checked_add(self.after.saturating_add(Duration::from_secs(86_400)))
+                .is_some();
+            self.timer = if representable {
+                Timer::Armed(futures_timer::Delay::new(self.after))
+            } else {
+                Timer::Never
+            };
         }
-        let delay = match &mut timer {
-            Some(delay) => delay,
-            // `Delay::new` adds `after` to `Instant::now()` and panics on overflow; leave a
-            // day of margin for the clock to move between this check and that addition.
-            None if Instant::now()
-                .checked_add(after.saturating_add(Duration::from_secs(86_400)))
-                .is_none() =>
-            {
-                unbounded = true;
-                return Poll::Pending;
-            }
-            None => timer.insert(futures_timer::Delay::new(after)),
-        };
-        match Pin::new(delay).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed { after })),
-            Poll::Pending => Poll::Pending,
+        match &mut self.timer {
+            Timer::Armed(delay) => match Pin::new(delay).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(Elapsed { after: self.after })),
+                Poll::Pending => Poll::Pending,
+            },
+            Timer::Unarmed | Timer::Never => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +148,7 @@ mod tests {
     fn a_call_that_finishes_in_time_keeps_its_value() {
         runtime_without_timers().block_on(async {
             assert_eq!(within(Duration::from_secs(5), pending_times(3)).await, Ok(42));
-            assert_eq!(within(Duration::ZERO, async { 1 }).await, Ok(1));
+            assert_eq!(within(Duration::ZERO, Box::pin(async { 1 })).await, Ok(1));
         });
     }
 

@@ -102,16 +102,18 @@ impl Gate {
             }
             PolicyDecision::Eligible { flow } => flow.clone(),
         };
-        let grants = match self
-            .call_within(
-                self.authorize_deadline,
-                "live_grants",
-                self.store.live_grants(principal, &action.scope),
-            )
-            .await
-        {
-            Ok(g) => g,
-            Err(e) => return (store_denial(principal, action, &e), Some(policy), Vec::new()),
+        // The hottest store call, awaited through the bare deadline future (one poll layer).
+        let read = crate::deadline::within(
+            self.authorize_deadline,
+            self.store.live_grants(principal, &action.scope),
+        );
+        let grants = match read.await {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => return (store_denial(principal, action, &e), Some(policy), Vec::new()),
+            Err(elapsed) => {
+                let timeout = StoreError::timeout("live_grants", elapsed);
+                return (store_denial(principal, action, &timeout), Some(policy), Vec::new());
+            }
         };
         let decision = match self.use_grant(action, &grants, consume).await {
             Ok(Some(id)) => Decision::Allow {

@@ -341,30 +341,21 @@ impl Gate {
     }
 
     /// Runs one store call of a verb under the verb deadline.
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        self.call_within(self.verb_deadline, operation, call).await
+    fn call<T, F>(&self, operation: &'static str, call: F) -> StoreCall<F>
+    where
+        F: Future<Output = Result<T, StoreError>> + Unpin,
+    {
+        self.call_within(self.verb_deadline, operation, call)
     }
 
     /// Runs one store call under `deadline`.
-    async fn call_within<T>(
-        &self,
-        deadline: std::time::Duration,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match crate::deadline::within(deadline, call).await {
-            Ok(result) => result,
-            Err(elapsed) => {
-                tracing::error!(operation, after = ?elapsed.after, "a store call did not answer in time");
-                Err(StoreError::Timeout {
-                    operation,
-                    after: elapsed.after,
-                })
-            }
+    fn call_within<T, F>(&self, deadline: std::time::Duration, operation: &'static str, call: F) -> StoreCall<F>
+    where
+        F: Future<Output = Result<T, StoreError>> + Unpin,
+    {
+        StoreCall {
+            call: crate::deadline::within(deadline, call),
+            operation,
         }
     }
 
@@ -378,8 +369,17 @@ impl Gate {
         let has_events = !commit.events.is_empty();
         self.call_within(deadline, "commit", self.store.commit(commit)).await?;
         if has_events && self.deliver_inline && self.store.outbox().is_some() {
-            if let Err(e) = self.deliver_outbox().await {
-                tracing::warn!(error = %crate::report::ErrorChain(&e), "outbox delivery failed; events stay in the outbox");
+            // Inline delivery waits on notifiers: it gets the same deadline as the commit, so a
+            // notifier that never answers cannot hold up the verb (or `authorize` using up a
+            // grant). What is not delivered stays in the outbox, claimed until its lease ends.
+            match crate::deadline::within(deadline, Box::pin(self.deliver_outbox())).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %crate::report::ErrorChain(&e), "outbox delivery failed; events stay in the outbox");
+                }
+                Err(elapsed) => {
+                    tracing::warn!(after = ?elapsed.after, "outbox delivery did not finish in time; the rest stays in the outbox");
+                }
             }
         }
         Ok(())
@@ -399,6 +399,31 @@ impl Gate {
     /// `dispatcher.run(shutdown)` with inline delivery off.
     pub fn dispatcher(&self) -> Dispatcher {
         self.dispatcher.clone()
+    }
+}
+
+/// A store call under a deadline: its result, or [`StoreError::Timeout`] naming it.
+struct StoreCall<F> {
+    call: crate::deadline::Within<F>,
+    operation: &'static str,
+}
+
+impl<T, F> Future for StoreCall<F>
+where
+    F: Future<Output = Result<T, StoreError>> + Unpin,
+{
+    type Output = Result<T, StoreError>;
+
+    #[inline(always)]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.call).poll(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Ok(result)) => std::task::Poll::Ready(result),
+            std::task::Poll::Ready(Err(elapsed)) => {
+                std::task::Poll::Ready(Err(StoreError::timeout(this.operation, elapsed)))
+            }
+        }
     }
 }
 

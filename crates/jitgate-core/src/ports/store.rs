@@ -269,6 +269,18 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StoreError {
+    /// The store's `operation` did not answer within the deadline; logged at ERROR.
+    #[cold]
+    pub(crate) fn timeout(operation: &'static str, elapsed: crate::deadline::Elapsed) -> Self {
+        tracing::error!(operation, after = ?elapsed.after, "a store call did not answer in time");
+        StoreError::Timeout {
+            operation,
+            after: elapsed.after,
+        }
+    }
+}
+
 /// Durable state of requests and grants: what [`Gate`](crate::gate::Gate) needs to decide and to
 /// commit.
 ///

@@ -172,3 +172,63 @@ fn consuming_a_grant_use_is_bounded_by_the_authorize_deadline() {
         assert!(started.elapsed() < StdDuration::from_secs(60));
     });
 }
+
+/// A notifier that never answers.
+struct NeverAnswers;
+
+#[async_trait]
+impl Notifier for NeverAnswers {
+    async fn notify(&self, _: &Delivery) -> Result<(), NotifyError> {
+        std::future::pending().await
+    }
+}
+
+/// Inline delivery runs under the commit's deadline: a notifier that never answers holds up
+/// no verb, and no `authorize` that uses up a grant (its `GrantExhausted` event); the events
+/// stay in the outbox.
+#[test]
+fn a_notifier_that_never_answers_holds_up_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let store = Arc::new(MemoryStore::new());
+        let gate = Gate::builder()
+            .policy(Arc::new(policy()))
+            .store(store.clone())
+            .notifier(Arc::new(NeverAnswers))
+            .clock(Arc::new(ManualClock::default()))
+            .authorize_deadline(DEADLINE)
+            .verb_deadline(DEADLINE)
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let req = pending(&gate, ask(read_customer("c-1"), 30)).await;
+        let grant = gate.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+        assert!(gate.authorize(&read_customer("c-1"), &sam()).await.is_allowed());
+        assert!(
+            gate.authorize(&read_customer("c-1"), &sam()).await.is_allowed(),
+            "the last use"
+        );
+        assert!(
+            !gate.authorize(&read_customer("c-1"), &sam()).await.is_allowed(),
+            "used up"
+        );
+        assert_eq!(
+            store.read_grant(grant.id).await.unwrap().unwrap().state,
+            GrantState::Exhausted
+        );
+        assert!(
+            started.elapsed() < StdDuration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        let waiting = store
+            .outbox()
+            .unwrap()
+            .claim(gate.now() + Duration::hours(1), 100)
+            .await;
+        assert!(
+            !waiting.unwrap().is_empty(),
+            "the undelivered events stay in the outbox"
+        );
+    });
+}
