@@ -7,7 +7,10 @@ use std::sync::{Arc, RwLock};
 use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use jitgate_core::{AttrValue, Attributes, EntityRef, PolicyError};
 
-/// Parses entity type names once and keeps them.
+/// How many distinct entity type names [`TypeNames`] keeps parsed.
+pub(crate) const MAX_CACHED_TYPE_NAMES: usize = 1_024;
+
+/// Parses entity type names once and keeps them (up to [`MAX_CACHED_TYPE_NAMES`]).
 #[derive(Default)]
 pub(crate) struct TypeNames(RwLock<HashMap<Arc<str>, EntityTypeName>>);
 
@@ -25,10 +28,12 @@ impl TypeNames {
                 let t = EntityTypeName::from_str(&e.type_name).map_err(|err| {
                     PolicyError::with_source(format!("`{}` is not a Cedar entity type name", e.type_name), err)
                 })?;
-                self.0
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(e.type_name.clone(), t.clone());
+                let mut names = self.0.write().unwrap_or_else(|p| p.into_inner());
+                // Type names come from callers: a stream of made-up ones must not grow the
+                // cache without bound (a schema has a handful; past the bound, parse each time).
+                if names.len() < MAX_CACHED_TYPE_NAMES {
+                    names.insert(e.type_name.clone(), t.clone());
+                }
                 t
             }
         };
@@ -63,5 +68,25 @@ impl TypeNames {
             .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
             .collect::<Result<Vec<_>, PolicyError>>()?;
         Context::from_pairs(pairs).map_err(|e| PolicyError::with_source("the context does not build", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_type_names_never_grow_the_cache_past_its_bound() {
+        let names = TypeNames::default();
+        for i in 0..(MAX_CACHED_TYPE_NAMES + 500) {
+            let uid = names.uid(&EntityRef::new(format!("T{i}"), "x")).unwrap();
+            assert_eq!(
+                uid.type_name().to_string(),
+                format!("T{i}"),
+                "answers stay right past the bound"
+            );
+        }
+        assert_eq!(names.0.read().unwrap().len(), MAX_CACHED_TYPE_NAMES);
+        assert!(names.uid(&EntityRef::new("not a type", "x")).is_err());
     }
 }
