@@ -35,6 +35,21 @@ async fn eventually(within: StdDuration, mut f: impl AsyncFnMut() -> bool) -> bo
     false
 }
 
+/// Sam's restart of `orders`, approved on A; waits until B allows it (at most 5 s).
+async fn granted_on_a_seen_on_b(ga: &Gate, gb: &Gate) -> Grant {
+    let req = pending(ga, ask(restart("orders"), 30)).await;
+    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(
+        eventually(StdDuration::from_secs(5), async || gb
+            .authorize(&restart("orders"), &sam())
+            .await
+            .is_allowed())
+        .await,
+        "replica B never saw the grant"
+    );
+    grant
+}
+
 async fn pending(gate: &Gate, a: NewRequest) -> AccessRequest {
     match gate.request(a).await.unwrap() {
         RequestOutcome::Pending(r) => r,
@@ -87,16 +102,7 @@ async fn an_approval_on_a_allows_on_b_and_a_revoke_on_a_denies_on_b() {
     let b = Arc::new(common::replica(&a).await);
     let clock = Arc::new(ManualClock::default());
     let (ga, gb) = (gate(a, clock.clone()), gate(b, clock.clone()));
-    let req = pending(&ga, ask(restart("orders"), 30)).await;
-    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
-    assert!(
-        eventually(StdDuration::from_secs(2), async || gb
-            .authorize(&restart("orders"), &sam())
-            .await
-            .is_allowed())
-        .await,
-        "replica B never saw the grant"
-    );
+    let grant = granted_on_a_seen_on_b(&ga, &gb).await;
     ga.revoke(grant.id, &lee(), Some("incident over")).await.unwrap();
     assert!(
         eventually(StdDuration::from_secs(2), async || !gb
@@ -141,13 +147,7 @@ async fn the_feed_recovers_after_its_connection_is_killed() {
     let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b, clock.clone()));
     // Let both feeds start listening, then cut every listener of this schema.
     tokio::time::sleep(StdDuration::from_millis(300)).await;
-    let killed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
-        a.schema()
-    )))
-    .fetch_one(a.pool())
-    .await
-    .unwrap();
+    let killed = kill_listeners(&a).await;
     assert!(killed >= 1, "no listener found to kill");
     let req = pending(&ga, ask(restart("orders"), 30)).await;
     ga.approve(req.id, &lee(), None).await.unwrap();
@@ -340,6 +340,17 @@ async fn listeners(store: &PgStore) -> i64 {
     .unwrap()
 }
 
+/// Terminates every change-feed listener of this schema (every replica's); returns how many.
+async fn kill_listeners(store: &PgStore) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
+        store.schema()
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_feed_killed_again_and_again_reconnects_at_once_each_time() {
     let Some(a) = common::store().await else { return };
@@ -348,36 +359,19 @@ async fn a_feed_killed_again_and_again_reconnects_at_once_each_time() {
     let clock = Arc::new(ManualClock::default());
     let (ga, gb) = (gate(a.clone(), clock.clone()), gate(b, clock.clone()));
     assert!(eventually(StdDuration::from_secs(5), async || listeners(&a).await >= 2).await);
-    let kill = || async {
-        let _: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
-            a.schema()
-        )))
-        .fetch_one(a.pool())
-        .await
-        .unwrap();
-    };
     // Kill every listener seven times, each time once both feeds are back.
     for round in 0..7 {
-        kill().await;
+        kill_listeners(&a).await;
         assert!(
             eventually(StdDuration::from_secs(5), async || listeners(&a).await >= 2).await,
             "round {round}: the feeds did not come back"
         );
     }
-    let req = pending(&ga, ask(restart("orders"), 30)).await;
-    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
-    assert!(
-        eventually(StdDuration::from_secs(5), async || gb
-            .authorize(&restart("orders"), &sam())
-            .await
-            .is_allowed())
-        .await
-    );
+    let grant = granted_on_a_seen_on_b(&ga, &gb).await;
     // An eighth loss, and a revoke right after it. Had the backoff kept doubling across healthy
     // connections, B would wait seconds to reconnect, trusting its (not yet stale) cache
     // meanwhile.
-    kill().await;
+    kill_listeners(&a).await;
     ga.revoke(grant.id, &lee(), None).await.unwrap();
     assert!(
         eventually(StdDuration::from_secs(1), async || !gb
@@ -404,23 +398,9 @@ async fn a_replica_whose_feed_is_lost_reads_the_database_until_it_has_caught_up(
             && b.grant_cache_fresh())
         .await
     );
-    let req = pending(&ga, ask(restart("orders"), 30)).await;
-    let grant = ga.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
-    assert!(
-        eventually(StdDuration::from_secs(5), async || gb
-            .authorize(&restart("orders"), &sam())
-            .await
-            .is_allowed())
-        .await
-    );
+    let grant = granted_on_a_seen_on_b(&ga, &gb).await;
 
-    let _: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%{}%'",
-        a.schema()
-    )))
-    .fetch_one(a.pool())
-    .await
-    .unwrap();
+    kill_listeners(&a).await;
     assert!(
         eventually(StdDuration::from_secs(1), async || !b.grant_cache_fresh()).await,
         "B noticed the lost feed and stopped trusting its cache (the staleness bound is 5 s)"

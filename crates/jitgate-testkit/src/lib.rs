@@ -15,10 +15,13 @@
 //! - [`notifier_conformance!`]: the same for a `Notifier`, through a
 //!   [`NotifierHarness`](conformance::notifier::NotifierHarness) that shows what its receiver got.
 //! - [`fixtures`]: principals, actions, a policy exercising every flow feature, and gates.
+//! - [`faulty::FaultyStore`]: the in-memory store whose calls fail or hang on demand, with or
+//!   without its capabilities.
 //! - [`ManualClock`]: a clock that moves only when told.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod conformance;
+pub mod faulty;
 pub mod fixtures;
 
 pub use jitgate_core::ManualClock;

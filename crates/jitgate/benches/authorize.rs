@@ -3,43 +3,13 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::{policy, restart};
+
 use chrono::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use jitgate::{
-    Action, EntityRef, Flow, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, Pattern, RequestOutcome,
-    RuleTable,
-};
-
-fn policy() -> RuleTable {
-    let e = EntityRef::new;
-    RuleTable::builder()
-        .member(e("User", "holder"), e("Team", "sre"))
-        .standing(
-            "read-logs",
-            Pattern::In(e("Team", "sre")),
-            Pattern::Is(e("Action", "read_logs")),
-            Pattern::Any,
-        )
-        .eligible(
-            "restart",
-            Pattern::Type("User".into()),
-            Pattern::Is(e("Action", "db_restart")),
-            Pattern::Any,
-            Flow::new(Duration::hours(8)).with_auto_approve(true),
-        )
-        .forbid(
-            "no-drop",
-            Pattern::Any,
-            Pattern::Is(e("Action", "db_drop")),
-            Pattern::Any,
-        )
-        .build()
-        .expect("valid policy")
-}
-
-fn restart(db: &str) -> Action {
-    Action::new(EntityRef::new("Action", "db_restart"), EntityRef::new("Database", db))
-}
+use jitgate::{Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome};
 
 /// Adds grants (auto-approved requests) until the store holds `n`: user u{i} on db{i % 100}.
 async fn grow(gate: &Gate, store: &MemoryStore, n: usize) {

@@ -12,11 +12,11 @@
 
 use std::sync::Arc;
 
+mod common;
+
 use chrono::Duration;
-use jitgate::{
-    Action, EntityRef, Flow, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, Pattern, RequestOutcome,
-    RuleTable,
-};
+use common::{policy, restart};
+use jitgate::{Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome};
 
 fn e(type_name: &str, id: &str) -> EntityRef {
     EntityRef::new(type_name, id)
@@ -28,32 +28,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let policy = RuleTable::builder()
-        .member(e("User", "holder"), e("Team", "sre"))
-        .standing(
-            "read-logs",
-            Pattern::In(e("Team", "sre")),
-            Pattern::Is(e("Action", "read_logs")),
-            Pattern::Any,
-        )
-        .eligible(
-            "restart",
-            Pattern::Type("User".into()),
-            Pattern::Is(e("Action", "db_restart")),
-            Pattern::Any,
-            Flow::new(Duration::hours(8)).with_auto_approve(true),
-        )
-        .build()
-        .expect("valid policy");
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let gate = Gate::builder()
-        .policy(Arc::new(policy))
+        .policy(Arc::new(policy()))
         .store(Arc::new(MemoryStore::new()))
         .notifier(Arc::new(NullNotifier))
         .clock(Arc::new(ManualClock::default()))
         .build()
         .expect("gate");
-    let restart = |db: &str| Action::new(e("Action", "db_restart"), e("Database", db));
     rt.block_on(async {
         for i in 0..1_000 {
             let ask = NewRequest::new(

@@ -2,38 +2,10 @@
 //! the verbs that need a missing capability say which one.
 
 use super::*;
-
-/// The in-memory store seen through the core trait alone.
-struct CoreOnly(MemoryStore);
-
-#[async_trait]
-impl Store for CoreOnly {
-    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
-        self.0.commit(c).await
-    }
-    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        self.0.read_request(id).await
-    }
-    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        self.0.read_grant(id).await
-    }
-    async fn live_grants(&self, p: &EntityRef, s: &Scope) -> Result<Vec<Grant>, StoreError> {
-        self.0.live_grants(p, s).await
-    }
-    async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
-        self.0.pending_request(p, s).await
-    }
-    async fn principal_counts(
-        &self,
-        p: &EntityRef,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<PrincipalCounts, StoreError> {
-        self.0.principal_counts(p, now).await
-    }
-}
+use jitgate_testkit::faulty::{Capabilities, FaultyStore};
 
 fn core_only_gate() -> (Gate, Arc<ManualClock>) {
-    let store = Arc::new(CoreOnly(MemoryStore::new()));
+    let store = Arc::new(FaultyStore::new(Capabilities::CoreOnly));
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
@@ -44,7 +16,7 @@ fn core_only_gate() -> (Gate, Arc<ManualClock>) {
     (gate, clock)
 }
 
-jitgate_testkit::store_conformance!(|| async { Some(Arc::new(CoreOnly(MemoryStore::new())) as Arc<dyn Store>) }; core);
+jitgate_testkit::store_conformance!(|| async { Some(Arc::new(FaultyStore::new(Capabilities::CoreOnly)) as Arc<dyn Store>) }; core);
 
 #[tokio::test]
 async fn a_core_only_store_serves_authorize_request_review_cancel_and_revoke() {

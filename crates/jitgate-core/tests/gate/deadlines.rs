@@ -1,57 +1,10 @@
 //! A store that stops answering never hangs the gate: `authorize` denies with a timeout
 //! reason, every other verb returns a typed timeout, on any runtime.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::*;
-
-/// The in-memory store, until `hang` is set: then every call waits forever (with
-/// `hang_commits`, only commits do).
-#[derive(Default)]
-struct Hanging {
-    inner: MemoryStore,
-    hang: AtomicBool,
-    hang_commits: AtomicBool,
-}
-
-impl Hanging {
-    async fn gate<T>(&self, call: impl std::future::Future<Output = T>) -> T {
-        if self.hang.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        call.await
-    }
-}
-
-#[async_trait]
-impl Store for Hanging {
-    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
-        if self.hang_commits.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        self.gate(self.inner.commit(c)).await
-    }
-    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        self.gate(self.inner.read_request(id)).await
-    }
-    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        self.gate(self.inner.read_grant(id)).await
-    }
-    async fn live_grants(&self, p: &EntityRef, s: &Scope) -> Result<Vec<Grant>, StoreError> {
-        self.gate(self.inner.live_grants(p, s)).await
-    }
-    async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
-        self.gate(self.inner.pending_request(p, s)).await
-    }
-    async fn principal_counts(
-        &self,
-        p: &EntityRef,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<PrincipalCounts, StoreError> {
-        self.gate(self.inner.principal_counts(p, now)).await
-    }
-}
+use jitgate_testkit::faulty::{Capabilities, FaultyStore};
 
 const DEADLINE: StdDuration = StdDuration::from_millis(40);
 
@@ -65,17 +18,25 @@ fn timed_out(e: Error, call: &str) {
     }
 }
 
-fn hanging_gate() -> (Gate, Arc<Hanging>) {
-    let store = Arc::new(Hanging::default());
-    let gate = Gate::builder()
+/// A gate with both deadlines at [`DEADLINE`] over `store`, notifying `notifier`.
+fn gate_over(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>, verbs: StdDuration) -> Gate {
+    Gate::builder()
         .policy(Arc::new(policy()))
-        .store(store.clone())
+        .store(store)
+        .notifier(notifier)
         .clock(Arc::new(ManualClock::default()))
         .authorize_deadline(DEADLINE)
-        .verb_deadline(DEADLINE)
+        .verb_deadline(verbs)
         .build()
-        .unwrap();
-    (gate, store)
+        .unwrap()
+}
+
+fn hanging_gate() -> (Gate, Arc<FaultyStore>) {
+    let store = Arc::new(FaultyStore::new(Capabilities::All));
+    (
+        gate_over(store.clone(), Arc::new(MemoryNotifier::new()), DEADLINE),
+        store,
+    )
 }
 
 /// Runs on a runtime without a time driver (where `tokio::time::timeout` would panic).
@@ -89,7 +50,7 @@ fn a_hanging_store_denies_authorize_and_fails_every_verb_with_a_timeout() {
         let grant = gate.approve(other.id, &lee(), None).await.unwrap().grant.unwrap();
         assert!(gate.authorize(&restart("other"), &sam()).await.is_allowed());
 
-        store.hang.store(true, Ordering::SeqCst);
+        store.hang("*");
         let started = Instant::now();
         assert_eq!(
             gate.authorize(&restart("other"), &sam()).await,
@@ -114,7 +75,7 @@ fn a_hanging_store_denies_authorize_and_fails_every_verb_with_a_timeout() {
             started.elapsed()
         );
 
-        store.hang.store(false, Ordering::SeqCst);
+        store.heal();
         assert!(
             gate.authorize(&restart("other"), &sam()).await.is_allowed(),
             "it recovers"
@@ -128,7 +89,7 @@ fn the_timeout_names_the_call_and_the_deadline() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let (gate, store) = hanging_gate();
-        store.hang.store(true, Ordering::SeqCst);
+        store.hang("*");
         let e = gate.request(ask(restart("db"), 30)).await.unwrap_err();
         assert_eq!(e.to_string(), "the store's live_grants did not answer within 40ms");
         let Decision::Deny { reason } = gate.authorize(&restart("db"), &sam()).await else {
@@ -147,18 +108,15 @@ fn the_timeout_names_the_call_and_the_deadline() {
 fn consuming_a_grant_use_is_bounded_by_the_authorize_deadline() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
-        let store = Arc::new(Hanging::default());
-        let gate = Gate::builder()
-            .policy(Arc::new(policy()))
-            .store(store.clone())
-            .clock(Arc::new(ManualClock::default()))
-            .authorize_deadline(DEADLINE)
-            .verb_deadline(StdDuration::from_secs(3_600))
-            .build()
-            .unwrap();
+        let store = Arc::new(FaultyStore::new(Capabilities::All));
+        let gate = gate_over(
+            store.clone(),
+            Arc::new(MemoryNotifier::new()),
+            StdDuration::from_secs(3_600),
+        );
         let req = pending(&gate, ask(read_customer("c-1"), 30)).await;
         gate.approve(req.id, &lee(), None).await.unwrap();
-        store.hang_commits.store(true, Ordering::SeqCst);
+        store.hang("commit");
         let started = Instant::now();
         assert_eq!(
             gate.authorize(&read_customer("c-1"), &sam()).await,
@@ -191,15 +149,7 @@ fn a_notifier_that_never_answers_holds_up_nothing() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let store = Arc::new(MemoryStore::new());
-        let gate = Gate::builder()
-            .policy(Arc::new(policy()))
-            .store(store.clone())
-            .notifier(Arc::new(NeverAnswers))
-            .clock(Arc::new(ManualClock::default()))
-            .authorize_deadline(DEADLINE)
-            .verb_deadline(DEADLINE)
-            .build()
-            .unwrap();
+        let gate = gate_over(store.clone(), Arc::new(NeverAnswers), DEADLINE);
         let started = Instant::now();
         let req = pending(&gate, ask(read_customer("c-1"), 30)).await;
         let grant = gate.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();

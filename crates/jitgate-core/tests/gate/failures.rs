@@ -1,6 +1,7 @@
 //! Failures deny (fail closed); the builder refuses to build without its parts.
 
 use super::*;
+use jitgate_testkit::faulty::{Capabilities, FaultyStore};
 
 struct BrokenPolicy;
 impl Policy for BrokenPolicy {
@@ -12,35 +13,6 @@ impl Policy for BrokenPolicy {
     }
     fn may_revoke(&self, _: &EntityRef, _: &Grant, _: &AccessRequest) -> Result<bool, PolicyError> {
         Err(PolicyError::msg("entity provider unreachable"))
-    }
-}
-
-/// A store whose reads of the grant index fail.
-struct BrokenIndex(MemoryStore);
-
-#[async_trait]
-impl Store for BrokenIndex {
-    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
-        self.0.commit(c).await
-    }
-    async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        self.0.read_request(id).await
-    }
-    async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        self.0.read_grant(id).await
-    }
-    async fn live_grants(&self, _: &EntityRef, _: &Scope) -> Result<Vec<Grant>, StoreError> {
-        Err(StoreError::Backend("connection reset".into()))
-    }
-    async fn pending_request(&self, p: &EntityRef, s: &Scope) -> Result<Option<AccessRequest>, StoreError> {
-        self.0.pending_request(p, s).await
-    }
-    async fn principal_counts(
-        &self,
-        p: &EntityRef,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<PrincipalCounts, StoreError> {
-        self.0.principal_counts(p, now).await
     }
 }
 
@@ -57,11 +29,9 @@ async fn policy_and_store_failures_deny() {
         "{d:?}"
     );
 
-    let gate = Gate::builder()
-        .policy(Arc::new(policy()))
-        .store(Arc::new(BrokenIndex(MemoryStore::new())))
-        .build()
-        .unwrap();
+    let store = Arc::new(FaultyStore::new(Capabilities::All));
+    store.fail("live_grants");
+    let gate = Gate::builder().policy(Arc::new(policy())).store(store).build().unwrap();
     let d = gate.authorize(&restart("db"), &sam()).await;
     assert!(
         matches!(&d, Decision::Deny { reason: DenyReason::StoreError(m) } if m.contains("connection reset")),
