@@ -75,9 +75,23 @@ pub struct AuditEntry {
     pub policy_ids: Vec<String>,
 }
 
+/// The record format this version of jitgate writes (see [`AuditRecord::v`]).
+pub const RECORD_VERSION: u32 = 2;
+
+fn version_1() -> u32 {
+    1
+}
+
 /// A chained audit record.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub struct AuditRecord {
+    /// The record format. 2: `hash` is the SHA-256 of the RFC 8785 canonical JSON of the
+    /// record without its `hash` member, so any tool can recompute it from an export line, and
+    /// a field added one day is covered without breaking older records. 1 (records written
+    /// before format 2, which have no `v`): [`record_hash`] over jitgate's own serialisation of
+    /// the entry.
+    #[serde(default = "version_1")]
+    pub v: u32,
     /// Position in the chain, from 1, without gaps.
     pub seq: u64,
     /// Hex hash of the previous record (all zeros for the first).
@@ -117,19 +131,64 @@ impl ChainHead {
     /// Chains `entry` after this head, returning the record and moving the head to it.
     pub fn append(&mut self, entry: AuditEntry) -> AuditRecord {
         let seq = self.seq + 1;
-        let hash = record_hash(seq, &self.hash, &entry);
-        let record = AuditRecord {
+        let mut record = AuditRecord {
+            v: RECORD_VERSION,
             seq,
-            prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
-            hash,
+            prev_hash: self.hash.clone(),
+            hash: String::new(),
             entry,
         };
+        record.hash = record.content_hash().unwrap_or_default();
+        self.hash.clone_from(&record.hash);
         self.seq = seq;
         record
     }
 }
 
-/// The hash of a record with these contents.
+/// What a format-2 hash covers: the record without its hash (member order is irrelevant, RFC
+/// 8785 sorts members).
+#[derive(Serialize)]
+struct Hashed<'a> {
+    v: u32,
+    seq: u64,
+    prev_hash: &'a str,
+    entry: &'a AuditEntry,
+}
+
+impl AuditRecord {
+    /// The hash this record's contents call for, by its format; `None` for a format this
+    /// version of jitgate does not know.
+    pub fn content_hash(&self) -> Option<String> {
+        match self.v {
+            1 => Some(record_hash(self.seq, &self.prev_hash, &self.entry)),
+            2 => {
+                let hashed = Hashed {
+                    v: 2,
+                    seq: self.seq,
+                    prev_hash: &self.prev_hash,
+                    entry: &self.entry,
+                };
+                // Plain data, string keys only: canonical serialisation cannot fail.
+                serde_json_canonicalizer::to_vec(&hashed).ok().map(sha256_hex)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(bytes.as_ref()))
+}
+
+/// The format-2 hash of a record as it stands in an export line (a JSON object): the SHA-256
+/// of the RFC 8785 canonical JSON of the object without its `hash` member. Members this
+/// version of jitgate does not know are covered too.
+fn line_hash(mut value: serde_json::Value) -> Option<String> {
+    value.as_object_mut()?.remove("hash");
+    serde_json_canonicalizer::to_vec(&value).ok().map(sha256_hex)
+}
+
+/// The hash of a format-1 record with these contents (records written before format 2).
 pub fn record_hash(seq: u64, prev_hash: &str, entry: &AuditEntry) -> String {
     // Plain data with no maps keyed by non-strings: serialisation cannot fail.
     let body = serde_json::to_vec(entry).unwrap_or_default();
@@ -175,6 +234,14 @@ pub enum ChainError {
         /// The record.
         seq: u64,
     },
+    /// A record of a format this version of jitgate does not know.
+    #[error("audit record {seq} has format {v}, which this version of jitgate does not know")]
+    UnknownFormat {
+        /// The record.
+        seq: u64,
+        /// Its format.
+        v: u32,
+    },
 }
 
 /// Checks a chain record by record, so a long chain can be verified page by page.
@@ -194,6 +261,15 @@ impl Verifier {
     /// # Errors
     /// The [`ChainError`] of this record; the verifier does not advance.
     pub fn push(&mut self, r: &AuditRecord) -> Result<(), ChainError> {
+        let hash = r
+            .content_hash()
+            .ok_or(ChainError::UnknownFormat { seq: r.seq, v: r.v })?;
+        self.push_hashed(r, &hash)
+    }
+
+    /// Checks the next record against `hash`, the hash its contents call for (computed from
+    /// the record as exported, so members unknown to this version count).
+    fn push_hashed(&mut self, r: &AuditRecord, hash: &str) -> Result<(), ChainError> {
         let expected = self.head.seq + 1;
         if r.seq > expected {
             return Err(ChainError::Missing { expected, found: r.seq });
@@ -201,7 +277,7 @@ impl Verifier {
         if r.seq < expected {
             return Err(ChainError::Reordered { expected, found: r.seq });
         }
-        if record_hash(r.seq, &r.prev_hash, &r.entry) != r.hash {
+        if hash != r.hash {
             return Err(ChainError::Edited { seq: r.seq });
         }
         if r.prev_hash != self.head.hash {
@@ -328,10 +404,23 @@ pub fn verify_jsonl(mut input: impl io::BufRead) -> Result<ChainHead, ExportErro
                 max: MAX_JSONL_LINE,
             });
         }
-        let record: AuditRecord =
-            serde_json::from_slice(&buf).map_err(|source| ExportError::NotARecord { line, source })?;
+        let not_a_record = |source| ExportError::NotARecord { line, source };
+        let value: serde_json::Value = serde_json::from_slice(&buf).map_err(not_a_record)?;
+        let record: AuditRecord = serde_json::from_value(value.clone()).map_err(not_a_record)?;
+        // Format 2 is checked against the line itself, unknown members included.
+        let hash = match record.v {
+            2 => line_hash(value),
+            _ => record.content_hash(),
+        }
+        .ok_or(ExportError::Chain {
+            line,
+            source: ChainError::UnknownFormat {
+                seq: record.seq,
+                v: record.v,
+            },
+        })?;
         verifier
-            .push(&record)
+            .push_hashed(&record, &hash)
             .map_err(|source| ExportError::Chain { line, source })?;
     }
 }
@@ -404,7 +493,7 @@ mod tests {
     fn a_rehashed_record_breaks_the_link() {
         let mut c = chain(4);
         c[1].entry.text = None;
-        c[1].hash = record_hash(c[1].seq, &c[1].prev_hash, &c[1].entry);
+        c[1].hash = c[1].content_hash().unwrap();
         assert_eq!(verify(&c), Err(ChainError::BrokenLink { seq: 3 }));
     }
 
@@ -471,5 +560,64 @@ mod tests {
         let long = vec![b' '; MAX_JSONL_LINE + 10];
         let e = verify_jsonl(&long[..]).unwrap_err();
         assert!(matches!(e, ExportError::LineTooLong { line: 1, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn format_1_records_still_verify_and_a_chain_may_change_format() {
+        // Records as jitgate wrote them before format 2, then new ones appended.
+        let mut head = ChainHead::genesis();
+        let mut c: Vec<AuditRecord> = (0..2)
+            .map(|i| {
+                let seq = head.seq + 1;
+                let hash = record_hash(seq, &head.hash, &entry(i));
+                let r = AuditRecord {
+                    v: 1,
+                    seq,
+                    prev_hash: std::mem::replace(&mut head.hash, hash.clone()),
+                    hash,
+                    entry: entry(i),
+                };
+                head.seq = seq;
+                r
+            })
+            .collect();
+        c.push(head.append(entry(2)));
+        assert_eq!(c[2].v, RECORD_VERSION);
+        assert_eq!(verify(&c).unwrap().seq, 3);
+        // A format-1 line has no `v`: it reads as format 1.
+        let line = serde_json::to_string(&c[0]).unwrap().replace("\"v\":1,", "");
+        let back: AuditRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, c[0]);
+        assert!(verify_jsonl(export(&c).as_slice()).is_ok());
+
+        let mut future = c.clone();
+        future[2].v = 9;
+        assert_eq!(verify(&future), Err(ChainError::UnknownFormat { seq: 3, v: 9 }));
+    }
+
+    #[test]
+    fn a_member_added_one_day_is_covered_by_the_hash_of_an_export() {
+        // A record written by a later version, with a member this version does not know: the
+        // hash covers the line as written.
+        let mut head = ChainHead::genesis();
+        let r = head.append(entry(0));
+        let mut value = serde_json::to_value(&r).unwrap();
+        value["entry"]["replica"] = serde_json::json!("b-2");
+        let hash = line_hash(value.clone()).unwrap();
+        value["hash"] = serde_json::json!(hash);
+        let line = format!("{value}\n");
+        assert_eq!(verify_jsonl(line.as_bytes()).unwrap().hash, hash);
+        let edited = line.replace("b-2", "b-3");
+        let e = verify_jsonl(edited.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExportError::Chain {
+                    line: 1,
+                    source: ChainError::Edited { seq: 1 }
+                }
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use jitgate_core::audit::{AuditEntry, ChainHead};
+use jitgate_core::audit::{AuditEntry, ChainHead, RECORD_VERSION};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -79,8 +79,8 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     }
     sqlx::query(
         "WITH sealed AS ( \
-             INSERT INTO audit (seq, entry_id, request_id, prev_hash, hash, entry) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])) \
+             INSERT INTO audit (seq, entry_id, request_id, prev_hash, hash, entry, v) \
+             SELECT u.*, $11::smallint FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[]) u) \
          UPDATE audit_head SET seq = $7, hash = $8, sealed_xid = $9::text::xid8, sealed_id = $10 WHERE id = 1",
     )
     .bind(seqs)
@@ -93,6 +93,7 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     .bind(&chain.hash)
     .bind(last_xid)
     .bind(last_id)
+    .bind(RECORD_VERSION as i16)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -61,7 +61,9 @@ pub(super) fn outbox_entry(row: &PgRow) -> Result<OutboxEntry, StoreError> {
 
 pub(super) fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = row.try_get("seq").map_err(backend)?;
+    let v: i16 = row.try_get("v").map_err(backend)?;
     Ok(AuditRecord {
+        v: u32::try_from(v).unwrap_or(0),
         seq: seq as u64,
         prev_hash: row.try_get("prev_hash").map_err(backend)?,
         hash: row.try_get("hash").map_err(backend)?,

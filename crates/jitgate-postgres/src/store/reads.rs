@@ -152,7 +152,7 @@ impl AuditLog for PgStore {
         seal::seal_committed(&self.pool).await.map_err(backend)?;
         let after: i64 = page.after_key()?.unwrap_or(0);
         let rows = sqlx::query(
-            "SELECT seq, prev_hash, hash, entry FROM audit WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT v, seq, prev_hash, hash, entry FROM audit WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(id.0)
         .bind(after)
@@ -166,7 +166,7 @@ impl AuditLog for PgStore {
 
     async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         seal::seal_committed(&self.pool).await.map_err(backend)?;
-        let rows = sqlx::query("SELECT seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+        let rows = sqlx::query("SELECT v, seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
