@@ -93,8 +93,8 @@ pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
-    AuditError, Basis, BuildError, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart, Offboarding,
-    RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
+    AuditError, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart,
+    Offboarding, RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_VERB_DEADLINE,
 };
 pub use machine::time::TimeError;

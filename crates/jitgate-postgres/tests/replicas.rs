@@ -234,6 +234,60 @@ async fn the_audit_table_is_append_only_and_verify_finds_edits_and_deletions() {
     ));
 }
 
+/// A superuser who deletes the last records and rewinds the head leaves a chain that verifies
+/// clean; against a checkpoint signed before, the cut is found. So is a chain rewritten from
+/// the start, and a checkpointer never signs a chain that does not verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_superuser_cutting_the_tail_is_found_against_a_checkpoint() {
+    use jitgate_core::audit::CheckpointSigner;
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let g = gate(a.clone(), Arc::new(ManualClock::default()));
+    let signer = CheckpointSigner::from_seed([9; 32]);
+    let key = signer.public_key_hex();
+    for i in 0..3 {
+        let req = pending(&g, ask(restart(&format!("db{i}")), 10)).await;
+        g.approve(req.id, &lee(), Some("ok")).await.unwrap();
+    }
+    let checkpointer = g.checkpointer(signer);
+    let checkpoint = checkpointer.checkpoint_now().await.unwrap();
+    assert_eq!(checkpoint.seq, 12);
+    assert!(g.verify_audit_against(&checkpoint, &key).await.is_ok());
+
+    for sql in [
+        "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+        "DELETE FROM audit WHERE seq > 8",
+        "UPDATE audit_head SET seq = 8, hash = (SELECT hash FROM audit WHERE seq = 8)",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    }
+    assert_eq!(
+        g.verify_audit().await.unwrap().seq,
+        8,
+        "the cut chain verifies clean on its own"
+    );
+    match g.verify_audit_against(&checkpoint, &key).await {
+        Err(AuditError::Chain(ChainError::EndsBeforeCheckpoint {
+            ends_at: 8,
+            checkpoint: 12,
+        })) => {}
+        other => panic!("expected the cut tail to be found, got {other:?}"),
+    }
+
+    sqlx::query("UPDATE audit SET entry = jsonb_set(entry, '{text}', '\"edited\"') WHERE seq = 2")
+        .execute(a.pool())
+        .await
+        .unwrap();
+    let fresh = g.checkpointer(CheckpointSigner::from_seed([9; 32]));
+    assert!(
+        matches!(
+            fresh.checkpoint_now().await,
+            Err(AuditError::Chain(ChainError::Edited { seq: 2 }))
+        ),
+        "a broken chain is never signed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_on_two_replicas_keep_one_chain() {
     let Some(a) = common::store().await else { return };

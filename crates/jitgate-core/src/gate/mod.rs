@@ -4,6 +4,7 @@
 //! conflict load again.
 
 mod authorize;
+mod checkpoints;
 mod decision;
 pub(crate) mod error;
 mod lifecycle;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use checkpoints::Checkpointer;
 pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
 pub use queries::AuditError;
 pub use sweep::SweepReport;

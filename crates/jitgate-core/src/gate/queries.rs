@@ -1,7 +1,7 @@
 //! Reads a platform team needs to build its own API and UI.
 
 use super::Gate;
-use crate::audit::{AuditRecord, ChainHead, Verifier};
+use crate::audit::{AuditRecord, ChainHead, Checkpoint, CheckpointError, Verifier};
 use crate::gate::error::Error;
 use crate::model::entity::EntityRef;
 use crate::model::grant::Grant;
@@ -24,6 +24,9 @@ pub enum AuditError {
     /// Writing the export failed.
     #[error("audit export failed")]
     Io(#[from] std::io::Error),
+    /// A checkpoint could not be trusted or published.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 const AUDIT_PAGE: usize = 1_000;
@@ -150,6 +153,27 @@ impl Gate {
         Ok(v.head().clone())
     }
 
+    /// Verifies the whole audit chain and checks it against `checkpoint`, signed by the key
+    /// `public_key_hex`: the chain must reach the checkpoint's record (else its tail was cut)
+    /// and hold the record the checkpoint signed (else it was rewritten).
+    ///
+    /// # Errors
+    /// [`AuditError::Checkpoint`] if the checkpoint's signature does not verify;
+    /// [`AuditError::Chain`] ([`ChainError::EndsBeforeCheckpoint`](crate::audit::ChainError::EndsBeforeCheckpoint),
+    /// [`ChainError::DiffersFromCheckpoint`](crate::audit::ChainError::DiffersFromCheckpoint),
+    /// or any other break); a store error.
+    pub async fn verify_audit_against(
+        &self,
+        checkpoint: &Checkpoint,
+        public_key_hex: &str,
+    ) -> Result<ChainHead, AuditError> {
+        checkpoint.verify_signature(public_key_hex)?;
+        let mut v = Verifier::anchored(checkpoint);
+        self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
+            .await?;
+        Ok(v.finish()?)
+    }
+
     /// Writes the whole audit chain as JSON lines.
     ///
     /// # Errors
@@ -165,14 +189,20 @@ impl Gate {
         Ok(n)
     }
 
-    async fn each_audit_page(
+    /// Reads the chain page by page from its first record.
+    async fn each_audit_page(&self, f: impl FnMut(&[AuditRecord]) -> Result<(), AuditError>) -> Result<(), AuditError> {
+        self.each_audit_page_after(0, f).await
+    }
+
+    /// Reads the chain page by page from the record after `after`.
+    pub(super) async fn each_audit_page_after(
         &self,
+        mut after: u64,
         mut f: impl FnMut(&[AuditRecord]) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
         let log = self.store.audit_log().ok_or(StoreError::Unsupported {
             capability: Capability::AuditLog,
         })?;
-        let mut after = 0;
         loop {
             // No per-call deadline here: a store may seal a backlog before it answers.
             let records = log.records(after, AUDIT_PAGE).await?;

@@ -77,3 +77,121 @@ async fn an_export_verifies_with_the_script_in_the_docs() {
     let e = jitgate_core::audit::verify_jsonl(edited.as_bytes()).unwrap_err();
     assert_eq!(e.line(), 1);
 }
+
+/// A sink that always fails.
+struct BrokenSink;
+
+#[async_trait]
+impl jitgate_core::audit::CheckpointSink for BrokenSink {
+    async fn publish(&self, _: &jitgate_core::audit::Checkpoint) -> Result<(), jitgate_core::audit::CheckpointError> {
+        Err(std::io::Error::other("disk full").into())
+    }
+}
+
+/// Checkpoints anchor the chain outside the store: cutting the last line of an export, or
+/// handing over another chain of the same length, verifies clean on its own and is found
+/// against the checkpoint.
+#[tokio::test]
+async fn a_cut_tail_and_a_rewritten_chain_are_found_against_a_checkpoint() {
+    use jitgate_core::audit::{verify_jsonl, verify_jsonl_against, ChainError, CheckpointSigner, ExportError};
+    let signer = CheckpointSigner::from_seed([3; 32]);
+    let key = signer.public_key_hex();
+    let (gate, ..) = setup();
+    let r = pending(&gate, ask(restart("orders-prod"), 30)).await;
+    gate.approve(r.id, &lee(), None).await.unwrap();
+    let checkpoint = gate.checkpointer(signer.clone()).checkpoint_now().await.unwrap();
+    let mut export = Vec::new();
+    let n = gate.export_audit(&mut export).await.unwrap();
+    assert_eq!(checkpoint.seq, n);
+    assert_eq!(
+        verify_jsonl_against(export.as_slice(), &checkpoint, &key).unwrap().seq,
+        n
+    );
+    assert_eq!(gate.verify_audit_against(&checkpoint, &key).await.unwrap().seq, n);
+
+    let text = String::from_utf8(export).unwrap();
+    let cut: String = text.lines().take(n as usize - 1).map(|l| format!("{l}\n")).collect();
+    assert!(
+        verify_jsonl(cut.as_bytes()).is_ok(),
+        "a cut tail verifies clean on its own"
+    );
+    match verify_jsonl_against(cut.as_bytes(), &checkpoint, &key) {
+        Err(ExportError::Chain {
+            source:
+                ChainError::EndsBeforeCheckpoint {
+                    ends_at,
+                    checkpoint: at,
+                },
+            ..
+        }) => assert_eq!((ends_at, at), (n - 1, n)),
+        other => panic!("expected a cut tail, got {other:?}"),
+    }
+
+    // Another chain of the same length, as someone rewriting the store would produce.
+    let (other_gate, ..) = setup();
+    let r = pending(&other_gate, ask(restart("orders-prod"), 45)).await;
+    other_gate.approve(r.id, &lee(), None).await.unwrap();
+    let mut rewritten = Vec::new();
+    assert_eq!(other_gate.export_audit(&mut rewritten).await.unwrap(), n);
+    assert!(
+        verify_jsonl(rewritten.as_slice()).is_ok(),
+        "a rewritten chain verifies clean on its own"
+    );
+    assert!(matches!(
+        verify_jsonl_against(rewritten.as_slice(), &checkpoint, &key),
+        Err(ExportError::Chain {
+            source: ChainError::DiffersFromCheckpoint { .. },
+            ..
+        })
+    ));
+    assert!(matches!(
+        other_gate.verify_audit_against(&checkpoint, &key).await,
+        Err(AuditError::Chain(ChainError::DiffersFromCheckpoint { .. }))
+    ));
+
+    let stranger = CheckpointSigner::from_seed([4; 32]).public_key_hex();
+    assert!(matches!(
+        verify_jsonl_against(text.as_bytes(), &checkpoint, &stranger),
+        Err(ExportError::Checkpoint(_))
+    ));
+}
+
+/// A checkpointer verifies only what is new, publishes to every sink, and reports a failing
+/// sink after trying the others.
+#[tokio::test]
+async fn the_checkpointer_is_incremental_and_publishes_to_every_sink() {
+    use jitgate_core::audit::{CheckpointSigner, JsonLinesCheckpoints, TracingCheckpoints};
+    let path = std::env::temp_dir().join(format!("jitgate-cp-{}.jsonl", std::process::id()));
+    std::fs::remove_file(&path).ok();
+    let file = Arc::new(JsonLinesCheckpoints::new(&path));
+    let (gate, ..) = setup();
+    let cp = gate
+        .checkpointer(CheckpointSigner::from_seed([5; 32]))
+        .sink(file.clone())
+        .sink(Arc::new(TracingCheckpoints));
+    assert_eq!(
+        cp.checkpoint_now().await.unwrap().seq,
+        0,
+        "an empty chain is a checkpoint too"
+    );
+    pending(&gate, ask(restart("a"), 30)).await;
+    let first = cp.checkpoint_now().await.unwrap();
+    pending(&gate, ask(restart("b"), 30)).await;
+    let second = cp.checkpoint_now().await.unwrap();
+    assert!(second.seq > first.seq);
+    assert_eq!(file.latest().unwrap(), Some(second.clone()));
+    assert_eq!(gate.verify_audit().await.unwrap().hash, second.hash);
+
+    let failing = gate
+        .checkpointer(CheckpointSigner::from_seed([5; 32]))
+        .sink(Arc::new(BrokenSink))
+        .sink(file.clone());
+    pending(&gate, ask(restart("c"), 30)).await;
+    let e = failing.checkpoint_now().await.unwrap_err();
+    assert!(matches!(e, AuditError::Checkpoint(_)), "{e:?}");
+    assert!(
+        file.latest().unwrap().unwrap().seq > second.seq,
+        "the other sink still got it"
+    );
+    std::fs::remove_file(&path).ok();
+}

@@ -1,10 +1,18 @@
 //! The tamper-evident audit log: records chained by SHA-256.
 //!
-//! Each record's hash covers a domain tag, its sequence number, the previous record's hash
-//! and the canonical JSON of its entry (length-prefixed). [`verify`] recomputes the chain and
-//! reports the first record that was edited, removed or reordered.
+//! Each record's hash covers the RFC 8785 canonical JSON of the record without its hash
+//! (format 2; see [`AuditRecord::v`]). [`verify`] recomputes the chain and reports the first
+//! record that was edited, removed or reordered; [`verify_jsonl`] does the same for an export,
+//! streaming; [`Checkpoint`]s signed with a key the store never sees anchor the chain's head
+//! outside the store, so a cut tail or a rewritten chain is found too.
 
-use std::io::{self, BufRead, Read, Write};
+mod checkpoint;
+mod export;
+
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointSigner, CheckpointSink, JsonLinesCheckpoints, TracingCheckpoints,
+};
+pub use export::{verify_jsonl, verify_jsonl_against, write_jsonl, ExportError, MAX_JSONL_LINE};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -176,14 +184,14 @@ impl AuditRecord {
     }
 }
 
-fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(bytes.as_ref()))
 }
 
 /// The format-2 hash of a record as it stands in an export line (a JSON object): the SHA-256
 /// of the RFC 8785 canonical JSON of the object without its `hash` member. Members this
 /// version of jitgate does not know are covered too.
-fn line_hash(mut value: serde_json::Value) -> Option<String> {
+pub(crate) fn line_hash(mut value: serde_json::Value) -> Option<String> {
     value.as_object_mut()?.remove("hash");
     serde_json_canonicalizer::to_vec(&value).ok().map(sha256_hex)
 }
@@ -234,6 +242,21 @@ pub enum ChainError {
         /// The record.
         seq: u64,
     },
+    /// The record at a checkpoint's sequence number is not the one the checkpoint signed: the
+    /// chain was rewritten (from this record or before).
+    #[error("audit record {seq} is not the record the checkpoint signed: the chain was rewritten")]
+    DiffersFromCheckpoint {
+        /// The record.
+        seq: u64,
+    },
+    /// The chain ends before a checkpoint's sequence number: records were cut from its end.
+    #[error("the audit chain ends at record {ends_at}, but a checkpoint signed record {checkpoint}: its tail was cut")]
+    EndsBeforeCheckpoint {
+        /// The chain's last record.
+        ends_at: u64,
+        /// The checkpoint's record.
+        checkpoint: u64,
+    },
     /// A record of a format this version of jitgate does not know.
     #[error("audit record {seq} has format {v}, which this version of jitgate does not know")]
     UnknownFormat {
@@ -248,12 +271,38 @@ pub enum ChainError {
 #[derive(Clone, Debug, Default)]
 pub struct Verifier {
     head: ChainHead,
+    /// A checkpoint's (sequence, hash) the chain must pass through.
+    anchor: Option<(u64, String)>,
 }
 
 impl Verifier {
     /// A verifier expecting the first record of a chain.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A verifier that also checks the chain against `checkpoint` (whose signature the caller
+    /// has checked): the record at its sequence number must have its hash, and
+    /// [`finish`](Self::finish) fails if the chain ends before it.
+    pub fn anchored(checkpoint: &Checkpoint) -> Self {
+        Self {
+            head: ChainHead::genesis(),
+            anchor: Some((checkpoint.seq, checkpoint.hash.clone())),
+        }
+    }
+
+    /// Ends verification: the head, unless the chain ended before its checkpoint.
+    ///
+    /// # Errors
+    /// [`ChainError::EndsBeforeCheckpoint`].
+    pub fn finish(self) -> Result<ChainHead, ChainError> {
+        match self.anchor {
+            Some((checkpoint, _)) if self.head.seq < checkpoint => Err(ChainError::EndsBeforeCheckpoint {
+                ends_at: self.head.seq,
+                checkpoint,
+            }),
+            _ => Ok(self.head),
+        }
     }
 
     /// Checks the next record.
@@ -269,7 +318,7 @@ impl Verifier {
 
     /// Checks the next record against `hash`, the hash its contents call for (computed from
     /// the record as exported, so members unknown to this version count).
-    fn push_hashed(&mut self, r: &AuditRecord, hash: &str) -> Result<(), ChainError> {
+    pub(crate) fn push_hashed(&mut self, r: &AuditRecord, hash: &str) -> Result<(), ChainError> {
         let expected = self.head.seq + 1;
         if r.seq > expected {
             return Err(ChainError::Missing { expected, found: r.seq });
@@ -282,6 +331,11 @@ impl Verifier {
         }
         if r.prev_hash != self.head.hash {
             return Err(ChainError::BrokenLink { seq: r.seq });
+        }
+        if let Some((seq, signed)) = &self.anchor {
+            if *seq == r.seq && *signed != r.hash {
+                return Err(ChainError::DiffersFromCheckpoint { seq: r.seq });
+            }
         }
         self.head = ChainHead {
             seq: r.seq,
@@ -305,124 +359,7 @@ pub fn verify<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Result<
     for r in records {
         v.push(r)?;
     }
-    Ok(v.head)
-}
-
-/// Writes records as JSON lines, one record per line.
-///
-/// # Errors
-/// Any I/O error of `out`.
-pub fn write_jsonl<'a>(records: impl IntoIterator<Item = &'a AuditRecord>, mut out: impl Write) -> io::Result<()> {
-    for r in records {
-        serde_json::to_writer(&mut out, r).map_err(io::Error::other)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-/// The longest line [`verify_jsonl`] reads: far above any record within the gate's
-/// [`Limits`](crate::Limits), and a bound on the memory one line may take.
-pub const MAX_JSONL_LINE: usize = 1 << 20;
-
-/// A JSON-lines export failed verification; `line` counts from 1.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExportError {
-    /// The line is not an audit record (not JSON, not UTF-8, blank, or another shape).
-    #[error("line {line} is not an audit record")]
-    NotARecord {
-        /// The line.
-        line: u64,
-        /// Why it does not parse.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The line is longer than [`MAX_JSONL_LINE`] bytes.
-    #[error("line {line} is longer than {max} bytes")]
-    LineTooLong {
-        /// The line.
-        line: u64,
-        /// The maximum.
-        max: usize,
-    },
-    /// The record on the line breaks the chain.
-    #[error("line {line} breaks the audit chain")]
-    Chain {
-        /// The line.
-        line: u64,
-        /// How.
-        #[source]
-        source: ChainError,
-    },
-    /// Reading failed.
-    #[error("reading line {line} failed")]
-    Io {
-        /// The line.
-        line: u64,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl ExportError {
-    /// The line (from 1) where verification stopped.
-    pub fn line(&self) -> u64 {
-        match self {
-            ExportError::NotARecord { line, .. }
-            | ExportError::LineTooLong { line, .. }
-            | ExportError::Chain { line, .. }
-            | ExportError::Io { line, .. } => *line,
-        }
-    }
-}
-
-/// Verifies a JSON-lines export (as [`write_jsonl`] writes it) from its first record,
-/// streaming: one line in memory at a time, whatever the size. Returns the chain's head.
-///
-/// # Errors
-/// An [`ExportError`] naming the first bad line.
-pub fn verify_jsonl(mut input: impl io::BufRead) -> Result<ChainHead, ExportError> {
-    let mut verifier = Verifier::new();
-    let mut buf = Vec::new();
-    let mut line = 0u64;
-    loop {
-        line += 1;
-        buf.clear();
-        let read = (&mut input)
-            .take(MAX_JSONL_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| ExportError::Io { line, source })?;
-        if read == 0 {
-            return Ok(verifier.head);
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        } else if buf.len() > MAX_JSONL_LINE {
-            return Err(ExportError::LineTooLong {
-                line,
-                max: MAX_JSONL_LINE,
-            });
-        }
-        let not_a_record = |source| ExportError::NotARecord { line, source };
-        let value: serde_json::Value = serde_json::from_slice(&buf).map_err(not_a_record)?;
-        let record: AuditRecord = serde_json::from_value(value.clone()).map_err(not_a_record)?;
-        // Format 2 is checked against the line itself, unknown members included.
-        let hash = match record.v {
-            2 => line_hash(value),
-            _ => record.content_hash(),
-        }
-        .ok_or(ExportError::Chain {
-            line,
-            source: ChainError::UnknownFormat {
-                seq: record.seq,
-                v: record.v,
-            },
-        })?;
-        verifier
-            .push_hashed(&record, &hash)
-            .map_err(|source| ExportError::Chain { line, source })?;
-    }
+    v.finish()
 }
 
 #[cfg(test)]
