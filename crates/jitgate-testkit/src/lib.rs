@@ -71,6 +71,7 @@ macro_rules! __conformance_group {
             use_limited_grant_allows_exactly_n_uses_concurrently,
             limits_refuse_before_storing,
             pending_requests_per_principal_are_bounded,
+            refusals_are_recorded,
         );
     };
     ($factory:expr, listings) => {

@@ -58,6 +58,9 @@ pub enum AuditAction {
     GrantExpiryReminded,
     /// A notification could not be delivered after every attempt and was parked as dead.
     NotificationDead,
+    /// Someone tried something the rules refused (a self-approval, an ineligible reviewer, a
+    /// closed request, a forbidden request, ...): `actor` tried, `text` says what and why.
+    Refused,
 }
 
 /// One audited step, before it is chained.

@@ -98,3 +98,22 @@ pub enum Error {
         attempts: u32,
     },
 }
+
+impl Error {
+    /// Whether the rules refused what was asked (a state machine refusal, a forbidden or
+    /// ineligible request, a group acting, revoking or closing without authority, extending
+    /// someone else's grant), as opposed to bad input, a missing record or a failure. Each
+    /// refusal leaves an audit record ([`AuditAction::Refused`](crate::audit::AuditAction::Refused)).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::Transition(_)
+                | Error::Forbidden { .. }
+                | Error::NotEligible { .. }
+                | Error::NotAPrincipal { .. }
+                | Error::NotPermittedToRevoke { .. }
+                | Error::NotPermittedToWithdraw { .. }
+                | Error::NotGrantHolder { .. }
+        )
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::refusals::Attempted;
 use super::{Gate, Offboarding, RequestOutcome, ReviewOutcome};
 use crate::gate::error::Error;
 use crate::gate::limits::Field;
@@ -30,6 +31,13 @@ impl Gate {
     /// duration above the maximum, break-glass not allowed, ...), a policy or store error.
     pub async fn request(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
         self.limits.request(&ask, self.clock.now())?;
+        let (who, scope) = (ask.principal.clone(), ask.action.scope.clone());
+        let result = self.request_within_limits(ask).await;
+        self.audited("request", &who, Attempted::Ask(&who, &scope), result)
+            .await
+    }
+
+    async fn request_within_limits(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
         self.ensure_principal(&ask.principal)?;
         let Some(flow) = self.eligible_flow(&ask.principal, &ask.action)? else {
             return Ok(RequestOutcome::NotNeeded);
@@ -157,9 +165,9 @@ impl Gate {
     ) -> Result<ReviewOutcome, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;
-        self.ensure_principal(reviewer)?;
-        let (request, grant) = self
-            .transact(Subject::Request(id), |at| async move {
+        let result = async {
+            self.ensure_principal(reviewer)?;
+            self.transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
                 let standing = self.policy.reviewer_standing(reviewer, &req)?;
                 let comment = comment.map(str::to_owned);
@@ -173,7 +181,14 @@ impl Gate {
                     at.now,
                 )?)
             })
-            .await?;
+            .await
+        }
+        .await;
+        let verb = match verdict {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+        };
+        let (request, grant) = self.audited(verb, reviewer, Attempted::Request(id), result).await?;
         Ok(ReviewOutcome { request, grant })
     }
 
@@ -184,11 +199,13 @@ impl Gate {
     /// [`TransitionError::RequestClosed`], store errors.
     pub async fn cancel(&self, id: RequestId, actor: &EntityRef) -> Result<AccessRequest, Error> {
         self.limits.entity(actor)?;
-        self.transact(Subject::Request(id), |at| async move {
-            let req = self.read_request(id).await?;
-            Ok(machine::cancel(&req, actor, at.now)?)
-        })
-        .await
+        let result = self
+            .transact(Subject::Request(id), |at| async move {
+                let req = self.read_request(id).await?;
+                Ok(machine::cancel(&req, actor, at.now)?)
+            })
+            .await;
+        self.audited("cancel", actor, Attempted::Request(id), result).await
     }
 
     /// Revokes one grant. The holder may always give up their own grant; others need the
@@ -200,18 +217,20 @@ impl Gate {
     pub async fn revoke(&self, id: GrantId, actor: &EntityRef, reason: Option<&str>) -> Result<Grant, Error> {
         self.limits.entity(actor)?;
         self.limits.text(Field::Reason, reason)?;
-        self.transact(Subject::Grant(id), |at| async move {
-            let grant = self.read_grant(id).await?;
-            let req = self.read_request(grant.request_id).await?;
-            if !self.policy.may_revoke(actor, &grant, &req)? {
-                return Err(Error::NotPermittedToRevoke {
-                    actor: actor.clone(),
-                    grant: id,
-                });
-            }
-            Ok(machine::revoke(&grant, actor, reason.map(str::to_owned), at.now)?)
-        })
-        .await
+        let result = self
+            .transact(Subject::Grant(id), |at| async move {
+                let grant = self.read_grant(id).await?;
+                let req = self.read_request(grant.request_id).await?;
+                if !self.policy.may_revoke(actor, &grant, &req)? {
+                    return Err(Error::NotPermittedToRevoke {
+                        actor: actor.clone(),
+                        grant: id,
+                    });
+                }
+                Ok(machine::revoke(&grant, actor, reason.map(str::to_owned), at.now)?)
+            })
+            .await;
+        self.audited("revoke", actor, Attempted::Grant(id), result).await
     }
 
     /// Off-boarding: revokes every scheduled or active grant of `principal` and closes each of
@@ -270,17 +289,19 @@ impl Gate {
     }
 
     async fn withdraw(&self, id: RequestId, actor: &EntityRef, reason: Option<&str>) -> Result<AccessRequest, Error> {
-        self.transact(Subject::Request(id), |at| async move {
-            let req = self.read_request(id).await?;
-            if !self.policy.may_withdraw(actor, &req)? {
-                return Err(Error::NotPermittedToWithdraw {
-                    actor: actor.clone(),
-                    request: id,
-                });
-            }
-            Ok(machine::withdraw(&req, actor, reason.map(str::to_owned), at.now)?)
-        })
-        .await
+        let result = self
+            .transact(Subject::Request(id), |at| async move {
+                let req = self.read_request(id).await?;
+                if !self.policy.may_withdraw(actor, &req)? {
+                    return Err(Error::NotPermittedToWithdraw {
+                        actor: actor.clone(),
+                        request: id,
+                    });
+                }
+                Ok(machine::withdraw(&req, actor, reason.map(str::to_owned), at.now)?)
+            })
+            .await;
+        self.audited("revoke_all", actor, Attempted::Request(id), result).await
     }
 
     /// Asks to extend an active grant: a new request for the same action, linked to the
@@ -300,6 +321,17 @@ impl Gate {
         self.limits.entity(actor)?;
         self.limits.text(Field::Justification, justification)?;
         self.limits.wanted_duration(duration)?;
+        let result = self.extend_within_limits(id, actor, duration, justification).await;
+        self.audited("extend", actor, Attempted::Grant(id), result).await
+    }
+
+    async fn extend_within_limits(
+        &self,
+        id: GrantId,
+        actor: &EntityRef,
+        duration: chrono::Duration,
+        justification: Option<&str>,
+    ) -> Result<RequestOutcome, Error> {
         let grant = self.read_grant(id).await?;
         if grant.principal != *actor {
             return Err(Error::NotGrantHolder {
@@ -330,17 +362,22 @@ impl Gate {
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;
-        self.ensure_principal(reviewer)?;
-        self.transact(Subject::Grant(id), |at| async move {
-            let grant = self.read_grant(id).await?;
-            let req = self.read_request(grant.request_id).await?;
-            let standing = self.policy.reviewer_standing(reviewer, &req)?;
-            let comment = comment.map(str::to_owned);
-            Ok(machine::acknowledge(
-                &grant, &req, reviewer, &standing, comment, at.now,
-            )?)
-        })
-        .await
+        let result = async {
+            self.ensure_principal(reviewer)?;
+            self.transact(Subject::Grant(id), |at| async move {
+                let grant = self.read_grant(id).await?;
+                let req = self.read_request(grant.request_id).await?;
+                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let comment = comment.map(str::to_owned);
+                Ok(machine::acknowledge(
+                    &grant, &req, reviewer, &standing, comment, at.now,
+                )?)
+            })
+            .await
+        }
+        .await;
+        self.audited("acknowledge", reviewer, Attempted::Grant(id), result)
+            .await
     }
 
     /// [`Error::NotAPrincipal`] unless the policy counts `entity` as a principal.

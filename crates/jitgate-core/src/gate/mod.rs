@@ -10,6 +10,7 @@ pub(crate) mod error;
 mod lifecycle;
 pub(crate) mod limits;
 mod queries;
+mod refusals;
 mod send_check;
 mod sweep;
 

@@ -195,3 +195,64 @@ async fn the_checkpointer_is_incremental_and_publishes_to_every_sink() {
     );
     std::fs::remove_file(&path).ok();
 }
+
+/// Every refused attempt leaves a record of who tried what and why; the chain still verifies.
+#[tokio::test]
+async fn refusals_leave_a_record_of_who_tried_what_and_why() {
+    use jitgate_core::audit::{AuditAction, AuditRecord};
+    let (gate, ..) = setup();
+    let r = pending(&gate, ask(restart("orders-prod"), 30)).await;
+    // A self-approval, an ineligible reviewer, a forbidden request, a cancel by someone else.
+    assert!(gate.approve(r.id, &sam(), None).await.is_err());
+    assert!(gate.approve(r.id, &sec(), Some("let me in")).await.is_err());
+    assert!(gate.request(ask(drop_db("orders-prod"), 30)).await.is_err());
+    assert!(gate.cancel(r.id, &lee()).await.is_err());
+    // Approving a closed request.
+    let grant = gate.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+    assert!(gate.approve(r.id, &lin(), None).await.is_err());
+    // Revoking without authority; extending someone else's grant.
+    assert!(gate.revoke(grant.id, &eve(), None).await.is_err());
+    assert!(gate
+        .extend(grant.id, &lee(), Duration::minutes(10), None)
+        .await
+        .is_err());
+    // Not refusals: a missing request, input over a limit.
+    assert!(gate.approve(RequestId::new_random(), &lee(), None).await.is_err());
+    assert!(gate.approve(r.id, &lee(), Some(&"x".repeat(10_000))).await.is_err());
+
+    let mut export = Vec::new();
+    gate.export_audit(&mut export).await.unwrap();
+    let refused: Vec<AuditRecord> = String::from_utf8(export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<AuditRecord>(l).unwrap())
+        .filter(|r| r.entry.action == AuditAction::Refused)
+        .collect();
+    let who_what: Vec<(EntityRef, String)> = refused
+        .iter()
+        .map(|r| (r.entry.actor.clone(), r.entry.text.clone().unwrap()))
+        .collect();
+    assert_eq!(who_what.len(), 7, "{who_what:#?}");
+    let expect = [
+        (sam(), "approve refused"),
+        (sec(), "approve refused"),
+        (sam(), "request refused"),
+        (lee(), "cancel refused"),
+        (lin(), "approve refused"),
+        (eve(), "revoke refused"),
+        (lee(), "extend refused"),
+    ];
+    for ((actor, text), (want_actor, want_text)) in who_what.iter().zip(expect) {
+        assert_eq!(*actor, want_actor, "{text}");
+        assert!(text.starts_with(want_text), "{text}");
+    }
+    assert_eq!(
+        refused[2].entry.policy_ids,
+        vec!["no-drop".to_string()],
+        "the forbidding policy"
+    );
+    assert_eq!(refused[2].entry.scope, drop_db("orders-prod").scope);
+    assert_eq!(refused[0].entry.request_id, r.id);
+    assert_eq!(refused[5].entry.grant_id, Some(grant.id));
+    gate.verify_audit().await.unwrap();
+}
