@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use super::{sha256_hex, ChainHead};
+use super::{canonical_bytes, sha256_hex, ChainHead};
 
 /// The checkpoint format this version of jitgate writes.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -54,8 +54,7 @@ impl Checkpoint {
             at: self.at,
             key_id: &self.key_id,
         };
-        // Plain data, string keys only: canonical serialisation cannot fail.
-        serde_json_canonicalizer::to_vec(&signed).unwrap_or_default()
+        canonical_bytes(&signed)
     }
 
     /// Checks the signature with `public_key_hex` (64 hex digits).

@@ -2,6 +2,8 @@
 
 use std::io::{self, BufRead, Read, Write};
 
+use serde::Deserialize;
+
 use super::{line_hash, AuditRecord, ChainError, ChainHead, Checkpoint, CheckpointError, Verifier};
 
 /// Writes records as JSON lines, one record per line.
@@ -127,7 +129,7 @@ fn verify_lines(mut input: impl io::BufRead, mut verifier: Verifier) -> Result<C
         }
         let not_a_record = |source| ExportError::NotARecord { line, source };
         let value: serde_json::Value = serde_json::from_slice(&buf).map_err(not_a_record)?;
-        let record: AuditRecord = serde_json::from_value(value.clone()).map_err(not_a_record)?;
+        let record = AuditRecord::deserialize(&value).map_err(not_a_record)?;
         // Format 2 is checked against the line itself, unknown members included.
         let hash = match record.v {
             2 => line_hash(value),

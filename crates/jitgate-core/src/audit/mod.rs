@@ -6,6 +6,7 @@
 //! streaming; [`Checkpoint`]s signed with a key the store never sees anchor the chain's head
 //! outside the store, so a cut tail or a rewritten chain is found too.
 
+mod canonical;
 mod checkpoint;
 mod export;
 
@@ -179,8 +180,7 @@ impl AuditRecord {
                     prev_hash: &self.prev_hash,
                     entry: &self.entry,
                 };
-                // Plain data, string keys only: canonical serialisation cannot fail.
-                serde_json_canonicalizer::to_vec(&hashed).ok().map(sha256_hex)
+                canonical_hash(&serde_json::to_value(&hashed).ok()?)
             }
             _ => None,
         }
@@ -196,7 +196,26 @@ pub(crate) fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
 /// version of jitgate does not know are covered too.
 pub(crate) fn line_hash(mut value: serde_json::Value) -> Option<String> {
     value.as_object_mut()?.remove("hash");
-    serde_json_canonicalizer::to_vec(&value).ok().map(sha256_hex)
+    canonical_hash(&value)
+}
+
+/// The SHA-256 (hex) of the RFC 8785 canonical JSON of `value`; `None` if it holds a
+/// fractional number.
+fn canonical_hash(value: &serde_json::Value) -> Option<String> {
+    let mut hasher = Sha256::new();
+    canonical::write(value, &mut hasher)
+        .ok()?
+        .then(|| hex::encode(hasher.finalize()))
+}
+
+/// The RFC 8785 canonical JSON of `value` (plain data: no fractional numbers).
+pub(crate) fn canonical_bytes(value: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(value) {
+        // A failure leaves what was written: a signature over it will not verify.
+        let _ = canonical::write(&v, &mut out);
+    }
+    out
 }
 
 /// The hash of a format-1 record with these contents (records written before format 2).
