@@ -2,10 +2,10 @@
 //!
 //! Commits append to `audit_entries` without any lock, each row tagged with its transaction id
 //! (`xid8`). A sealer, holding the `audit_head` row lock, chains entries in `(xid, id)` order,
-//! but only those whose transaction is older than the oldest transaction still running
-//! (`pg_snapshot_xmin`): every such transaction has finished, and any transaction that has not
-//! will get or has an id at or above that cutoff, so nothing can later appear before a sealed
-//! entry. The chain therefore has one order, no gaps, and is append-only, while commits never
+//! but only those whose transaction is older than the oldest transaction still running in this
+//! database (see [`CUTOFF`]; transactions of other databases cannot add entries): every such
+//! transaction has finished, and any transaction that has not will get or has an id at or
+//! above that cutoff, so nothing can later appear before a sealed entry. The chain therefore has one order, no gaps, and is append-only, while commits never
 //! wait for each other.
 
 use std::sync::Weak;
@@ -18,6 +18,27 @@ use uuid::Uuid;
 use crate::error::CorruptRow;
 
 const BATCH: i64 = 5_000;
+
+/// The sealing horizon for snapshot `$1`: the oldest transaction still running *in this
+/// database* (only those can add audit entries), or the snapshot's `xmax` when none is. A
+/// transaction left open in another database of the same server never holds sealing back.
+/// Seeing other sessions' transaction ids takes superuser or `pg_read_all_stats`; without
+/// either, the horizon is the cluster-wide one (`xmin`), as hidden ids could be this
+/// database's.
+const CUTOFF: &str = "\
+    SELECT CASE \
+      WHEN pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') \
+           OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+      THEN least( \
+        pg_snapshot_xmax($1::pg_snapshot), \
+        (SELECT min(x) FROM pg_snapshot_xip($1::pg_snapshot) AS x \
+          WHERE x::xid IN ( \
+            SELECT backend_xid FROM pg_stat_activity \
+              WHERE datname = current_database() AND backend_xid IS NOT NULL \
+            UNION ALL \
+            SELECT transaction FROM pg_prepared_xacts WHERE database = current_database()))) \
+      ELSE pg_snapshot_xmin($1::pg_snapshot) \
+    END::text";
 
 /// Seals one batch. With `wait` the head lock is awaited, otherwise a sealer already at work
 /// makes this a no-op. Returns the cutoff used (`None` if skipped) and how many entries were sealed.
@@ -38,9 +59,12 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     };
     let sealed_xid: String = head.try_get("sealed_xid")?;
     let sealed_id: i64 = head.try_get("sealed_id")?;
-    let cutoff: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+    // The snapshot first, then (in a later statement, so that it reads backends as they are
+    // after it) which of its running transactions are in this database.
+    let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
         .fetch_one(&mut *tx)
         .await?;
+    let cutoff: String = sqlx::query_scalar(CUTOFF).bind(&snapshot).fetch_one(&mut *tx).await?;
     let rows = sqlx::query(
         "SELECT id, xid::text AS xid, request_id, entry FROM audit_entries \
          WHERE (xid, id) > ($1::text::xid8, $2) AND xid < $3::text::xid8 ORDER BY xid, id LIMIT $4",

@@ -470,3 +470,46 @@ async fn a_replica_whose_feed_is_lost_reads_the_database_until_it_has_caught_up(
     );
     assert!(!gb.authorize(&restart("orders"), &sam()).await.is_allowed());
 }
+
+/// A transaction left open in another database of the same server holds a transaction id
+/// older than every entry written here; it must not freeze sealing (before: reads waited 10 s
+/// and then returned an empty chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_open_in_another_database_never_delays_sealing() {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgConnection};
+    use sqlx::Connection;
+    let Some(a) = common::store().await else { return };
+    if let Err(e) = sqlx::query("CREATE DATABASE jitgate_other").execute(a.pool()).await {
+        let text = e.to_string();
+        assert!(
+            text.contains("already exists") || text.contains("duplicate key"),
+            "{text}"
+        );
+    }
+    let other_db = PgConnectOptions::from_str(&common::url())
+        .unwrap()
+        .database("jitgate_other");
+    let mut other = PgConnection::connect_with(&other_db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+
+    let g = gate(Arc::new(a), Arc::new(ManualClock::default()));
+    for i in 0..3 {
+        let req = pending(&g, ask(restart(&format!("db{i}")), 10)).await;
+        g.approve(req.id, &lee(), None).await.unwrap();
+    }
+    let started = Instant::now();
+    let head = g.verify_audit().await.unwrap();
+    assert_eq!(head.seq, 12, "every record is sealed and read");
+    assert!(
+        started.elapsed() < StdDuration::from_secs(5),
+        "sealing waited {:?} for a transaction in another database",
+        started.elapsed()
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+}
