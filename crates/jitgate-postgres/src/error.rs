@@ -45,6 +45,14 @@ pub(crate) struct CorruptRow {
     pub(crate) source: serde_json::Error,
 }
 
+/// An audit entry no longer matches the digest written when it was committed: someone edited
+/// it before it was sealed into the chain. Sealing stops before it.
+#[derive(Debug, thiserror::Error)]
+#[error("audit entry {entry_id} was edited after it was committed and before it was sealed; sealing stops there")]
+pub(crate) struct EditedBeforeSealing {
+    pub(crate) entry_id: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use jitgate_core::audit::{AuditEntry, ChainHead, RECORD_VERSION};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::error::CorruptRow;
+use crate::error::{CorruptRow, EditedBeforeSealing};
 
 const BATCH: i64 = 5_000;
 
@@ -66,7 +66,7 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
         .await?;
     let cutoff: String = sqlx::query_scalar(CUTOFF).bind(&snapshot).fetch_one(&mut *tx).await?;
     let rows = sqlx::query(
-        "SELECT id, xid::text AS xid, request_id, entry FROM audit_entries \
+        "SELECT id, xid::text AS xid, request_id, entry, digest FROM audit_entries \
          WHERE (xid, id) > ($1::text::xid8, $2) AND xid < $3::text::xid8 ORDER BY xid, id LIMIT $4",
     )
     .bind(&sealed_xid)
@@ -83,8 +83,15 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     let (mut seqs, mut ids, mut reqs, mut prevs, mut hashes, mut bodies) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut last_xid, mut last_id) = (sealed_xid, sealed_id);
+    let mut edited = None;
     for row in &rows {
         let body: serde_json::Value = row.try_get("entry")?;
+        // The content fixed at commit: an entry edited since is never chained as genuine.
+        let digest: Option<String> = row.try_get("digest")?;
+        if digest.is_some_and(|d| jitgate_core::audit::canonical_hash(&body).as_deref() != Some(d.as_str())) {
+            edited = Some(row.try_get::<i64, _>("id")?);
+            break;
+        }
         let entry: AuditEntry = serde_json::from_value(body.clone()).map_err(|source| {
             sqlx::Error::Decode(Box::new(CorruptRow {
                 what: "audit_entries".into(),
@@ -100,6 +107,15 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
         prevs.push(record.prev_hash);
         hashes.push(record.hash);
         bodies.push(body);
+    }
+    let edited = edited.map(|entry_id| sqlx::Error::Decode(Box::new(EditedBeforeSealing { entry_id })));
+    if seqs.is_empty() {
+        // The first entry in line was edited: nothing to seal, and the chain stops here.
+        tx.rollback().await?;
+        return match edited {
+            Some(e) => Err(e),
+            None => Ok(Some((cutoff_n, 0))),
+        };
     }
     sqlx::query(
         "WITH sealed AS ( \
@@ -121,7 +137,10 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some((cutoff_n, rows.len())))
+    match edited {
+        Some(e) => Err(e),
+        None => Ok(Some((cutoff_n, rows.len()))),
+    }
 }
 
 /// Seals everything committed before this call, waiting (up to 10 s) for transactions that

@@ -513,3 +513,48 @@ async fn a_transaction_open_in_another_database_never_delays_sealing() {
     );
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
 }
+
+/// An entry's content is fixed when it is committed: one edited before it is sealed (here
+/// while a transaction in this database holds sealing back) is refused, never chained as
+/// genuine, and reading the chain says which entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_entry_edited_before_it_is_sealed_is_refused() {
+    use sqlx::Connection;
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    let g = gate(a.clone(), Arc::new(ManualClock::default()));
+    let req = pending(&g, ask(restart("db0"), 10)).await;
+    assert_eq!(g.verify_audit().await.unwrap().seq, 1);
+
+    // Hold sealing back: a transaction of this database, with an id, left open.
+    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    g.approve(req.id, &lee(), Some("ok")).await.unwrap();
+    for sql in [
+        "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only",
+        "UPDATE audit_entries SET entry = jsonb_set(entry, '{text}', '\"edited\"') \
+         WHERE id = (SELECT max(id) FROM audit_entries)",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    }
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+
+    let err = g.verify_audit().await.unwrap_err();
+    let chain = jitgate_core::ErrorChain(&err).to_string();
+    assert!(
+        chain.contains("was edited after it was committed and before it was sealed"),
+        "{chain}"
+    );
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed, 3,
+        "the request's record and the two approval entries before the edited one; not the edited one"
+    );
+}

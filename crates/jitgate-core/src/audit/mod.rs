@@ -200,8 +200,9 @@ pub(crate) fn line_hash(mut value: serde_json::Value) -> Option<String> {
 }
 
 /// The SHA-256 (hex) of the RFC 8785 canonical JSON of `value`; `None` if it holds a
-/// fractional number.
-fn canonical_hash(value: &serde_json::Value) -> Option<String> {
+/// fractional number. Stores use it to fix an audit entry's content when it is committed
+/// (before it is chained), so an edit in between is found.
+pub fn canonical_hash(value: &serde_json::Value) -> Option<String> {
     let mut hasher = Sha256::new();
     canonical::write(value, &mut hasher)
         .ok()?

@@ -32,6 +32,7 @@ impl PgStore {
         }
         let reqs: Vec<Uuid> = c.audit().iter().map(|e| e.request_id.0).collect();
         let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let digests: Vec<Option<String>> = entries.iter().map(jitgate_core::audit::canonical_hash).collect();
         let event_ids: Vec<String> = c.events().iter().map(|e| e.id.0.clone()).collect();
         let events = c.events().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let changed_grants = !grant_ids.is_empty();
@@ -40,7 +41,8 @@ impl PgStore {
         // No lock is taken: commits on any number of replicas proceed in parallel.
         sqlx::query(
             "WITH entries AS ( \
-                 INSERT INTO audit_entries (request_id, entry) SELECT * FROM UNNEST($1::uuid[], $2::jsonb[])), \
+                 INSERT INTO audit_entries (request_id, entry, digest) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $7::text[])), \
              queued AS ( \
                  INSERT INTO outbox (event_id, body) SELECT * FROM UNNEST($3::text[], $4::jsonb[]) \
                  ON CONFLICT (event_id) DO NOTHING) \
@@ -52,6 +54,7 @@ impl PgStore {
         .bind(events)
         .bind(&self.channel)
         .bind(changed_grants)
+        .bind(digests)
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
