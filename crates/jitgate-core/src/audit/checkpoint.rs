@@ -299,6 +299,12 @@ mod tests {
             Err(CheckpointError::BadSignature { .. })
         ));
         assert!(matches!(c.verify_signature("00"), Err(CheckpointError::BadKey { .. })));
+        let mut future = c.clone();
+        future.v = 2;
+        assert!(matches!(
+            future.verify_signature(&key),
+            Err(CheckpointError::UnknownFormat { v: 2 })
+        ));
         assert!(CheckpointSigner::from_seed_hex("not hex").is_err());
         assert_eq!(
             CheckpointSigner::from_seed_hex(&"07".repeat(32))

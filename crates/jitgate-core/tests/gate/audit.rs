@@ -256,3 +256,30 @@ async fn refusals_leave_a_record_of_who_tried_what_and_why() {
     assert_eq!(refused[5].entry.grant_id, Some(grant.id));
     gate.verify_audit().await.unwrap();
 }
+
+/// `run` checkpoints at once, at every tick, and once more at shutdown.
+#[tokio::test]
+async fn the_checkpointer_runs_until_shutdown_and_checkpoints_once_more() {
+    use jitgate_core::audit::{CheckpointSigner, JsonLinesCheckpoints};
+    let path = std::env::temp_dir().join(format!("jitgate-cp-run-{}.jsonl", std::process::id()));
+    std::fs::remove_file(&path).ok();
+    let file = Arc::new(JsonLinesCheckpoints::new(&path));
+    let (gate, ..) = setup();
+    let cp = gate
+        .checkpointer(CheckpointSigner::from_seed([6; 32]))
+        .sink(file.clone());
+    let writer = gate.clone();
+    let shutdown = async move {
+        tokio::time::sleep(StdDuration::from_millis(120)).await;
+        pending(&writer, ask(restart("late"), 30)).await;
+    };
+    cp.run(StdDuration::from_millis(20), shutdown).await;
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!(lines >= 3, "at once, at ticks and at shutdown: {lines}");
+    assert_eq!(
+        file.latest().unwrap().unwrap().hash,
+        gate.verify_audit().await.unwrap().hash,
+        "the last checkpoint covers what was written just before shutdown"
+    );
+    std::fs::remove_file(&path).ok();
+}

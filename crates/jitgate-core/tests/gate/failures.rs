@@ -128,3 +128,34 @@ async fn durations_up_to_the_maximum_are_errors_not_panics() {
         "{out:?}"
     );
 }
+
+/// A refusal the store fails to record is still the answer the caller gets (recording is
+/// best effort; the failure is logged).
+#[tokio::test]
+async fn a_refusal_that_cannot_be_recorded_is_still_a_refusal() {
+    let store = Arc::new(FaultyStore::new(Capabilities::All));
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    store.fail("commit");
+    let err = gate.approve(req.id, &sam(), None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transition(TransitionError::SelfApproval { .. })),
+        "{err:?}"
+    );
+    store.heal();
+    let trail = gate
+        .request_audit(req.id, &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        trail
+            .iter()
+            .all(|r| r.entry.action != jitgate_core::audit::AuditAction::Refused),
+        "nothing was recorded"
+    );
+}
