@@ -37,6 +37,8 @@ fn entry(i: u64) -> AuditEntry {
         ),
         text: Some(format!("INC-{i}: connection pool wedged")),
         policy_ids: vec!["prod-db-restart".into()],
+        binding: None,
+        replica: None,
     }
 }
 

@@ -94,8 +94,8 @@ pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
     AuditError, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart,
-    Offboarding, RequestOutcome, ReviewOutcome, SweepReport, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_VERB_DEADLINE,
+    Offboarding, RequestOutcome, ReviewOutcome, SweepReport, UseBuffer, UseRecording, DEFAULT_AUTHORIZE_DEADLINE,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};

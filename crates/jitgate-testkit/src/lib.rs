@@ -72,6 +72,7 @@ macro_rules! __conformance_group {
             limits_refuse_before_storing,
             pending_requests_per_principal_are_bounded,
             refusals_are_recorded,
+            uses_are_recorded,
         );
     };
     ($factory:expr, listings) => {

@@ -85,6 +85,14 @@ pub struct AuditEntry {
     pub text: Option<String>,
     /// The policies that decided.
     pub policy_ids: Vec<String>,
+    /// For a use ([`AuditAction::GrantUsed`]): the digest of the exact parameters of the
+    /// allowed call, [`Action::binding`](crate::Action::binding) (SHA-256 over its action,
+    /// resource and context attributes). Absent from other records, and from the hashed form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+    /// For a use: the gate replica that allowed it ([`GateBuilder::replica`](crate::GateBuilder::replica)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// The record format this version of jitgate writes (see [`AuditRecord::v`]).

@@ -17,6 +17,8 @@ fn entry(n: i64) -> AuditEntry {
         scope: Scope::new(e("Action", "restart"), e("Db", "x")),
         text: Some(format!("reason {n}")),
         policy_ids: vec!["p1".into()],
+        binding: None,
+        replica: None,
     }
 }
 

@@ -224,6 +224,8 @@ impl Dispatcher {
                     e.id
                 )),
                 policy_ids: Vec::new(),
+                binding: None,
+                replica: None,
             };
             outbox.park(entry.seq, attempts, error, audit).await?;
             report.dead += 1;

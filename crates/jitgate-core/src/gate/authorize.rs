@@ -1,6 +1,7 @@
 //! `authorize` and `explain`: the hot path.
 
 use super::{Basis, Decision, DenyReason, Explanation, Gate};
+use crate::audit::AuditAction;
 use crate::machine;
 use crate::ports::policy::PolicyDecision;
 
@@ -126,11 +127,16 @@ impl Gate {
         (decision, Some(policy), grants)
     }
 
-    /// Finds a grant that allows `action` now. Unlimited grants are preferred; a use-limited
-    /// one has a use consumed through [`Gate::transact`] (read again after a conflict).
+    /// Finds a grant that allows `action` now. Unlimited grants are preferred (the use is
+    /// recorded as the gate's [`UseRecording`](super::UseRecording) says); a use-limited one
+    /// has a use consumed, and recorded, through [`Gate::transact`] (read again after a
+    /// conflict).
     async fn use_grant(&self, action: &Action, grants: &[Grant], consume: bool) -> Result<Option<GrantId>, Error> {
         let now = self.clock.now();
         if let Some(g) = grants.iter().find(|g| g.uses.is_none() && g.allows(now, action)) {
+            if consume {
+                self.record_use(g, action, now).await?;
+            }
             return Ok(Some(g.id));
         }
         for g in grants.iter().filter(|g| g.uses.is_some() && g.allows(now, action)) {
@@ -148,7 +154,17 @@ impl Gate {
                             .await?
                             .ok_or(Error::GrantNotFound(g.id))?
                     };
-                    Ok(machine::use_grant(&current, at.now)?)
+                    let mut used = machine::use_grant(&current, at.now)?;
+                    for entry in used
+                        .commit
+                        .audit
+                        .iter_mut()
+                        .filter(|e| e.action == AuditAction::GrantUsed)
+                    {
+                        entry.binding = Some(action.binding().0);
+                        entry.replica = Some(self.uses.replica().to_owned());
+                    }
+                    Ok(used)
                 })
                 .await;
             match used {

@@ -13,6 +13,7 @@ mod queries;
 mod refusals;
 mod send_check;
 mod sweep;
+mod uses;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use checkpoints::Checkpointer;
 pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
 pub use queries::AuditError;
 pub use sweep::SweepReport;
+pub use uses::{UseBuffer, UseRecording};
 
 use crate::gate::error::Error;
 use crate::gate::limits::Limits;
@@ -70,6 +72,7 @@ pub struct Gate {
     limits: Arc<Limits>,
     authorize_deadline: std::time::Duration,
     verb_deadline: std::time::Duration,
+    uses: Arc<uses::UseLog>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -79,6 +82,8 @@ impl std::fmt::Debug for Gate {
             .field("deliver_inline", &self.deliver_inline)
             .field("authorize_deadline", &self.authorize_deadline)
             .field("verb_deadline", &self.verb_deadline)
+            .field("use_recording", &self.uses.mode)
+            .field("replica", &self.uses.replica())
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +135,8 @@ pub struct GateBuilder {
     limits: Option<Limits>,
     authorize_deadline: Option<std::time::Duration>,
     verb_deadline: Option<std::time::Duration>,
+    use_recording: Option<UseRecording>,
+    replica: Option<String>,
 }
 
 impl GateBuilder {
@@ -209,6 +216,22 @@ impl GateBuilder {
         self
     }
 
+    /// How `authorize` records the uses of grants without a use limit (default
+    /// [`UseRecording::Buffered`]: spawn [`Gate::run_use_writer`] next to the gate).
+    #[must_use]
+    pub fn use_recording(mut self, recording: UseRecording) -> Self {
+        self.use_recording = Some(recording);
+        self
+    }
+
+    /// The name of this replica in the records of grant uses (default: the `HOSTNAME`
+    /// environment variable, else `jitgate`, then `:` and the process id).
+    #[must_use]
+    pub fn replica(mut self, name: impl Into<String>) -> Self {
+        self.replica = Some(name.into());
+        self
+    }
+
     /// Makes [`Gate::sweep`] send one `GrantExpiring` reminder per grant, `lead` before it ends
     /// (default: no reminders).
     #[must_use]
@@ -261,8 +284,18 @@ impl GateBuilder {
             limits: Arc::new(self.limits.unwrap_or_default()),
             authorize_deadline: self.authorize_deadline.unwrap_or(DEFAULT_AUTHORIZE_DEADLINE),
             verb_deadline: self.verb_deadline.unwrap_or(DEFAULT_VERB_DEADLINE),
+            uses: Arc::new(uses::UseLog::new(
+                self.use_recording.unwrap_or_default(),
+                self.replica.unwrap_or_else(default_replica),
+            )),
         })
     }
+}
+
+/// `$HOSTNAME:pid`, or `jitgate:pid`.
+fn default_replica() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+    format!("{}:{}", host.as_deref().unwrap_or("jitgate"), std::process::id())
 }
 
 impl Gate {

@@ -73,8 +73,7 @@ impl Gate {
             }
             text.truncate(end);
         }
-        let mut commit = Commit::default();
-        commit.audit.push(AuditEntry {
+        let commit = Commit::audit_only(vec![AuditEntry {
             at: self.clock.now(),
             actor: actor.clone(),
             action: AuditAction::Refused,
@@ -84,7 +83,9 @@ impl Gate {
             scope,
             text: Some(text),
             policy_ids,
-        });
+            binding: None,
+            replica: None,
+        }]);
         tracing::warn!(target: "jitgate::security", verb, %actor, refusal = %refusal, "refused");
         self.commit(commit, self.verb_deadline).await?;
         Ok(())

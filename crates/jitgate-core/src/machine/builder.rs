@@ -45,6 +45,8 @@ impl Builder {
             scope: req.scope().clone(),
             text,
             policy_ids,
+            binding: None,
+            replica: None,
         });
     }
 
@@ -59,6 +61,8 @@ impl Builder {
             scope: g.scope.clone(),
             text,
             policy_ids: Vec::new(),
+            binding: None,
+            replica: None,
         });
     }
 

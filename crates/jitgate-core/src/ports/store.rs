@@ -64,6 +64,14 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// A commit that only appends audit records (a refusal, uses of grants).
+    pub(crate) fn audit_only(audit: Vec<AuditEntry>) -> Self {
+        Self {
+            audit,
+            ..Self::default()
+        }
+    }
+
     /// The request's new state, if the transition changes it.
     pub fn request(&self) -> Option<&Write<AccessRequest>> {
         self.request.as_ref()

@@ -12,6 +12,7 @@ mod failures;
 mod request;
 mod review;
 mod sweep;
+mod uses;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;

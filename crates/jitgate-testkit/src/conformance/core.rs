@@ -2,6 +2,9 @@
 
 use super::*;
 
+mod records;
+pub use records::{refusals_are_recorded, uses_are_recorded};
+
 /// An update computed from a stale version is refused with `Conflict`; from the current one it applies.
 pub async fn compare_and_swap_conflict(store: Arc<dyn Store>) {
     let (req, c) = open(&sam(), "a", t0());
@@ -493,28 +496,4 @@ pub async fn pending_requests_per_principal_are_bounded(store: Arc<dyn Store>) {
             .unacknowledged_break_glass,
         0
     );
-}
-
-/// A refused attempt commits an audit record and nothing else: the store takes such a commit
-/// (no request or grant written), and, with an audit log, the record names who tried.
-pub async fn refusals_are_recorded(store: Arc<dyn Store>) {
-    let (gate, _, _) = fixtures::gate(store.clone());
-    let RequestOutcome::Pending(r) = gate.request(ask(restart("orders"), 30)).await.unwrap() else {
-        panic!("pending")
-    };
-    let refused = gate.approve(r.id, &sam(), None).await.unwrap_err();
-    assert!(refused.is_refusal(), "{refused}");
-    let stored = store.read_request(r.id).await.unwrap().unwrap();
-    assert_eq!(stored, r, "the refusal changed nothing but the audit chain");
-    if store.audit_log().is_some() {
-        let trail = audit_all(&store).await;
-        let last = trail.last().expect("records");
-        assert_eq!(last.entry.action, jitgate_core::audit::AuditAction::Refused);
-        assert_eq!(last.entry.actor, sam());
-        assert_eq!(last.entry.request_id, r.id);
-        verify(&trail).expect("the chain still verifies");
-    }
-    gate.approve(r.id, &lee(), None)
-        .await
-        .expect("the request is still open to others");
 }

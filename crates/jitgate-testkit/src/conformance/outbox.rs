@@ -58,6 +58,8 @@ pub async fn outbox_retries_wait_and_dead_letters_are_kept(store: Arc<dyn Store>
         scope: e.scope.clone(),
         text: Some("gave up".into()),
         policy_ids: Vec::new(),
+        binding: None,
+        replica: None,
     };
     let before = audit_all(&store).await.len();
     outbox(&store).park(seq, 2, "gave up", audit).await.unwrap();
