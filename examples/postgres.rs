@@ -104,7 +104,7 @@ async fn demo(url: &str) -> Result<(), Error> {
     // Every Allow above left a use record in A's buffer; a service spawns
     // `run_use_writer`, a demo that ends writes them itself.
     println!("A: {} use(s) of the grant recorded", a.flush_uses().await?);
-    let head = a.verify_audit().await?;
+    let head = a.verify_audit().await?.head;
     println!("audit chain verified: {} records, head {}…", head.seq, &head.hash[..16]);
     Ok(())
 }

@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // use still buffered.)
     stop_writer.send(()).ok();
     writer.await?;
-    let head = gate.verify_audit().await?;
+    let head = gate.verify_audit().await?.head;
     println!(
         "== audit trail ({} records, chain verified, head {}…)",
         head.seq,

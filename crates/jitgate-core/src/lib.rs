@@ -93,9 +93,9 @@ pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
-    AuditError, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate, GateBuilder, GatePart,
-    Offboarding, RequestOutcome, ReviewOutcome, SweepReport, UseBuffer, UseRecording, DEFAULT_AUTHORIZE_DEADLINE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
+    AuditError, AuditReport, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate, GateBuilder,
+    GatePart, Offboarding, RequestOutcome, ReviewOutcome, SweepReport, UseBuffer, UseRecording,
+    DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};
@@ -108,7 +108,7 @@ pub use model::flow::{BreakGlass, Flow, FlowError, Requirement};
 pub use model::grant::{Acknowledgement, EmptyWindow, Ending, Grant, GrantState, Uses, Window};
 pub use model::ids::{EventId, GrantId, RequestId};
 pub use model::request::{AccessRequest, NewRequest, RequestState, Review, Verdict};
-pub use ports::audit_log::AuditLog;
+pub use ports::audit_log::{AuditLog, Unsealed};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::due::DueWork;
 pub use ports::listings::{Cursor, Listings, Page, PageRequest};

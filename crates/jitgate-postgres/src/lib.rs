@@ -37,8 +37,9 @@
 //!   8 clients at about 390 life cycles/s on the reference machine; sealing afterwards gives
 //!   540/s (see `docs/PERFORMANCE.md`). The trade-off: a record joins the chain a few
 //!   milliseconds after its commit (reads of the chain seal first, so they see their own
-//!   writes), and a transaction left open anywhere in the cluster holds sealing back until it
-//!   ends (reads then return after 10 s with what is sealed, and say so in `tracing`).
+//!   writes), and a transaction left open in this database holds sealing back until it ends
+//!   (reads then return after `seal_wait`, 1 s, with what is sealed; the verify report,
+//!   `AuditLog::unsealed` and the `jitgate_audit_unsealed_*` gauges say what waits).
 //! - **Grant cache and change feed.** `live_grants` (the `authorize` hot path) answers from an
 //!   in-process index, with no database round trip. Every grant write records its transaction
 //!   id and sends `NOTIFY` in its transaction; a feed task on each replica `LISTEN`s and, on

@@ -33,6 +33,7 @@ pub struct PgStoreOptions {
     pub(crate) heartbeat: Duration,
     pub(crate) resync_every: Duration,
     pub(crate) claim_lease: Duration,
+    pub(crate) seal_wait: Duration,
     pub(crate) ephemeral: bool,
 }
 
@@ -92,6 +93,7 @@ impl PgStoreOptions {
             heartbeat: Duration::from_millis(500),
             resync_every: Duration::from_secs(300),
             claim_lease: Duration::from_secs(30),
+            seal_wait: Duration::from_secs(1),
             ephemeral: false,
         }
     }
@@ -174,6 +176,17 @@ impl PgStoreOptions {
     #[must_use]
     pub fn claim_lease(mut self, d: Duration) -> Self {
         self.claim_lease = d;
+        self
+    }
+
+    /// How long a read of the audit chain waits for transactions that were running when it
+    /// started, so that it sees what they commit (default 1 s). A transaction left open in
+    /// this database holds sealing back for as long as it stays open: past this wait the read
+    /// returns what is sealed, and `AuditLog::unsealed` (the verify report, the
+    /// `jitgate_audit_unsealed_records` gauge) says how many entries wait and since when.
+    #[must_use]
+    pub fn seal_wait(mut self, d: Duration) -> Self {
+        self.seal_wait = d;
         self
     }
 

@@ -11,7 +11,9 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use jitgate_core::audit::{AuditEntry, ChainHead, RECORD_VERSION};
+use jitgate_core::Unsealed;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -143,9 +145,10 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     }
 }
 
-/// Seals everything committed before this call, waiting (up to 10 s) for transactions that
-/// were still running when it started. Reads of the chain call it, so they see their own writes.
-pub(crate) async fn seal_committed(pool: &PgPool) -> Result<(), sqlx::Error> {
+/// Seals everything committed before this call, waiting up to `wait` for transactions that
+/// were still running when it started. Reads of the chain call it, so they see their own
+/// writes; past `wait` they return what is sealed (see [`unsealed`]).
+pub(crate) async fn seal_committed(pool: &PgPool, wait: Duration) -> Result<(), sqlx::Error> {
     let target: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
         .fetch_one(pool)
         .await?;
@@ -160,12 +163,40 @@ pub(crate) async fn seal_committed(pool: &PgPool) -> Result<(), sqlx::Error> {
                 continue;
             }
         }
-        if start.elapsed() > Duration::from_secs(10) {
-            tracing::warn!("audit sealing is held back by a long-running transaction; the chain read may lag");
+        if start.elapsed() >= wait {
+            let held = unsealed(pool).await?;
+            tracing::warn!(
+                unsealed = held.records,
+                oldest = ?held.oldest,
+                "audit sealing is held back by a transaction still open in this database; reads return the sealed chain only"
+            );
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// The committed entries after the sealed head: how many, and the earliest `at`.
+pub(crate) async fn unsealed(pool: &PgPool) -> Result<Unsealed, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT count(*) AS n, min((e.entry->>'at')::timestamptz) AS oldest \
+         FROM audit_entries e, audit_head h \
+         WHERE h.id = 1 AND (e.xid, e.id) > (h.sealed_xid, h.sealed_id)",
+    )
+    .fetch_one(pool)
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    Ok(Unsealed::new(n.max(0) as u64, row.try_get("oldest")?))
+}
+
+/// Sets the gauges `jitgate_audit_unsealed_records` and `jitgate_audit_unsealed_age_seconds`
+/// (0 when none waits; by the wall clock, not the gate's).
+pub(crate) fn report_unsealed(u: &Unsealed, now: DateTime<Utc>) {
+    metrics::gauge!("jitgate_audit_unsealed_records").set(u.records as f64);
+    let age = u
+        .oldest
+        .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1e3);
+    metrics::gauge!("jitgate_audit_unsealed_age_seconds").set(age);
 }
 
 /// Seals in the background: after local commits (notified) and every 250 ms.
@@ -187,5 +218,53 @@ pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
                 }
             }
         }
+        match unsealed(&pool).await {
+            Ok(u) => report_unsealed(&u, Utc::now()),
+            Err(e) => tracing::debug!(error = %jitgate_core::ErrorChain(&e), "counting unsealed audit entries failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    fn gauges(u: &Unsealed, now: DateTime<Utc>) -> Vec<(String, f64)> {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || report_unsealed(u, now));
+        let mut out: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| match value {
+                DebugValue::Gauge(v) => (key.key().name().to_owned(), v.into_inner()),
+                other => panic!("a gauge, not {other:?}"),
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn the_gauges_say_how_many_entries_wait_and_for_how_long() {
+        let now = Utc::now();
+        let waiting = Unsealed::new(3, Some(now - chrono::Duration::milliseconds(2_500)));
+        assert_eq!(
+            gauges(&waiting, now),
+            vec![
+                ("jitgate_audit_unsealed_age_seconds".to_owned(), 2.5),
+                ("jitgate_audit_unsealed_records".to_owned(), 3.0),
+            ]
+        );
+        assert_eq!(
+            gauges(&Unsealed::default(), now),
+            vec![
+                ("jitgate_audit_unsealed_age_seconds".to_owned(), 0.0),
+                ("jitgate_audit_unsealed_records".to_owned(), 0.0),
+            ]
+        );
     }
 }

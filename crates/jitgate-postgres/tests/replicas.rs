@@ -204,7 +204,7 @@ async fn the_audit_table_is_append_only_and_verify_finds_edits_and_deletions() {
         let req = pending(&g, ask(restart(&format!("db{i}")), 10)).await;
         g.approve(req.id, &lee(), Some("ok")).await.unwrap();
     }
-    let head = g.verify_audit().await.unwrap();
+    let head = g.verify_audit().await.unwrap().head;
     assert_eq!(head.seq, 12);
     let refused = sqlx::query("UPDATE audit SET entry = jsonb_set(entry, '{text}', '\"edited\"') WHERE seq = 2")
         .execute(a.pool())
@@ -262,7 +262,7 @@ async fn a_superuser_cutting_the_tail_is_found_against_a_checkpoint() {
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
     }
     assert_eq!(
-        g.verify_audit().await.unwrap().seq,
+        g.verify_audit().await.unwrap().head.seq,
         8,
         "the cut chain verifies clean on its own"
     );
@@ -307,7 +307,7 @@ async fn concurrent_writers_on_two_replicas_keep_one_chain() {
     for t in tasks {
         t.await.unwrap();
     }
-    let head = gates[1].verify_audit().await.expect("the chain verifies");
+    let head = gates[1].verify_audit().await.expect("the chain verifies").head;
     assert_eq!(head.seq, 160);
 }
 
@@ -504,7 +504,7 @@ async fn a_transaction_open_in_another_database_never_delays_sealing() {
         g.approve(req.id, &lee(), None).await.unwrap();
     }
     let started = Instant::now();
-    let head = g.verify_audit().await.unwrap();
+    let head = g.verify_audit().await.unwrap().head;
     assert_eq!(head.seq, 12, "every record is sealed and read");
     assert!(
         started.elapsed() < StdDuration::from_secs(5),
@@ -512,6 +512,52 @@ async fn a_transaction_open_in_another_database_never_delays_sealing() {
         started.elapsed()
     );
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+}
+
+/// A transaction left open in *this* database holds sealing back (its entries could come
+/// before any later one): visibly. Reads wait at most `seal_wait`, return the sealed chain,
+/// and the verify report and `unsealed_audit` say how many entries wait and since when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_open_in_this_database_delays_sealing_visibly() {
+    use sqlx::Connection;
+    let Some(a) = common::store_with(|o| o.seal_wait(StdDuration::from_millis(300))).await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::default());
+    let g = gate(Arc::new(a), clock.clone());
+    let req = pending(&g, ask(restart("db0"), 10)).await;
+    let report = g.verify_audit().await.unwrap();
+    assert_eq!((report.head.seq, report.unsealed), (1, Unsealed::default()));
+
+    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    clock.advance(Duration::minutes(5));
+    g.approve(req.id, &lee(), Some("ok")).await.unwrap();
+
+    let started = Instant::now();
+    let report = g.verify_audit().await.unwrap();
+    assert!(
+        started.elapsed() < StdDuration::from_secs(3),
+        "the read waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.head.seq, 1, "only the sealed chain is verified");
+    assert_eq!(
+        report.unsealed,
+        Unsealed::new(3, Some(g.now())),
+        "the approval's three entries wait"
+    );
+    assert_eq!(g.unsealed_audit().await.unwrap().records, 3);
+    let trail = g.request_audit(req.id, &PageRequest::first(10)).await.unwrap();
+    assert_eq!(trail.items.len(), 1, "reads return what is sealed");
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let report = g.verify_audit().await.unwrap();
+    assert_eq!((report.head.seq, report.unsealed.records), (4, 0));
 }
 
 /// An entry's content is fixed when it is committed: one edited before it is sealed (here
@@ -524,7 +570,7 @@ async fn an_entry_edited_before_it_is_sealed_is_refused() {
     let a = Arc::new(a);
     let g = gate(a.clone(), Arc::new(ManualClock::default()));
     let req = pending(&g, ask(restart("db0"), 10)).await;
-    assert_eq!(g.verify_audit().await.unwrap().seq, 1);
+    assert_eq!(g.verify_audit().await.unwrap().head.seq, 1);
 
     // Hold sealing back: a transaction of this database, with an id, left open.
     let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();

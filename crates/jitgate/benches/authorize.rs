@@ -1,15 +1,24 @@
 //! `Gate::authorize` on the in-memory store with 1k, 100k and 1M active grants and the
 //! rule-table policy. Run: `cargo bench -p jitgate --bench authorize`.
+//!
+//! `grant_allow` records no uses (`UseRecording::Off`), as before use recording existed.
+//! `grant_allow_unrecorded` and `grant_allow_recorded` compare the same store (a wrapper that
+//! drops the batches of use records, see `common::DropUses`) without and with the default
+//! buffered recording; the recorded case writes its buffer after each sample, outside the
+//! timing, as the writer task does beside a service.
 
 use std::sync::Arc;
 
 mod common;
 
-use common::{policy, restart};
+use common::{policy, restart, DropUses};
 
 use chrono::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use jitgate::{Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome};
+use jitgate::{
+    Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome, Store, UseBuffer,
+    UseRecording,
+};
 
 /// Adds grants (auto-approved requests) until the store holds `n`: user u{i} on db{i % 100}.
 async fn grow(gate: &Gate, store: &MemoryStore, n: usize) {
@@ -29,13 +38,27 @@ async fn grow(gate: &Gate, store: &MemoryStore, n: usize) {
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let store = Arc::new(MemoryStore::new());
-    let gate = Gate::builder()
-        .policy(Arc::new(policy()))
-        .store(store.clone())
-        .notifier(Arc::new(NullNotifier))
-        .clock(Arc::new(ManualClock::default()))
-        .build()
-        .expect("gate");
+    let clock = Arc::new(ManualClock::default());
+    let gate_on = |store: Arc<dyn Store>, recording| {
+        Gate::builder()
+            .policy(Arc::new(policy()))
+            .store(store)
+            .notifier(Arc::new(NullNotifier))
+            .clock(clock.clone())
+            .use_recording(recording)
+            .build()
+            .expect("gate")
+    };
+    let gate = gate_on(store.clone(), UseRecording::Off);
+    let dropping: Arc<dyn Store> = Arc::new(DropUses {
+        inner: store.clone(),
+        dropped: Default::default(),
+    });
+    let unrecorded = gate_on(dropping.clone(), UseRecording::Off);
+    let recorded = gate_on(
+        dropping,
+        UseRecording::Buffered(UseBuffer::default().capacity(usize::MAX)),
+    );
     let mut group = c.benchmark_group("authorize");
     for n in [1_000usize, 100_000, 1_000_000] {
         rt.block_on(grow(&gate, &store, n));
@@ -44,6 +67,22 @@ fn bench(c: &mut Criterion) {
         assert!(rt.block_on(gate.authorize(&action, &holder)).is_allowed());
         group.bench_with_input(BenchmarkId::new("grant_allow", n), &n, |b, _| {
             b.to_async(&rt).iter(|| gate.authorize(&action, &holder));
+        });
+        group.bench_with_input(BenchmarkId::new("grant_allow_unrecorded", n), &n, |b, _| {
+            b.to_async(&rt).iter(|| unrecorded.authorize(&action, &holder));
+        });
+        group.bench_with_input(BenchmarkId::new("grant_allow_recorded", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        std::hint::black_box(recorded.authorize(&action, &holder).await);
+                    }
+                    let took = start.elapsed();
+                    assert_eq!(recorded.flush_uses().await.expect("flush") as u64, iters);
+                    took
+                })
+            });
         });
         let stranger = EntityRef::new("User", "nobody-with-a-grant");
         group.bench_with_input(BenchmarkId::new("needs_approval", n), &n, |b, _| {

@@ -9,6 +9,11 @@
 //! JITGATE_CASE=grant JITGATE_CALLS=0 valgrind --tool=callgrind <binary>
 //! JITGATE_CASE=grant JITGATE_CALLS=20000 valgrind --tool=callgrind <binary>
 //! ```
+//!
+//! `JITGATE_RECORD` chooses how uses of grants are recorded: `off` (default; what the counts
+//! before use recording measured), `buffered` (the default recording, buffer never full and
+//! never written: the hot path's share), `written` (buffered, and written every 256 calls as
+//! the writer does, on the in-memory store: the whole cost, off the path or not) or `sync`.
 
 use std::sync::Arc;
 
@@ -16,7 +21,10 @@ mod common;
 
 use chrono::Duration;
 use common::{policy, restart};
-use jitgate::{Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome};
+use jitgate::{
+    Action, EntityRef, Gate, ManualClock, MemoryStore, NewRequest, NullNotifier, RequestOutcome, UseBuffer,
+    UseRecording,
+};
 
 fn e(type_name: &str, id: &str) -> EntityRef {
     EntityRef::new(type_name, id)
@@ -28,12 +36,24 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    let record = std::env::var("JITGATE_RECORD").unwrap_or_else(|_| "off".into());
+    let (recording, write_every) = match record.as_str() {
+        "off" => (UseRecording::Off, None),
+        "buffered" => (UseRecording::Buffered(UseBuffer::default().capacity(usize::MAX)), None),
+        "written" => (
+            UseRecording::Buffered(UseBuffer::default().capacity(usize::MAX)),
+            Some(256),
+        ),
+        "sync" => (UseRecording::Synchronous, None),
+        other => panic!("JITGATE_RECORD must be off, buffered, written or sync, not {other}"),
+    };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
         .store(Arc::new(MemoryStore::new()))
         .notifier(Arc::new(NullNotifier))
         .clock(Arc::new(ManualClock::default()))
+        .use_recording(recording)
         .build()
         .expect("gate");
     rt.block_on(async {
@@ -57,9 +77,15 @@ fn main() {
     };
     let mut allowed = 0usize;
     rt.block_on(async {
-        for _ in 0..calls {
+        for n in 1..=calls {
             allowed += usize::from(std::hint::black_box(gate.authorize(&action, &who).await).is_allowed());
+            if write_every.is_some_and(|every| n % every == 0) {
+                gate.flush_uses().await.expect("write uses");
+            }
+        }
+        if write_every.is_some() {
+            gate.flush_uses().await.expect("write uses");
         }
     });
-    println!("{case}: {calls} calls, {allowed} allowed");
+    println!("{case} ({record}): {calls} calls, {allowed} allowed");
 }

@@ -33,8 +33,8 @@ pub use jitgate_core::{
     NullNotifier, Offboarding, Outbox, OutboxEntry, Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError,
     PrincipalCounts, RequestId, RequestOutcome, RequestState, Requirement, Review, ReviewOutcome, ReviewerStanding,
     Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope, Store, StoreError, Subject, SweepReport, SystemClock,
-    TimeError, TracingNotifier, TransitionError, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
+    TimeError, TracingNotifier, TransitionError, UseBuffer, UseRecording, Uses, Verdict, Window, Write,
+    DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 
 /// Cedar policies (feature `cedar`, on by default).

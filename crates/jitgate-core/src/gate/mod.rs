@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 
 pub use checkpoints::Checkpointer;
 pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
-pub use queries::AuditError;
+pub use queries::{AuditError, AuditReport};
 pub use sweep::SweepReport;
 pub use uses::{UseBuffer, UseRecording};
 

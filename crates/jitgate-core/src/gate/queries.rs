@@ -7,6 +7,7 @@ use crate::model::entity::EntityRef;
 use crate::model::grant::Grant;
 use crate::model::ids::RequestId;
 use crate::model::request::AccessRequest;
+use crate::ports::audit_log::Unsealed;
 use crate::ports::listings::{Cursor, Page, PageRequest};
 use crate::ports::outbox::OutboxEntry;
 use crate::ports::store::{Capability, Store, StoreError};
@@ -27,6 +28,18 @@ pub enum AuditError {
     /// A checkpoint could not be trusted or published.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+}
+
+/// What [`Gate::verify_audit`] found: the verified chain's head, and the entries committed but
+/// not in the chain yet, which it could not cover (a store that seals later, such as
+/// PostgreSQL, chains them once no older transaction of the database is running).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditReport {
+    /// The last verified record.
+    pub head: ChainHead,
+    /// Committed, not yet sealed, not verified.
+    pub unsealed: Unsealed,
 }
 
 const AUDIT_PAGE: usize = 1_000;
@@ -141,16 +154,17 @@ impl Gate {
         Ok(self.call("request_records", log.request_records(id, page)).await?)
     }
 
-    /// Verifies the whole audit chain, page by page, returning its head.
+    /// Verifies the whole audit chain, page by page: its head, and what the store has
+    /// committed but not yet chained (see [`AuditReport`]).
     ///
     /// # Errors
     /// [`AuditError::Chain`] naming the first edited, missing or reordered record; a store
     /// error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)).
-    pub async fn verify_audit(&self) -> Result<ChainHead, AuditError> {
+    pub async fn verify_audit(&self) -> Result<AuditReport, AuditError> {
         let mut v = Verifier::new();
         self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
             .await?;
-        Ok(v.head().clone())
+        self.report(v.head().clone()).await
     }
 
     /// Verifies the whole audit chain and checks it against `checkpoint`, signed by the key
@@ -159,19 +173,47 @@ impl Gate {
     ///
     /// # Errors
     /// [`AuditError::Checkpoint`] if the checkpoint's signature does not verify;
-    /// [`AuditError::Chain`] ([`ChainError::EndsBeforeCheckpoint`](crate::audit::ChainError::EndsBeforeCheckpoint),
-    /// [`ChainError::DiffersFromCheckpoint`](crate::audit::ChainError::DiffersFromCheckpoint),
-    /// or any other break); a store error.
+    /// [`AuditError::Chain`] with [`ChainError::EndsBeforeCheckpoint`](crate::audit::ChainError::EndsBeforeCheckpoint)
+    /// or [`DiffersFromCheckpoint`](crate::audit::ChainError::DiffersFromCheckpoint), or
+    /// naming the first broken record; a store error.
     pub async fn verify_audit_against(
         &self,
         checkpoint: &Checkpoint,
         public_key_hex: &str,
-    ) -> Result<ChainHead, AuditError> {
+    ) -> Result<AuditReport, AuditError> {
         checkpoint.verify_signature(public_key_hex)?;
         let mut v = Verifier::anchored(checkpoint);
         self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
             .await?;
-        Ok(v.finish()?)
+        let head = v.finish()?;
+        self.report(head).await
+    }
+
+    /// The committed audit entries the store has not chained yet (none for stores that chain
+    /// at commit; PostgreSQL seals later, and a transaction left open in this database holds
+    /// sealing back). Suits a gauge.
+    ///
+    /// # Errors
+    /// A store error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)).
+    pub async fn unsealed_audit(&self) -> Result<Unsealed, Error> {
+        let log = self.capability("unsealed_audit", Capability::AuditLog, Store::audit_log)?;
+        Ok(self.call("unsealed", log.unsealed()).await?)
+    }
+
+    async fn report(&self, head: ChainHead) -> Result<AuditReport, AuditError> {
+        let log = self.store.audit_log().ok_or(StoreError::Unsupported {
+            capability: Capability::AuditLog,
+        })?;
+        let unsealed = self.call("unsealed", log.unsealed()).await?;
+        if !unsealed.is_empty() {
+            tracing::warn!(
+                unsealed = unsealed.records,
+                oldest = ?unsealed.oldest,
+                verified = head.seq,
+                "audit entries are committed but not sealed yet: the verified chain ends before them"
+            );
+        }
+        Ok(AuditReport { head, unsealed })
     }
 
     /// Writes the whole audit chain as JSON lines.

@@ -1,6 +1,7 @@
 //! The [`AuditLog`] capability: reading the audit chain back.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::listings::{Page, PageRequest};
 use super::store::{Store, StoreError};
@@ -21,4 +22,36 @@ pub trait AuditLog: Store {
     /// # Errors
     /// [`StoreError::InvalidCursor`] or a backend error.
     async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError>;
+
+    /// The committed audit entries not yet in the chain, which reads do not return yet. A store
+    /// that chains entries in the commit itself has none (the default); one that seals later
+    /// (PostgreSQL) says how many wait and since when.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn unsealed(&self) -> Result<Unsealed, StoreError> {
+        Ok(Unsealed::default())
+    }
+}
+
+/// Committed audit entries that are not in the chain yet ([`AuditLog::unsealed`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unsealed {
+    /// How many.
+    pub records: u64,
+    /// The earliest `at` among them.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+impl Unsealed {
+    /// `records` entries waiting, the earliest from `oldest`.
+    pub fn new(records: u64, oldest: Option<DateTime<Utc>>) -> Self {
+        Self { records, oldest }
+    }
+
+    /// None waits.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
 }

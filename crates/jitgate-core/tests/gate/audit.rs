@@ -28,7 +28,7 @@ async fn the_audit_trail_records_who_why_and_which_policies() {
     let mut out = Vec::new();
     let n = gate.export_audit(&mut out).await.unwrap();
     assert_eq!(String::from_utf8(out).unwrap().lines().count() as u64, n);
-    assert_eq!(gate.verify_audit().await.unwrap().seq, n);
+    assert_eq!(gate.verify_audit().await.unwrap().head.seq, n);
 }
 
 /// Runs the export verifier from the docs (Python, no jitgate) on `export`.
@@ -107,7 +107,7 @@ async fn a_cut_tail_and_a_rewritten_chain_are_found_against_a_checkpoint() {
         verify_jsonl_against(export.as_slice(), &checkpoint, &key).unwrap().seq,
         n
     );
-    assert_eq!(gate.verify_audit_against(&checkpoint, &key).await.unwrap().seq, n);
+    assert_eq!(gate.verify_audit_against(&checkpoint, &key).await.unwrap().head.seq, n);
 
     let text = String::from_utf8(export).unwrap();
     let cut: String = text.lines().take(n as usize - 1).map(|l| format!("{l}\n")).collect();
@@ -180,7 +180,7 @@ async fn the_checkpointer_is_incremental_and_publishes_to_every_sink() {
     let second = cp.checkpoint_now().await.unwrap();
     assert!(second.seq > first.seq);
     assert_eq!(file.latest().unwrap(), Some(second.clone()));
-    assert_eq!(gate.verify_audit().await.unwrap().hash, second.hash);
+    assert_eq!(gate.verify_audit().await.unwrap().head.hash, second.hash);
 
     let failing = gate
         .checkpointer(CheckpointSigner::from_seed([5; 32]))
@@ -278,7 +278,7 @@ async fn the_checkpointer_runs_until_shutdown_and_checkpoints_once_more() {
     assert!(lines >= 3, "at once, at ticks and at shutdown: {lines}");
     assert_eq!(
         file.latest().unwrap().unwrap().hash,
-        gate.verify_audit().await.unwrap().hash,
+        gate.verify_audit().await.unwrap().head.hash,
         "the last checkpoint covers what was written just before shutdown"
     );
     std::fs::remove_file(&path).ok();

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::audit::AuditRecord;
-use jitgate_core::{AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestId, StoreError};
+use jitgate_core::{
+    AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestId, StoreError, Unsealed,
+};
 use uuid::Uuid;
 
 use super::codec::{after_uuid, audit_record, decode, limit_param, principal_key};
@@ -149,8 +151,8 @@ impl Listings for PgStore {
 #[async_trait]
 impl AuditLog for PgStore {
     async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
-        seal::seal_committed(&self.pool).await.map_err(backend)?;
         let after: i64 = page.after_key()?.unwrap_or(0);
+        self.seal_before_reading(after == 0).await?;
         let rows = sqlx::query(
             "SELECT v, seq, prev_hash, hash, entry FROM audit WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
@@ -165,7 +167,7 @@ impl AuditLog for PgStore {
     }
 
     async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        seal::seal_committed(&self.pool).await.map_err(backend)?;
+        self.seal_before_reading(after_seq == 0).await?;
         let rows = sqlx::query("SELECT v, seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -173,5 +175,24 @@ impl AuditLog for PgStore {
             .await
             .map_err(backend)?;
         rows.iter().map(audit_record).collect()
+    }
+
+    async fn unsealed(&self) -> Result<Unsealed, StoreError> {
+        seal::unsealed(&self.pool).await.map_err(backend)
+    }
+}
+
+impl PgStore {
+    /// Seals what is committed before a read of the chain. A read from the start waits (up to
+    /// `seal_wait`) for transactions running when it began, so a replica reads its own writes;
+    /// its later pages only seal what is ready, so a transaction left open delays a long read
+    /// once, not once per page.
+    async fn seal_before_reading(&self, from_start: bool) -> Result<(), StoreError> {
+        let wait = if from_start {
+            self.options.seal_wait
+        } else {
+            std::time::Duration::ZERO
+        };
+        seal::seal_committed(&self.pool, wait).await.map_err(backend)
     }
 }
