@@ -93,9 +93,9 @@ pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;
 pub use gate::limits::{Field, LimitError, Limits};
 pub use gate::{
-    AuditError, AuditReport, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate, GateBuilder,
-    GatePart, Offboarding, RequestOutcome, ReviewOutcome, SweepReport, UseBuffer, UseRecording,
-    DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
+    AuditError, AuditReport, AuditStreamer, Basis, BuildError, Checkpointer, Decision, DenyReason, Explanation, Gate,
+    GateBuilder, GatePart, Offboarding, RequestOutcome, ReviewOutcome, StreamReport, SweepReport, UseBuffer,
+    UseRecording, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 pub use machine::time::TimeError;
 pub use machine::{DueStep, TransitionError};

@@ -560,6 +560,46 @@ async fn a_transaction_open_in_this_database_delays_sealing_visibly() {
     assert_eq!((report.head.seq, report.unsealed.records), (4, 0));
 }
 
+/// Records stream out of PostgreSQL as they seal: never an unsealed entry (its place in the
+/// chain is not fixed yet), and each record once per sink, in chain order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_stream_to_a_file_as_they_seal() {
+    use sqlx::Connection;
+    let Some(a) = common::store_with(|o| o.seal_wait(StdDuration::from_millis(200))).await else {
+        return;
+    };
+    let g = gate(Arc::new(a), Arc::new(ManualClock::default()));
+    let file = std::env::temp_dir().join(format!("jitgate-pg-stream-{}.jsonl", std::process::id()));
+    std::fs::remove_file(&file).ok();
+    let streamer = g
+        .audit_streamer()
+        .sink(Arc::new(jitgate_core::audit::JsonLinesRecords::new(&file)));
+    let req = pending(&g, ask(restart("db0"), 10)).await;
+    assert_eq!(streamer.stream_once().await.unwrap().position, 1);
+
+    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    g.approve(req.id, &lee(), None).await.unwrap();
+    let held = streamer.stream_once().await.unwrap();
+    assert_eq!(
+        (held.published, held.position),
+        (0, 1),
+        "unsealed entries are not streamed"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let report = streamer.stream_once().await.unwrap();
+    assert_eq!((report.published, report.position), (3, 4));
+    let file_head = jitgate_core::audit::verify_jsonl(std::io::BufReader::new(std::fs::File::open(&file).unwrap()))
+        .expect("the streamed file verifies");
+    assert_eq!(file_head, g.verify_audit().await.unwrap().head);
+    std::fs::remove_file(&file).ok();
+}
+
 /// An entry's content is fixed when it is committed: one edited before it is sealed (here
 /// while a transaction in this database holds sealing back) is refused, never chained as
 /// genuine, and reading the chain says which entry.

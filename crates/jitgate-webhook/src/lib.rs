@@ -25,6 +25,7 @@ pub mod signature;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jitgate_core::audit::{AuditRecord, RecordSink, SinkError};
 use jitgate_core::{Delivery, Notifier, NotifyError};
 
 pub use payload::{body, summary, PayloadFormat};
@@ -180,6 +181,18 @@ impl Notifier for WebhookNotifier {
     async fn notify(&self, delivery: &Delivery) -> Result<(), NotifyError> {
         let bytes = serde_json::to_vec(&body(delivery, self.format))
             .map_err(|e| NotifyError::new(delivery, "the payload does not serialise").with_source(e))?;
+        self.post_all(&bytes, &delivery.event.id.to_string(), delivery.attempt)
+            .await
+            .map_err(|(what, source)| match source {
+                Some(e) => NotifyError::new(delivery, what).with_source(e),
+                None => NotifyError::new(delivery, what),
+            })
+    }
+}
+
+impl WebhookNotifier {
+    /// POSTs `bytes`, signed, to every URL in turn; the first failure ends it.
+    async fn post_all(&self, bytes: &[u8], id: &str, attempt: u32) -> Result<(), (String, Option<reqwest::Error>)> {
         for url in &self.urls {
             let timestamp = chrono::Utc::now().timestamp();
             let response = self
@@ -187,18 +200,44 @@ impl Notifier for WebhookNotifier {
                 .post(url)
                 .header("Content-Type", "application/json")
                 .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
-                .header(signature::SIGNATURE_HEADER, sign(&self.secret, timestamp, &bytes))
-                .header(signature::EVENT_ID_HEADER, delivery.event.id.to_string())
-                .header(signature::ATTEMPT_HEADER, delivery.attempt.to_string())
-                .body(bytes.clone())
+                .header(signature::SIGNATURE_HEADER, sign(&self.secret, timestamp, bytes))
+                .header(signature::EVENT_ID_HEADER, id)
+                .header(signature::ATTEMPT_HEADER, attempt.to_string())
+                .body(bytes.to_vec())
                 .send()
                 .await
-                .map_err(|e| NotifyError::new(delivery, format!("POST {url} failed")).with_source(e))?;
+                .map_err(|e| (format!("POST {} failed", redacted(url)), Some(e)))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(NotifyError::new(delivery, format!("POST {url} answered {status}")));
+                return Err((format!("POST {} answered {status}", redacted(url)), None));
             }
         }
         Ok(())
+    }
+}
+
+/// A webhook notifier is also a sink for streaming sealed audit records
+/// ([`AuditStreamer`](jitgate_core::AuditStreamer)): each batch is one signed POST of
+/// `{"type":"audit_records","records":[...]}` (the export's records, in chain order) with the
+/// event id `audit-<first seq>-<last seq>`. Build one with the SIEM's URL and secret. A batch
+/// that fails is offered again at the streamer's next round: deduplicate by `seq`.
+#[async_trait]
+impl RecordSink for WebhookNotifier {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    async fn publish(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(&serde_json::json!({ "type": "audit_records", "records": records }))
+            .map_err(|e| SinkError::new("webhook", "the records do not serialise").with_source(e))?;
+        self.post_all(&bytes, &format!("audit-{}-{}", first.seq, last.seq), 1)
+            .await
+            .map_err(|(what, source)| match source {
+                Some(e) => SinkError::new("webhook", what).with_source(e),
+                None => SinkError::new("webhook", what),
+            })
     }
 }

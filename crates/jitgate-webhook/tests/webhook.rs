@@ -381,3 +381,59 @@ fn debug_output_never_shows_the_secret_or_the_url_path() {
         assert!(s.contains("https://hooks.example.test"), "{s}");
     }
 }
+
+/// Sealed audit records stream to a SIEM's webhook: signed batches in chain order; a batch the
+/// receiver refused is posted again at the next round, and the SIEM ends up with every record.
+#[tokio::test]
+async fn audit_records_stream_to_a_siem_webhook_at_least_once() {
+    let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
+    let siem = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let siem_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let _siem_server = siem.start(listener).await;
+    let sink = WebhookNotifier::builder(b"siem-secret".to_vec())
+        .url(&siem_url)
+        .build()
+        .unwrap();
+    let streamer = s.gate.audit_streamer().sink(Arc::new(sink));
+    let r = pending(&s.gate).await;
+    s.gate.approve(r.id, &lee(), None).await.unwrap();
+
+    siem.failures_left.store(1, Ordering::SeqCst);
+    let report = streamer.stream_once().await.unwrap();
+    assert_eq!(report.failed.len(), 1, "the SIEM answered 500");
+    assert!(report.failed[0].to_string().contains("500"), "{}", report.failed[0]);
+    assert!(
+        !report.failed[0].to_string().contains("/hook"),
+        "URLs' paths stay out of errors"
+    );
+    let report = streamer.stream_once().await.unwrap();
+    assert!(report.failed.is_empty());
+    assert_eq!(report.position, 4);
+
+    let got = siem.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let (headers, body) = &got[0];
+    let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(h(EVENT_ID_HEADER), "audit-1-4");
+    verify(
+        b"siem-secret",
+        &h(TIMESTAMP_HEADER),
+        &h(SIGNATURE_HEADER),
+        body,
+        Utc::now(),
+        Duration::minutes(5),
+    )
+    .expect("signed with the SIEM's secret");
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(json["type"], "audit_records");
+    let seqs: Vec<u64> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    let records: Vec<jitgate_core::audit::AuditRecord> = serde_json::from_value(json["records"].clone()).unwrap();
+    jitgate_core::audit::verify(&records).expect("the batch is the chain itself");
+}

@@ -9,11 +9,13 @@
 mod canonical;
 mod checkpoint;
 mod export;
+mod stream;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, CheckpointSink, JsonLinesCheckpoints, TracingCheckpoints,
 };
 pub use export::{verify_jsonl, verify_jsonl_against, write_jsonl, ExportError, MAX_JSONL_LINE};
+pub use stream::{JsonLinesRecords, RecordSink, SinkError, StdoutRecords, TracingRecords};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -12,6 +12,7 @@ pub(crate) mod limits;
 mod queries;
 mod refusals;
 mod send_check;
+mod streaming;
 mod sweep;
 mod uses;
 
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 pub use checkpoints::Checkpointer;
 pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
 pub use queries::{AuditError, AuditReport};
+pub use streaming::{AuditStreamer, StreamReport};
 pub use sweep::SweepReport;
 pub use uses::{UseBuffer, UseRecording};
 

@@ -28,6 +28,18 @@ pub enum AuditError {
     /// A checkpoint could not be trusted or published.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// An [`AuditStreamer`](crate::AuditStreamer)'s cursor file cannot be read, written, or
+    /// does not hold a sequence number.
+    #[error("the audit stream cursor {} {problem}", path.display())]
+    StreamCursor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        problem: &'static str,
+        /// The I/O error, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 }
 
 /// What [`Gate::verify_audit`] found: the verified chain's head, and the entries committed but

@@ -11,6 +11,7 @@ mod delivery;
 mod failures;
 mod request;
 mod review;
+mod streaming;
 mod sweep;
 mod uses;
 
