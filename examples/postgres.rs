@@ -102,8 +102,8 @@ async fn demo(url: &str) -> Result<(), Error> {
         return Err("replica A still allows a revoked grant".into());
     }
     // Every Allow above left a use record in A's buffer; a service spawns
-    // `run_use_writer`, a demo that ends writes them itself.
-    println!("A: {} use(s) of the grant recorded", a.flush_uses().await?);
+    // `run_audit_writer`, a demo that ends writes them itself.
+    println!("A: {} use(s) of the grant recorded", a.flush_audit_buffer().await?);
     let head = a.verify_audit().await?.head;
     println!("audit chain verified: {} records, head {}…", head.seq, &head.hash[..16]);
     Ok(())
@@ -142,7 +142,7 @@ async fn main() -> Result<(), Error> {
         Some("authorize") => {
             let (gate, _) = replica(&url, &schema, false).await?;
             println!("{}", gate.authorize(&restart(), &sam).await);
-            gate.flush_uses().await?;
+            gate.flush_audit_buffer().await?;
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`: use demo, request, approve <id> or authorize").into()),

@@ -4,8 +4,9 @@
 //! `JITGATE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //! `JITGATE_BENCH_SECONDS` per throughput run, default 10; `JITGATE_BENCH_REVOKES`, default 1000).
 //!
-//! 1. Full life cycles (request → approve → authorize → revoke) per second with 1 and 8
-//!    concurrent clients on one replica.
+//! 1. Full life cycles (request → a refused self-approval → approve → authorize → revoke) per
+//!    second with 1 and 8 concurrent clients on one replica, with the use writer running
+//!    (`JITGATE_BENCH_REVOKES=0` stops after this part).
 //! 2. Time from a revoke committed on replica A to `authorize` denying on replica B.
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ async fn lifecycle(g: &Gate, db: &str) {
     let RequestOutcome::Pending(r) = g.request(ask(restart(db), 30)).await.unwrap() else {
         panic!("not pending")
     };
+    // A refused self-approval: recorded in the audit chain since issue 11.
+    assert!(g.approve(r.id, &sam(), None).await.is_err());
     let grant = g.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
     assert!(g.authorize(&restart(db), &sam()).await.is_allowed());
     g.revoke(grant.id, &lee(), None).await.unwrap();
@@ -58,6 +61,18 @@ async fn throughput(clients: usize, seconds: u64) -> f64 {
     let schema = format!("jitgate_bench_{}", std::process::id());
     let s: Arc<dyn Store> = Arc::new(store(&schema, true).await);
     let g = gate(s, Arc::new(ManualClock::default()));
+    // use recording: start (removed to build this bench on commits before it)
+    let (stop_writer, stop) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn({
+        let g = g.clone();
+        async move {
+            g.run_audit_writer(async {
+                stop.await.ok();
+            })
+            .await
+        }
+    });
+    // use recording: end
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -78,6 +93,10 @@ async fn throughput(clients: usize, seconds: u64) -> f64 {
         total += t.await.unwrap();
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
+    // use recording: start
+    stop_writer.send(()).ok();
+    writer.await.unwrap();
+    // use recording: end
     g.verify_audit().await.expect("chain verifies after the run");
     rate
 }
@@ -147,10 +166,13 @@ fn main() {
         for clients in [1, 8] {
             let rate = throughput(clients, seconds).await;
             println!(
-                "lifecycles/s  clients={clients:<2} {rate:8.0}   (request → approve → authorize → revoke, {seconds} s)"
+                "lifecycles/s  clients={clients:<2} {rate:8.0}   (request → refused self-approval → approve → authorize → revoke, {seconds} s)"
             );
         }
         let revokes = env_num("JITGATE_BENCH_REVOKES", 1000);
+        if revokes == 0 {
+            return;
+        }
         for (label, kill) in [("", None), (", feeds killed every 1 s", Some(Duration::from_secs(1)))] {
             let lat = revoke_latency(revokes, kill).await;
             println!(

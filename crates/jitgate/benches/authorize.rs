@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
                         std::hint::black_box(recorded.authorize(&action, &holder).await);
                     }
                     let took = start.elapsed();
-                    assert_eq!(recorded.flush_uses().await.expect("flush") as u64, iters);
+                    assert_eq!(recorded.flush_audit_buffer().await.expect("flush") as u64, iters);
                     took
                 })
             });

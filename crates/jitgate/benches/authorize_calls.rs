@@ -80,11 +80,11 @@ fn main() {
         for n in 1..=calls {
             allowed += usize::from(std::hint::black_box(gate.authorize(&action, &who).await).is_allowed());
             if write_every.is_some_and(|every| n % every == 0) {
-                gate.flush_uses().await.expect("write uses");
+                gate.flush_audit_buffer().await.expect("write uses");
             }
         }
         if write_every.is_some() {
-            gate.flush_uses().await.expect("write uses");
+            gate.flush_audit_buffer().await.expect("write uses");
         }
     });
     println!("{case} ({record}): {calls} calls, {allowed} allowed");

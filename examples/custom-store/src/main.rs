@@ -67,7 +67,11 @@ async fn story() -> Result<(), Box<dyn std::error::Error>> {
         return Err("the grant must allow".into());
     }
     // The use is recorded too: a store with only the core trait takes audit records in commits.
-    println!("{:<22} -> {} record(s) written", "flush_uses", gate.flush_uses().await?);
+    println!(
+        "{:<22} -> {} record(s) written",
+        "flush_audit_buffer",
+        gate.flush_audit_buffer().await?
+    );
     gate.revoke(grant.id, &lee, Some("fixed")).await?;
     let after = gate.authorize(&restart, &sam).await;
     println!("{:<22} -> {after}", "authorize (revoked)");

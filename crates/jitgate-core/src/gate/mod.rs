@@ -10,11 +10,11 @@ pub(crate) mod error;
 mod lifecycle;
 pub(crate) mod limits;
 mod queries;
+mod recording;
 mod refusals;
 mod send_check;
 mod streaming;
 mod sweep;
-mod uses;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,9 +24,9 @@ use chrono::{DateTime, Utc};
 pub use checkpoints::Checkpointer;
 pub use decision::{Basis, Decision, DenyReason, Explanation, Offboarding, RequestOutcome, ReviewOutcome};
 pub use queries::{AuditError, AuditReport};
+pub use recording::{UseBuffer, UseRecording};
 pub use streaming::{AuditStreamer, StreamReport};
 pub use sweep::SweepReport;
-pub use uses::{UseBuffer, UseRecording};
 
 use crate::gate::error::Error;
 use crate::gate::limits::Limits;
@@ -74,7 +74,7 @@ pub struct Gate {
     limits: Arc<Limits>,
     authorize_deadline: std::time::Duration,
     verb_deadline: std::time::Duration,
-    uses: Arc<uses::UseLog>,
+    uses: Arc<recording::UseLog>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -219,7 +219,7 @@ impl GateBuilder {
     }
 
     /// How `authorize` records the uses of grants without a use limit (default
-    /// [`UseRecording::Buffered`]: spawn [`Gate::run_use_writer`] next to the gate).
+    /// [`UseRecording::Buffered`]: spawn [`Gate::run_audit_writer`] next to the gate).
     #[must_use]
     pub fn use_recording(mut self, recording: UseRecording) -> Self {
         self.use_recording = Some(recording);
@@ -286,7 +286,7 @@ impl GateBuilder {
             limits: Arc::new(self.limits.unwrap_or_default()),
             authorize_deadline: self.authorize_deadline.unwrap_or(DEFAULT_AUTHORIZE_DEADLINE),
             verb_deadline: self.verb_deadline.unwrap_or(DEFAULT_VERB_DEADLINE),
-            uses: Arc::new(uses::UseLog::new(
+            uses: Arc::new(recording::UseLog::new(
                 self.use_recording.unwrap_or_default(),
                 self.replica.unwrap_or_else(default_replica),
             )),

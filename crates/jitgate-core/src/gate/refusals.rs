@@ -6,7 +6,6 @@ use crate::audit::{AuditAction, AuditEntry};
 use crate::gate::error::Error;
 use crate::model::entity::{EntityRef, Scope};
 use crate::model::ids::{GrantId, RequestId};
-use crate::ports::store::Commit;
 use crate::report::ErrorChain;
 
 /// What was tried.
@@ -24,8 +23,10 @@ pub(super) enum Attempted<'a> {
 impl Gate {
     /// Passes `result` through. A refusal ([`Error::is_refusal`]) first appends a
     /// [`AuditAction::Refused`] record naming `actor`, what was attempted and the refusal,
-    /// bounded by the text limit. Recording is best effort: if it fails, that is logged and
-    /// the refusal is still what the caller gets.
+    /// bounded by the text limit. The record goes through the gate's audit buffer when uses
+    /// are buffered ([`UseRecording`](super::UseRecording)), so a flood of refused attempts
+    /// costs batched writes. Recording is best effort: if it fails, that is logged and the
+    /// refusal is still what the caller gets.
     pub(super) async fn audited<T>(
         &self,
         verb: &'static str,
@@ -73,7 +74,7 @@ impl Gate {
             }
             text.truncate(end);
         }
-        let commit = Commit::audit_only(vec![AuditEntry {
+        let entry = AuditEntry {
             at: self.clock.now(),
             actor: actor.clone(),
             action: AuditAction::Refused,
@@ -85,9 +86,8 @@ impl Gate {
             policy_ids,
             binding: None,
             replica: None,
-        }]);
+        };
         tracing::warn!(target: "jitgate::security", verb, %actor, refusal = %refusal, "refused");
-        self.commit(commit, self.verb_deadline).await?;
-        Ok(())
+        self.record_entry(entry).await
     }
 }

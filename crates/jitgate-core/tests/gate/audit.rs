@@ -220,6 +220,9 @@ async fn refusals_leave_a_record_of_who_tried_what_and_why() {
     assert!(gate.approve(RequestId::new_random(), &lee(), None).await.is_err());
     assert!(gate.approve(r.id, &lee(), Some(&"x".repeat(10_000))).await.is_err());
 
+    // Refusals wait in the audit buffer with uses (the writer's job in a service).
+    assert_eq!(gate.audit_buffer_len(), 7);
+    gate.flush_audit_buffer().await.unwrap();
     let mut export = Vec::new();
     gate.export_audit(&mut export).await.unwrap();
     let refused: Vec<AuditRecord> = String::from_utf8(export)

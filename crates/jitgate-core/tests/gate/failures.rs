@@ -137,6 +137,7 @@ async fn a_refusal_that_cannot_be_recorded_is_still_a_refusal() {
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
         .store(store.clone())
+        .use_recording(UseRecording::Synchronous)
         .build()
         .unwrap();
     let req = pending(&gate, ask(restart("db"), 30)).await;

@@ -9,11 +9,11 @@ mod capabilities;
 mod deadlines;
 mod delivery;
 mod failures;
+mod recording;
 mod request;
 mod review;
 mod streaming;
 mod sweep;
-mod uses;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;

@@ -16,6 +16,9 @@ pub async fn refusals_are_recorded(store: Arc<dyn Store>) {
     assert!(refused.is_refusal(), "{refused}");
     let stored = store.read_request(r.id).await.unwrap().unwrap();
     assert_eq!(stored, r, "the refusal changed nothing but the audit chain");
+    gate.flush_audit_buffer()
+        .await
+        .expect("the store takes the buffered refusal");
     if store.audit_log().is_some() {
         let trail = audit_all(&store).await;
         let last = trail.last().expect("records");
@@ -59,7 +62,13 @@ pub async fn uses_are_recorded(store: Arc<dyn Store>) {
     for call in &calls {
         assert!(buffered.authorize(call, &sam()).await.is_allowed());
     }
-    assert_eq!(buffered.flush_uses().await.expect("the store takes a batch of uses"), 2);
+    assert_eq!(
+        buffered
+            .flush_audit_buffer()
+            .await
+            .expect("the store takes a batch of uses"),
+        2
+    );
     let synchronous = gate_with(UseRecording::Synchronous);
     assert!(synchronous.authorize(&calls[0], &sam()).await.is_allowed());
     if store.audit_log().is_some() {

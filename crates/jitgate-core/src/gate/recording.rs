@@ -1,11 +1,12 @@
-//! Uses of grants in the audit chain: every `Allow` through a grant leaves an
-//! [`AuditAction::GrantUsed`] record (grant, scope, the call's parameters' digest, time,
-//! replica).
+//! Audit records written off the call path: uses of grants and refused attempts.
 //!
-//! A use-limited grant's record is written in the same commit that counts the use. A grant
-//! without a limit would cost `authorize` a store round trip per call, so by default its record
-//! goes into a bounded in-memory buffer that [`Gate::run_use_writer`] writes in batches
-//! ([`UseRecording`] chooses).
+//! Every `Allow` through a grant leaves an [`AuditAction::GrantUsed`] record (grant, scope, the
+//! call's parameters' digest, time, replica). A use-limited grant's record is written in the
+//! same commit that counts the use. A grant without a limit would cost `authorize` a store
+//! round trip per call, so by default its record goes into a bounded in-memory buffer that
+//! [`Gate::run_audit_writer`] writes in batches ([`UseRecording`] chooses). A refused attempt's
+//! record ([`AuditAction::Refused`]) goes into the same buffer, so a flood of refused attempts
+//! costs batched writes, not a commit each.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -29,7 +30,7 @@ use crate::report::ErrorChain;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UseRecording {
-    /// Kept in a bounded buffer and written in batches by [`Gate::run_use_writer`] (the
+    /// Kept in a bounded buffer and written in batches by [`Gate::run_audit_writer`] (the
     /// default): no store round trip on the hot path. A crash loses the records not yet
     /// written: at most one [`UseBuffer::interval`] of uses, never more than
     /// [`UseBuffer::capacity`]. When the buffer is full (the writer is behind, not running, or
@@ -111,11 +112,19 @@ struct PendingUse {
     action: Action,
 }
 
-/// A gate's use recording: the setting, the replica's name and the buffer.
+/// A record waiting in the buffer.
+enum Pending {
+    /// A use, turned into its record by the writer.
+    Use(PendingUse),
+    /// A record made already (a refusal).
+    Entry(Box<AuditEntry>),
+}
+
+/// A gate's buffered audit records: the setting, the replica's name and the buffer.
 pub(super) struct UseLog {
     pub(super) mode: UseRecording,
     replica: String,
-    buffer: Mutex<VecDeque<PendingUse>>,
+    buffer: Mutex<VecDeque<Pending>>,
     /// Wakes the writer when a batch is waiting.
     wake: tokio::sync::Notify,
     /// One write at a time, so batches reach the chain in the order they were taken.
@@ -140,9 +149,44 @@ impl UseLog {
         &self.replica
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingUse>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
         // A panic while holding the lock leaves a valid queue (pushes and drains only).
         self.buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `item` if the buffer is on and has room; else hands it back, to be written by
+    /// the caller. Wakes the writer when a batch is waiting or the buffer is full.
+    fn push(&self, item: Pending) -> Option<Pending> {
+        let UseRecording::Buffered(buffer) = self.mode else {
+            return Some(item);
+        };
+        let mut queue = self.lock();
+        if queue.len() < buffer.capacity {
+            queue.push_back(item);
+            let waiting = queue.len();
+            drop(queue);
+            if waiting == buffer.batch {
+                self.wake.notify_one();
+            }
+            return None;
+        }
+        drop(queue);
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                capacity = buffer.capacity,
+                "the buffer of audit records is full (is Gate::run_audit_writer running?); each call writes its own record until it drains"
+            );
+        }
+        self.wake.notify_one();
+        Some(item)
+    }
+
+    /// The record a buffered item stands for.
+    fn entry(&self, item: &Pending) -> AuditEntry {
+        match item {
+            Pending::Use(u) => use_entry(u.at, u.grant, u.request, u.principal.clone(), &u.action, &self.replica),
+            Pending::Entry(e) => (**e).clone(),
+        }
     }
 }
 
@@ -174,57 +218,44 @@ impl Gate {
     /// Records that `grant` (without a use limit) allowed `action` at `at`, as the gate's
     /// [`UseRecording`] says. An error means the record could not be written: the call denies.
     pub(super) async fn record_use(&self, grant: &Grant, action: &Action, at: DateTime<Utc>) -> Result<(), Error> {
-        let buffer = match self.uses.mode {
-            UseRecording::Off => return Ok(()),
-            UseRecording::Synchronous => None,
-            UseRecording::Buffered(buffer) => Some(buffer),
-        };
-        if let Some(buffer) = buffer {
-            let mut queue = self.uses.lock();
-            if queue.len() < buffer.capacity {
-                queue.push_back(PendingUse {
-                    at,
-                    grant: grant.id,
-                    request: grant.request_id,
-                    principal: grant.principal.clone(),
-                    action: action.clone(),
-                });
-                let waiting = queue.len();
-                drop(queue);
-                if waiting == buffer.batch {
-                    self.uses.wake.notify_one();
-                }
-                return Ok(());
-            }
-            drop(queue);
-            if !self.uses.warned_full.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    capacity = buffer.capacity,
-                    "the buffer of grant uses is full (is Gate::run_use_writer running?); authorize writes each record itself until it drains"
-                );
-            }
-            self.uses.wake.notify_one();
+        if self.uses.mode == UseRecording::Off {
+            return Ok(());
         }
-        let entry = use_entry(
+        let pending = Pending::Use(PendingUse {
             at,
-            grant.id,
-            grant.request_id,
-            grant.principal.clone(),
-            action,
-            &self.uses.replica,
-        );
+            grant: grant.id,
+            request: grant.request_id,
+            principal: grant.principal.clone(),
+            action: action.clone(),
+        });
+        let Some(unbuffered) = self.uses.push(pending) else {
+            return Ok(());
+        };
+        let entry = self.uses.entry(&unbuffered);
         self.commit(Commit::audit_only(vec![entry]), self.authorize_deadline)
             .await?;
         Ok(())
     }
 
-    /// Writes every buffered use record now, in batches, and returns how many were written.
-    /// Call it before a process stops if [`Gate::run_use_writer`] is not running (it flushes
+    /// Appends `entry` (a refusal) to the chain: through the buffer when uses are buffered
+    /// and it has room, else in a commit of its own under the verb deadline.
+    pub(super) async fn record_entry(&self, entry: AuditEntry) -> Result<(), Error> {
+        let Some(unbuffered) = self.uses.push(Pending::Entry(Box::new(entry))) else {
+            return Ok(());
+        };
+        let entry = self.uses.entry(&unbuffered);
+        self.commit(Commit::audit_only(vec![entry]), self.verb_deadline).await?;
+        Ok(())
+    }
+
+    /// Writes every buffered audit record (uses, refusals) now, in batches, and returns how
+    /// many were written.
+    /// Call it before a process stops if [`Gate::run_audit_writer`] is not running (it flushes
     /// at shutdown itself).
     ///
     /// # Errors
     /// A store error; the records not written stay buffered, in order, for the next try.
-    pub async fn flush_uses(&self) -> Result<usize, Error> {
+    pub async fn flush_audit_buffer(&self) -> Result<usize, Error> {
         let batch = match self.uses.mode {
             UseRecording::Buffered(b) => b.batch,
             _ => return Ok(0),
@@ -232,7 +263,7 @@ impl Gate {
         let _one_writer = self.uses.writing.lock().await;
         let mut written = 0;
         loop {
-            let taken: Vec<PendingUse> = {
+            let taken: Vec<Pending> = {
                 let mut queue = self.uses.lock();
                 let n = queue.len().min(batch);
                 queue.drain(..n).collect()
@@ -242,21 +273,7 @@ impl Gate {
                 return Ok(written);
             }
             let n = taken.len();
-            let commit = Commit::audit_only(
-                taken
-                    .iter()
-                    .map(|u| {
-                        use_entry(
-                            u.at,
-                            u.grant,
-                            u.request,
-                            u.principal.clone(),
-                            &u.action,
-                            &self.uses.replica,
-                        )
-                    })
-                    .collect(),
-            );
+            let commit = Commit::audit_only(taken.iter().map(|p| self.uses.entry(p)).collect());
             if let Err(e) = self.commit(commit, self.verb_deadline).await {
                 // Back at the front, in order: the buffer may hold one batch over its capacity
                 // until the store answers again.
@@ -270,8 +287,8 @@ impl Gate {
         }
     }
 
-    /// How many use records wait in the buffer.
-    pub fn pending_uses(&self) -> usize {
+    /// How many audit records (uses, refusals) wait in the buffer.
+    pub fn audit_buffer_len(&self) -> usize {
         self.uses.lock().len()
     }
 
@@ -280,7 +297,7 @@ impl Gate {
     /// next to the gate (with [`UseRecording::Synchronous`] or `Off` it returns at shutdown
     /// having nothing to do). Failures are logged and retried at the next tick; the records
     /// stay buffered.
-    pub async fn run_use_writer(&self, shutdown: impl Future<Output = ()>) {
+    pub async fn run_audit_writer(&self, shutdown: impl Future<Output = ()>) {
         let UseRecording::Buffered(buffer) = self.uses.mode else {
             return shutdown.await;
         };
@@ -291,12 +308,12 @@ impl Gate {
                 () = self.uses.wake.notified() => {}
                 () = tokio::time::sleep(buffer.interval) => {}
             }
-            if let Err(e) = self.flush_uses().await {
-                tracing::error!(error = %ErrorChain(&e), pending = self.pending_uses(), "writing grant uses failed; retrying at the next tick");
+            if let Err(e) = self.flush_audit_buffer().await {
+                tracing::error!(error = %ErrorChain(&e), pending = self.audit_buffer_len(), "writing grant uses failed; retrying at the next tick");
             }
         }
-        if let Err(e) = self.flush_uses().await {
-            tracing::error!(error = %ErrorChain(&e), lost = self.pending_uses(), "writing grant uses at shutdown failed");
+        if let Err(e) = self.flush_audit_buffer().await {
+            tracing::error!(error = %ErrorChain(&e), lost = self.audit_buffer_len(), "writing grant uses at shutdown failed");
         }
     }
 }

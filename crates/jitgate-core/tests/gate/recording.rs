@@ -50,12 +50,12 @@ async fn a_use_is_buffered_then_written_with_the_grant_the_parameters_the_time_a
         uses_of(&gate, &grant).await.is_empty(),
         "no store write on the hot path"
     );
-    assert_eq!(gate.pending_uses(), 1);
+    assert_eq!(gate.audit_buffer_len(), 1);
     let _ = gate.explain(&call, &sam()).await;
-    assert_eq!(gate.pending_uses(), 1, "explain uses nothing and records nothing");
+    assert_eq!(gate.audit_buffer_len(), 1, "explain uses nothing and records nothing");
 
-    assert_eq!(gate.flush_uses().await.unwrap(), 1);
-    assert_eq!(gate.pending_uses(), 0);
+    assert_eq!(gate.flush_audit_buffer().await.unwrap(), 1);
+    assert_eq!(gate.audit_buffer_len(), 0);
     let uses = uses_of(&gate, &grant).await;
     assert_eq!(uses.len(), 1);
     let e = &uses[0].entry;
@@ -80,7 +80,7 @@ async fn a_synchronous_use_is_in_the_chain_when_authorize_returns_and_a_failed_w
     let grant = unlimited_grant(&gate).await;
     assert!(gate.authorize(&restart_staging(), &sam()).await.is_allowed());
     assert_eq!(uses_of(&gate, &grant).await.len(), 1);
-    assert_eq!(gate.pending_uses(), 0);
+    assert_eq!(gate.audit_buffer_len(), 0);
 
     store.fail("commit");
     let decision = gate.authorize(&restart_staging(), &sam()).await;
@@ -101,7 +101,11 @@ async fn a_full_buffer_makes_authorize_write_its_own_record_and_deny_if_it_canno
     for _ in 0..3 {
         assert!(gate.authorize(&restart_staging(), &sam()).await.is_allowed());
     }
-    assert_eq!(gate.pending_uses(), 2, "the buffer never holds more than its capacity");
+    assert_eq!(
+        gate.audit_buffer_len(),
+        2,
+        "the buffer never holds more than its capacity"
+    );
     assert_eq!(
         uses_of(&gate, &grant).await.len(),
         1,
@@ -110,10 +114,10 @@ async fn a_full_buffer_makes_authorize_write_its_own_record_and_deny_if_it_canno
 
     store.fail("commit");
     assert!(!gate.authorize(&restart_staging(), &sam()).await.is_allowed());
-    assert!(gate.flush_uses().await.is_err());
-    assert_eq!(gate.pending_uses(), 2, "records not written stay buffered");
+    assert!(gate.flush_audit_buffer().await.is_err());
+    assert_eq!(gate.audit_buffer_len(), 2, "records not written stay buffered");
     store.heal();
-    assert_eq!(gate.flush_uses().await.unwrap(), 2);
+    assert_eq!(gate.flush_audit_buffer().await.unwrap(), 2);
     let uses = uses_of(&gate, &grant).await;
     assert_eq!(uses.len(), 3, "every allowed call has its record, the denied one none");
     gate.verify_audit().await.unwrap();
@@ -128,7 +132,7 @@ async fn the_writer_writes_a_full_batch_at_once_and_the_rest_at_shutdown() {
     let writer = tokio::spawn({
         let gate = gate.clone();
         async move {
-            gate.run_use_writer(async {
+            gate.run_audit_writer(async {
                 stopped.await.ok();
             })
             .await
@@ -148,7 +152,7 @@ async fn the_writer_writes_a_full_batch_at_once_and_the_rest_at_shutdown() {
     stop.send(()).unwrap();
     writer.await.unwrap();
     assert_eq!(uses_of(&gate, &grant).await.len(), 4, "shutdown writes what is left");
-    assert_eq!(gate.pending_uses(), 0);
+    assert_eq!(gate.audit_buffer_len(), 0);
 }
 
 #[tokio::test]
@@ -157,7 +161,7 @@ async fn a_use_limited_grant_records_each_use_once_with_its_count_parameters_and
     let r = pending(&gate, ask(read_customer("c-42"), 30)).await;
     let grant = gate.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
     assert!(gate.authorize(&read_customer("c-42"), &sam()).await.is_allowed());
-    assert_eq!(gate.pending_uses(), 0, "written in the commit that counts the use");
+    assert_eq!(gate.audit_buffer_len(), 0, "written in the commit that counts the use");
     let uses = uses_of(&gate, &grant).await;
     assert_eq!(uses.len(), 1);
     assert_eq!(uses[0].entry.text.as_deref(), Some("use 1 of 2"));
@@ -173,7 +177,7 @@ async fn with_recording_off_nothing_is_recorded_for_unlimited_grants() {
     let (gate, _) = gate_recording(Arc::new(MemoryStore::new()), UseRecording::Off);
     let grant = unlimited_grant(&gate).await;
     assert!(gate.authorize(&restart_staging(), &sam()).await.is_allowed());
-    assert_eq!(gate.pending_uses(), 0);
-    assert_eq!(gate.flush_uses().await.unwrap(), 0);
+    assert_eq!(gate.audit_buffer_len(), 0);
+    assert_eq!(gate.flush_audit_buffer().await.unwrap(), 0);
     assert!(uses_of(&gate, &grant).await.is_empty());
 }
