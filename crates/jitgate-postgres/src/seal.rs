@@ -199,8 +199,13 @@ pub(crate) fn report_unsealed(u: &Unsealed, now: DateTime<Utc>) {
     metrics::gauge!("jitgate_audit_unsealed_age_seconds").set(age);
 }
 
-/// Seals in the background: after local commits (notified) and every 250 ms.
+/// How often the background sealer counts what is left unsealed for the gauges.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
+
+/// Seals in the background: after local commits (notified) and every 250 ms; sets the
+/// unsealed gauges at most every second.
 pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
+    let mut gauged: Option<Instant> = None;
     loop {
         let Some(notify) = wake.upgrade() else { return };
         tokio::select! {
@@ -218,9 +223,14 @@ pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
                 }
             }
         }
-        match unsealed(&pool).await {
-            Ok(u) => report_unsealed(&u, Utc::now()),
-            Err(e) => tracing::debug!(error = %jitgate_core::ErrorChain(&e), "counting unsealed audit entries failed"),
+        if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+            gauged = Some(Instant::now());
+            match unsealed(&pool).await {
+                Ok(u) => report_unsealed(&u, Utc::now()),
+                Err(e) => {
+                    tracing::debug!(error = %jitgate_core::ErrorChain(&e), "counting unsealed audit entries failed")
+                }
+            }
         }
     }
 }
