@@ -140,6 +140,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     }
+    // Notifications went out in the background (a commit wakes the gate's dispatcher; no
+    // verb waits for a notifier). One more round makes sure all are out before printing.
+    gate.deliver_outbox().await?;
     let kinds: Vec<String> = notifier
         .events()
         .iter()

@@ -41,7 +41,7 @@ fn gate(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Gate {
         .clock(clock)
         .notifier(Arc::new(NullNotifier))
         // Outbox delivery runs in a dispatcher, not in the measured calls.
-        .deliver_inline(false)
+        .background_delivery(false)
         .build()
         .unwrap()
 }

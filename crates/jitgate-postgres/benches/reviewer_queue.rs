@@ -83,7 +83,7 @@ fn gate(store: Arc<dyn Store>, policy: Arc<dyn Policy>) -> Gate {
         .policy(policy)
         .store(store)
         .clock(Arc::new(ManualClock::default()))
-        .deliver_inline(false)
+        .background_delivery(false)
         .verb_deadline(std::time::Duration::from_secs(600))
         .build()
         .unwrap()

@@ -356,7 +356,7 @@ async fn dispatchers_on_two_replicas_deliver_each_event_once() {
         .policy(Arc::new(fixtures::policy()))
         .store(a.clone())
         .clock(clock.clone())
-        .deliver_inline(false)
+        .background_delivery(false)
         // 40 pending requests of one principal: more than the default allows.
         .limits(Limits::default().with_pending_per_principal(40))
         .build()

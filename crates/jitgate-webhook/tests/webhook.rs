@@ -93,6 +93,8 @@ async fn setup(format: PayloadFormat, max_attempts: u32, timeout: StdDuration) -
         .clock(clock.clone())
         .notifier(Arc::new(notifier))
         .dispatch_config(DispatchConfig::default().with_max_attempts(max_attempts))
+        // The tests drive each delivery round (and count attempts).
+        .background_delivery(false)
         .build()
         .unwrap();
     Setup {
@@ -115,6 +117,7 @@ async fn pending(gate: &Gate) -> AccessRequest {
 async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approvers() {
     let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
     pending(&s.gate).await;
+    s.gate.deliver_outbox().await.unwrap();
     let got = s.receiver.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];
@@ -176,6 +179,7 @@ async fn a_500_is_retried_after_the_backoff_with_the_same_event_id() {
     let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
     s.receiver.failures_left.store(1, Ordering::SeqCst);
     pending(&s.gate).await;
+    assert_eq!(s.gate.deliver_outbox().await.unwrap(), 0);
     assert!(s.receiver.got.lock().unwrap().is_empty(), "the first attempt got a 500");
     s.clock.advance(Duration::seconds(2));
     assert_eq!(s.gate.deliver_outbox().await.unwrap(), 1);
@@ -215,6 +219,7 @@ async fn a_slow_receiver_times_out_and_is_retried() {
     let s = setup(PayloadFormat::Json, 8, StdDuration::from_millis(200)).await;
     s.receiver.slow.store(true, Ordering::SeqCst);
     pending(&s.gate).await;
+    assert_eq!(s.gate.deliver_outbox().await.unwrap(), 0, "timed out");
     s.receiver.slow.store(false, Ordering::SeqCst);
     s.clock.advance(Duration::seconds(2));
     assert_eq!(s.gate.deliver_outbox().await.unwrap(), 1);
@@ -256,6 +261,7 @@ async fn a_rolled_back_transition_delivers_nothing() {
 async fn slack_mode_posts_text_and_blocks_with_reason_flow_and_approvers() {
     let s = setup(PayloadFormat::Slack, 8, StdDuration::from_secs(5)).await;
     pending(&s.gate).await;
+    s.gate.deliver_outbox().await.unwrap();
     let body = &s.receiver.bodies()[0];
     let text = body["text"].as_str().unwrap();
     assert!(
@@ -276,10 +282,12 @@ async fn slack_mode_posts_text_and_blocks_with_reason_flow_and_approvers() {
 async fn a_receiver_that_was_down_gets_the_approval_once_it_is_back() {
     let s = setup(PayloadFormat::Json, 8, StdDuration::from_secs(5)).await;
     let req = pending(&s.gate).await;
+    s.gate.deliver_outbox().await.unwrap();
     // Stop the receiver; approve while it is down.
     s.server.abort();
     let _ = s.server.await;
     s.gate.approve(req.id, &lee(), Some("go")).await.unwrap();
+    assert_eq!(s.gate.deliver_outbox().await.unwrap(), 0, "the receiver is down");
     assert_eq!(s.receiver.types(), vec!["approval_needed"]);
     // Start it again on the same address.
     let addr = s.url.trim_start_matches("http://").trim_end_matches("/hook").to_owned();

@@ -31,6 +31,9 @@ pub struct DispatchConfig {
     pub poll_interval: StdDuration,
     /// Who break-glass events go to.
     pub routing: Routing,
+    /// How long one notifier call may take before it counts as a failed attempt (default
+    /// 30 s), so a notifier that never answers cannot stall delivery.
+    pub notify_timeout: StdDuration,
 }
 
 impl Default for DispatchConfig {
@@ -42,6 +45,7 @@ impl Default for DispatchConfig {
             batch: 64,
             poll_interval: StdDuration::from_secs(1),
             routing: Routing::default(),
+            notify_timeout: StdDuration::from_secs(30),
         }
     }
 }
@@ -66,6 +70,13 @@ impl DispatchConfig {
     #[must_use]
     pub fn with_batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
+        self
+    }
+
+    /// How long one notifier call may take before it counts as a failed attempt.
+    #[must_use]
+    pub fn with_notify_timeout(mut self, timeout: StdDuration) -> Self {
+        self.notify_timeout = timeout;
         self
     }
 
@@ -111,6 +122,16 @@ pub struct DispatchReport {
     pub dead: usize,
 }
 
+/// Held (in an `Arc`) by every clone of a gate; dropping the last one wakes the background
+/// dispatcher so that it sees it should stop.
+pub(crate) struct Liveness(Arc<tokio::sync::Notify>);
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
 /// Delivers outbox events to notifiers. Cheap to clone.
 ///
 /// Each event goes to every notifier; if any fails, the event is retried later (to all of them:
@@ -123,6 +144,8 @@ pub struct Dispatcher {
     notifiers: Vec<Arc<dyn Notifier>>,
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
+    /// Woken by commits that queue events (see [`Dispatcher::wake`]).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -142,7 +165,14 @@ impl Dispatcher {
             notifiers: Vec::new(),
             clock,
             config: DispatchConfig::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Tells [`Dispatcher::run`] (of this dispatcher or a clone) that events were queued, so
+    /// it delivers them now rather than at its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Adds a notifier.
@@ -188,7 +218,11 @@ impl Dispatcher {
     async fn deliver(&self, entry: &OutboxEntry) -> Result<(), String> {
         let delivery = Delivery::attempt(entry.event.clone(), &self.config.routing, entry.attempts + 1);
         for n in &self.notifiers {
-            n.notify(&delivery).await.map_err(|e| ErrorChain(&e).to_string())?;
+            match crate::deadline::within(self.config.notify_timeout, n.notify(&delivery)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ErrorChain(&e).to_string()),
+                Err(elapsed) => return Err(format!("the notifier did not answer within {:?}", elapsed.after)),
+            }
         }
         Ok(())
     }
@@ -240,9 +274,10 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Dispatches until `shutdown` completes: at once, then whenever `poll_interval` passes.
-    /// Store errors are logged and retried at the next tick. Returns after the current round
-    /// when `shutdown` fires.
+    /// Dispatches until `shutdown` completes: at once, then whenever a commit queues events
+    /// ([`Dispatcher::wake`]) or `poll_interval` passes (retries come due by time). Store
+    /// errors are logged and retried at the next tick. Returns after the current round when
+    /// `shutdown` fires.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -251,6 +286,30 @@ impl Dispatcher {
             }
             tokio::select! {
                 () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// A guard whose drop wakes this dispatcher: while one is alive, [`Dispatcher::run_while`]
+    /// goes on; when the last one is dropped, it stops at once.
+    pub(crate) fn liveness(&self) -> Liveness {
+        Liveness(self.wake.clone())
+    }
+
+    /// [`Dispatcher::run`] for as long as `alive` has a strong reference: the gate's
+    /// background delivery, which ends when the last clone of its gate is dropped.
+    pub(crate) async fn run_while(self, alive: std::sync::Weak<Liveness>) {
+        loop {
+            if alive.strong_count() == 0 {
+                return;
+            }
+            if let Err(e) = self.dispatch_once().await {
+                tracing::warn!(error = %ErrorChain(&e), "dispatch round failed; retrying at the next tick");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }

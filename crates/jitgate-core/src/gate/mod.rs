@@ -69,7 +69,8 @@ pub struct Gate {
     clock: Arc<dyn Clock>,
     dispatcher: Dispatcher,
     max_attempts: u32,
-    deliver_inline: bool,
+    /// Held by every clone; the background dispatcher stops when the last one is dropped.
+    _alive: Arc<crate::delivery::dispatch::Liveness>,
     reminder_lead: Option<chrono::Duration>,
     limits: Arc<Limits>,
     authorize_deadline: std::time::Duration,
@@ -81,7 +82,6 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("max_attempts", &self.max_attempts)
-            .field("deliver_inline", &self.deliver_inline)
             .field("authorize_deadline", &self.authorize_deadline)
             .field("verb_deadline", &self.verb_deadline)
             .field("use_recording", &self.uses.mode)
@@ -131,7 +131,7 @@ pub struct GateBuilder {
     notifier: Option<Arc<dyn Notifier>>,
     clock: Option<Arc<dyn Clock>>,
     max_attempts: Option<u32>,
-    deliver_inline: Option<bool>,
+    background_delivery: Option<bool>,
     dispatch: Option<DispatchConfig>,
     reminder_lead: Option<chrono::Duration>,
     limits: Option<Limits>,
@@ -155,7 +155,7 @@ impl GateBuilder {
         self
     }
     /// The notifier (default: [`NullNotifier`]). For several, wrap them or run a
-    /// [`Dispatcher`] of your own with inline delivery off.
+    /// [`Dispatcher`] of your own with background delivery off.
     #[must_use]
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
@@ -173,11 +173,15 @@ impl GateBuilder {
         self.max_attempts = Some(n.max(1));
         self
     }
-    /// Whether each mutating call delivers the outbox right after its commit (default `true`).
-    /// Turn it off when a separate dispatcher drains the outbox.
+    /// Whether [`build`](Self::build) starts the gate's dispatcher in the background, on the
+    /// tokio runtime it is called in (default `true`). No verb, and never `authorize`, waits
+    /// on a notifier: a commit that queues events wakes the dispatcher, which delivers them
+    /// (and retries by time). It stops when the last clone of the gate is dropped. Turn it off
+    /// when a dispatcher of your own drains the outbox ([`Gate::dispatcher`]), or deliver with
+    /// [`Gate::deliver_outbox`].
     #[must_use]
-    pub fn deliver_inline(mut self, yes: bool) -> Self {
-        self.deliver_inline = Some(yes);
+    pub fn background_delivery(mut self, yes: bool) -> Self {
+        self.background_delivery = Some(yes);
         self
     }
 
@@ -275,13 +279,24 @@ impl GateBuilder {
         let dispatcher = Dispatcher::new(store.clone(), clock.clone())
             .notifier(self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)))
             .config(self.dispatch.unwrap_or_default());
+        let alive = Arc::new(dispatcher.liveness());
+        if self.background_delivery.unwrap_or(true) && store.outbox().is_some() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(dispatcher.clone().run_while(Arc::downgrade(&alive)));
+                }
+                Err(_) => tracing::warn!(
+                    "Gate built outside a tokio runtime: no background delivery; run gate.dispatcher().run(..) or call deliver_outbox"
+                ),
+            }
+        }
         Ok(Gate {
+            _alive: alive,
             policy,
             store,
             clock,
             dispatcher,
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
-            deliver_inline: self.deliver_inline.unwrap_or(true),
             reminder_lead: self.reminder_lead,
             limits: Arc::new(self.limits.unwrap_or_default()),
             authorize_deadline: self.authorize_deadline.unwrap_or(DEFAULT_AUTHORIZE_DEADLINE),
@@ -402,23 +417,12 @@ impl Gate {
         self.clock.now()
     }
 
-    /// Commits, then (if configured) delivers the outbox.
+    /// Commits, then wakes the dispatcher if the commit queued events (never waits on it).
     async fn commit(&self, commit: Commit, deadline: std::time::Duration) -> Result<(), StoreError> {
         let has_events = !commit.events.is_empty();
         self.call_within(deadline, "commit", self.store.commit(commit)).await?;
-        if has_events && self.deliver_inline && self.store.outbox().is_some() {
-            // Inline delivery waits on notifiers: it gets the same deadline as the commit, so a
-            // notifier that never answers cannot hold up the verb (or `authorize` using up a
-            // grant). What is not delivered stays in the outbox, claimed until its lease ends.
-            match crate::deadline::within(deadline, Box::pin(self.deliver_outbox())).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %crate::report::ErrorChain(&e), "outbox delivery failed; events stay in the outbox");
-                }
-                Err(elapsed) => {
-                    tracing::warn!(after = ?elapsed.after, "outbox delivery did not finish in time; the rest stays in the outbox");
-                }
-            }
+        if has_events {
+            self.dispatcher.wake();
         }
         Ok(())
     }
@@ -433,8 +437,8 @@ impl Gate {
         Ok(self.dispatcher.dispatch_once().await?.delivered)
     }
 
-    /// This gate's dispatcher (store, notifier, clock, configuration), e.g. to spawn
-    /// `dispatcher.run(shutdown)` with inline delivery off.
+    /// This gate's dispatcher (store, notifier, clock, configuration, and the wake-up its
+    /// commits send), e.g. to spawn `dispatcher.run(shutdown)` with background delivery off.
     pub fn dispatcher(&self) -> Dispatcher {
         self.dispatcher.clone()
     }

@@ -17,6 +17,7 @@ async fn break_glass_is_granted_at_once_bounded_and_flagged_for_review() {
         "clamped to the break-glass bound"
     );
     assert!(gate.authorize(&restart("db"), &sam()).await.is_allowed());
+    gate.deliver_outbox().await.unwrap();
     assert!(notifier
         .events()
         .iter()

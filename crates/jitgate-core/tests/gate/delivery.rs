@@ -29,6 +29,8 @@ fn flaky_gate(max_attempts: u32) -> (Gate, Arc<FlakyNotifier>, Arc<ManualClock>)
         .clock(clock.clone())
         .notifier(notifier.clone())
         .dispatch_config(DispatchConfig::default().with_max_attempts(max_attempts))
+        // Attempts are counted here: the test drives every round.
+        .background_delivery(false)
         .build()
         .unwrap();
     (gate, notifier, clock)
@@ -39,6 +41,7 @@ async fn undelivered_events_are_retried_after_their_backoff_and_delivered_once()
     let (gate, notifier, clock) = flaky_gate(8);
     let req = pending(&gate, ask(restart("db"), 30)).await;
     gate.approve(req.id, &lee(), None).await.unwrap();
+    assert_eq!(gate.deliver_outbox().await.unwrap(), 0, "the receiver is down");
     assert!(notifier.inner.events().is_empty());
     notifier.fail.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
@@ -96,6 +99,7 @@ async fn events_are_routed_to_the_people_who_must_act() {
     let req = pending(&gate, ask(migrate("db"), 30)).await;
     gate.approve(req.id, &lee(), None).await.unwrap();
     gate.approve(req.id, &sec(), None).await.unwrap();
+    gate.deliver_outbox().await.unwrap();
     let d = notifier.deliveries();
     let needed = d
         .iter()
@@ -126,7 +130,7 @@ async fn a_spawned_dispatcher_delivers_and_stops_cleanly_on_shutdown() {
         .store(store.clone())
         .clock(Arc::new(ManualClock::default()))
         .notifier(notifier.clone())
-        .deliver_inline(false)
+        .background_delivery(false)
         .dispatch_config(DispatchConfig::default().with_poll_interval(StdDuration::from_millis(10)))
         .build()
         .unwrap();
@@ -161,4 +165,86 @@ async fn a_spawned_dispatcher_delivers_and_stops_cleanly_on_shutdown() {
         !notifier.events().iter().any(|e| e.kind == EventKind::Approved),
         "nothing is delivered after shutdown"
     );
+}
+
+/// Never answers.
+struct BlackHole;
+
+#[async_trait]
+impl Notifier for BlackHole {
+    async fn notify(&self, _: &Delivery) -> Result<(), NotifyError> {
+        std::future::pending().await
+    }
+}
+
+/// No verb waits on a notifier, even one that never answers (the background dispatcher
+/// does, for at most `notify_timeout` per attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_that_never_answers_holds_up_no_verb() {
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(ManualClock::default()))
+        .notifier(Arc::new(BlackHole))
+        .dispatch_config(DispatchConfig::default().with_notify_timeout(StdDuration::from_millis(100)))
+        .build()
+        .unwrap();
+    let every_verb = async {
+        let req = pending(&gate, ask(read_customer("c-1"), 30)).await;
+        let grant = gate.approve(req.id, &lee(), None).await.unwrap().grant.unwrap();
+        // The second use exhausts the grant: an event, on the hot path.
+        assert!(gate.authorize(&read_customer("c-1"), &sam()).await.is_allowed());
+        assert!(gate.authorize(&read_customer("c-1"), &sam()).await.is_allowed());
+        let other = pending(&gate, ask(restart("db"), 30)).await;
+        let restart_grant = gate.approve(other.id, &lee(), None).await.unwrap().grant.unwrap();
+        gate.revoke(restart_grant.id, &lee(), Some("done")).await.unwrap();
+        let denied = pending(&gate, ask(restart("db2"), 30)).await;
+        gate.deny(denied.id, &lee(), Some("no")).await.unwrap();
+        let cancelled = pending(&gate, ask(restart("db3"), 30)).await;
+        gate.cancel(cancelled.id, &sam()).await.unwrap();
+        grant
+    };
+    tokio::time::timeout(StdDuration::from_secs(5), every_verb)
+        .await
+        .expect("every verb returned while the notifier never answers");
+    let round = tokio::time::timeout(StdDuration::from_secs(5), gate.deliver_outbox())
+        .await
+        .expect("a dispatch round ends: each attempt times out");
+    assert_eq!(round.unwrap(), 0);
+}
+
+/// A commit wakes the background dispatcher: the event goes out at once, not at the next poll
+/// (an hour here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_the_background_dispatcher() {
+    let store = Arc::new(MemoryStore::new());
+    let notifier = Arc::new(MemoryNotifier::new());
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::default()))
+        .notifier(notifier.clone())
+        .dispatch_config(DispatchConfig::default().with_poll_interval(StdDuration::from_secs(3600)))
+        .build()
+        .unwrap();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    let needed = |e: &Event| matches!(e.kind, EventKind::ApprovalNeeded { .. });
+    assert!(notifier.wait_for(StdDuration::from_secs(5), needed).await.is_some());
+    gate.approve(req.id, &lee(), None).await.unwrap();
+    assert!(
+        notifier
+            .wait_for(StdDuration::from_secs(5), |e| e.kind == EventKind::Approved)
+            .await
+            .is_some(),
+        "delivered after the wake-up, not an hour later"
+    );
+    // The background dispatcher holds the store until the last clone of the gate is gone.
+    drop(gate);
+    tokio::time::timeout(StdDuration::from_secs(5), async {
+        while Arc::strong_count(&store) > 1 {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the background dispatcher stopped with its gate");
 }

@@ -33,6 +33,7 @@ async fn the_full_life_cycle_ends_in_an_allow_and_then_expires() {
         gate.authorize(&restart("orders-prod"), &sam()).await,
         Decision::NeedsApproval { .. }
     ));
+    gate.deliver_outbox().await.unwrap();
     let kinds: Vec<_> = notifier.events().into_iter().map(|e| e.kind).collect();
     assert!(matches!(kinds[0], EventKind::ApprovalNeeded { .. }));
     assert!(kinds.contains(&EventKind::Approved));

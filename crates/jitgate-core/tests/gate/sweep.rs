@@ -21,6 +21,7 @@ async fn the_sweep_sends_one_expiry_reminder_per_grant() {
     clock.advance(Duration::minutes(21));
     assert_eq!(gate.sweep().await.unwrap().reminders_sent, 1);
     assert_eq!(gate.sweep().await.unwrap().reminders_sent, 0, "sent once");
+    gate.deliver_outbox().await.unwrap();
     let reminders: Vec<_> = notifier
         .deliveries()
         .into_iter()
