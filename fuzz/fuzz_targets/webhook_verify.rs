@@ -1,5 +1,5 @@
 //! Property: `jitgate_webhook::verify` returns an error or `Ok` for any headers, body, clock
-//! and tolerance, never panics; and it accepts what `sign` produced.
+//! and tolerance, never panics; and it accepts what `sign` produced (Standard Webhooks form).
 
 #![no_main]
 
@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
     secret: &'a [u8],
+    id: &'a str,
     timestamp: &'a str,
     signature: &'a str,
     body: &'a [u8],
@@ -21,11 +22,21 @@ struct Input<'a> {
 fuzz_target!(|input: Input<'_>| {
     let Some(now) = Utc.timestamp_opt(input.now, 0).single() else { return };
     let Some(tolerance) = chrono::Duration::try_seconds(input.tolerance_seconds) else { return };
-    let _ = jitgate_webhook::verify(input.secret, input.timestamp, input.signature, input.body, now, tolerance);
+    let _ = jitgate_webhook::verify(
+        input.secret,
+        input.id,
+        input.timestamp,
+        input.signature,
+        input.body,
+        now,
+        tolerance,
+    );
+    let _ = jitgate_webhook::key_from_secret(input.signature);
     if input.sign_it {
-        let signature = jitgate_webhook::sign(input.secret, input.now, input.body);
+        let signature = jitgate_webhook::sign(input.secret, input.id, input.now, input.body);
         let ok = jitgate_webhook::verify(
             input.secret,
+            input.id,
             &input.now.to_string(),
             &signature,
             input.body,

@@ -12,6 +12,11 @@ use jitgate_postgres::PgStore;
 use jitgate_testkit::fixtures::{self, ask, lee, lin, restart, sam};
 
 /// The fixture gate; one principal opens dozens of requests here, beyond the default limit.
+/// Tests that hold a transaction open in the database, or that need every committed entry
+/// sealed by a deadline, run one at a time: an open transaction holds sealing back for every
+/// schema of the database.
+static SEALING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn gate(store: Arc<PgStore>, clock: Arc<ManualClock>) -> Gate {
     Gate::builder()
         .policy(Arc::new(fixtures::policy()))
@@ -476,6 +481,7 @@ async fn a_replica_whose_feed_is_lost_reads_the_database_until_it_has_caught_up(
 /// and then returned an empty chain).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transaction_open_in_another_database_never_delays_sealing() {
+    let _one_at_a_time = SEALING.lock().await;
     use std::str::FromStr;
 
     use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -519,6 +525,7 @@ async fn a_transaction_open_in_another_database_never_delays_sealing() {
 /// and the verify report and `unsealed_audit` say how many entries wait and since when.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transaction_open_in_this_database_delays_sealing_visibly() {
+    let _one_at_a_time = SEALING.lock().await;
     use sqlx::Connection;
     let Some(a) = common::store_with(|o| o.seal_wait(StdDuration::from_millis(300))).await else {
         return;
@@ -564,6 +571,7 @@ async fn a_transaction_open_in_this_database_delays_sealing_visibly() {
 /// chain is not fixed yet), and each record once per sink, in chain order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_stream_to_a_file_as_they_seal() {
+    let _one_at_a_time = SEALING.lock().await;
     use sqlx::Connection;
     let Some(a) = common::store_with(|o| o.seal_wait(StdDuration::from_millis(200))).await else {
         return;
@@ -592,8 +600,18 @@ async fn records_stream_to_a_file_as_they_seal() {
     );
 
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    let report = streamer.stream_once().await.unwrap();
-    assert_eq!((report.published, report.position), (3, 4));
+    // They seal as soon as no older transaction of the database runs (other tests' included).
+    let mut published = 0;
+    let started = Instant::now();
+    loop {
+        let report = streamer.stream_once().await.unwrap();
+        published += report.published;
+        if report.position == 4 || started.elapsed() > StdDuration::from_secs(10) {
+            assert_eq!((published, report.position), (3, 4));
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
     let file_head = jitgate_core::audit::verify_jsonl(std::io::BufReader::new(std::fs::File::open(&file).unwrap()))
         .expect("the streamed file verifies");
     assert_eq!(file_head, g.verify_audit().await.unwrap().head);
@@ -605,6 +623,7 @@ async fn records_stream_to_a_file_as_they_seal() {
 /// genuine, and reading the chain says which entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_entry_edited_before_it_is_sealed_is_refused() {
+    let _one_at_a_time = SEALING.lock().await;
     use sqlx::Connection;
     let Some(a) = common::store().await else { return };
     let a = Arc::new(a);

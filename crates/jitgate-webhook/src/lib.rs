@@ -1,15 +1,21 @@
 //! # jitgate-webhook
 //!
 //! A [`Notifier`] that POSTs every jitgate event to configured URLs: jitgate's JSON, or a
-//! Slack-compatible message ([`PayloadFormat::Slack`]), signed with HMAC-SHA256 over the
-//! timestamp and body (see [`signature`] and [`verify`]). Failures (an
-//! error status, a timeout, a refused connection) are returned to the dispatcher, which retries
+//! Slack-compatible message ([`PayloadFormat::Slack`]), signed as the
+//! [Standard Webhooks](https://www.standardwebhooks.com/) specification says (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature`; the id is signed; see [`signature`] and
+//! [`verify`]), so receivers verify with an existing library. Failures (an error status, a
+//! redirect, a timeout, a refused connection) are returned to the dispatcher, which retries
 //! with backoff and parks the event as dead after its last attempt.
+//!
+//! The secret is the key's bytes; a `whsec_…` secret from a Standard Webhooks provider decodes
+//! to them with [`key_from_secret`].
 //!
 //! ```
 //! use std::time::Duration;
 //! use jitgate_webhook::{PayloadFormat, WebhookNotifier};
-//! let notifier = WebhookNotifier::builder(b"shared-secret".to_vec())
+//! let key = jitgate_webhook::key_from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+//! let notifier = WebhookNotifier::builder(key)
 //!     .url("https://hooks.example.com/jitgate")
 //!     .format(PayloadFormat::Json)
 //!     .timeout(Duration::from_secs(5))
@@ -29,7 +35,7 @@ use jitgate_core::audit::{AuditRecord, RecordSink, SinkError};
 use jitgate_core::{Delivery, Notifier, NotifyError};
 
 pub use payload::{body, summary, PayloadFormat};
-pub use signature::{sign, verify, SignatureError};
+pub use signature::{key_from_secret, sign, verify, SignatureError};
 
 /// Building a [`WebhookNotifier`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,7 @@ pub enum WebhookError {
 /// queries (a Slack webhook URL is itself a secret).
 pub struct WebhookNotifierBuilder {
     secret: Vec<u8>,
+    previous: Vec<Vec<u8>>,
     urls: Vec<String>,
     format: PayloadFormat,
     timeout: Duration,
@@ -72,6 +79,14 @@ impl WebhookNotifierBuilder {
     #[must_use]
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.urls.push(url.into());
+        self
+    }
+
+    /// Also signs with `key` (a secret being rotated out), so receivers that still hold it
+    /// verify too: the `webhook-signature` header then carries one signature per key.
+    #[must_use]
+    pub fn also_sign_with(mut self, key: Vec<u8>) -> Self {
+        self.previous.push(key);
         self
     }
 
@@ -106,7 +121,7 @@ impl WebhookNotifierBuilder {
         {
             problems.push(WebhookError::BadUrl { url: url.clone() });
         }
-        if self.secret.is_empty() {
+        if self.secret.is_empty() || self.previous.iter().any(Vec::is_empty) {
             problems.push(WebhookError::EmptySecret);
         }
         if problems.len() > 1 {
@@ -117,11 +132,13 @@ impl WebhookNotifierBuilder {
         }
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
+            // A 3xx is a failed attempt, never a GET elsewhere whose 200 would count as delivered.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(WebhookError::Client)?;
         Ok(WebhookNotifier {
             client,
-            secret: self.secret,
+            keys: std::iter::once(self.secret).chain(self.previous).collect(),
             urls: self.urls,
             format: self.format,
         })
@@ -132,7 +149,8 @@ impl WebhookNotifierBuilder {
 #[derive(Clone)]
 pub struct WebhookNotifier {
     client: reqwest::Client,
-    secret: Vec<u8>,
+    /// The current key first, then keys being rotated out.
+    keys: Vec<Vec<u8>>,
     urls: Vec<String>,
     format: PayloadFormat,
 }
@@ -169,6 +187,7 @@ impl WebhookNotifier {
     pub fn builder(secret: Vec<u8>) -> WebhookNotifierBuilder {
         WebhookNotifierBuilder {
             secret,
+            previous: Vec::new(),
             urls: Vec::new(),
             format: PayloadFormat::Json,
             timeout: Duration::from_secs(10),
@@ -191,6 +210,15 @@ impl Notifier for WebhookNotifier {
 }
 
 impl WebhookNotifier {
+    /// `webhook-signature`: one signature per key, separated by spaces.
+    fn signatures(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        self.keys
+            .iter()
+            .map(|k| sign(k, id, timestamp, body))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// POSTs `bytes`, signed, to every URL in turn; the first failure ends it.
     async fn post_all(&self, bytes: &[u8], id: &str, attempt: u32) -> Result<(), (String, Option<reqwest::Error>)> {
         for url in &self.urls {
@@ -199,9 +227,9 @@ impl WebhookNotifier {
                 .client
                 .post(url)
                 .header("Content-Type", "application/json")
+                .header(signature::ID_HEADER, id)
                 .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
-                .header(signature::SIGNATURE_HEADER, sign(&self.secret, timestamp, bytes))
-                .header(signature::EVENT_ID_HEADER, id)
+                .header(signature::SIGNATURE_HEADER, self.signatures(id, timestamp, bytes))
                 .header(signature::ATTEMPT_HEADER, attempt.to_string())
                 .body(bytes.to_vec())
                 .send()

@@ -13,7 +13,7 @@ use axum::Router;
 use chrono::{Duration, Utc};
 use jitgate_core::*;
 use jitgate_testkit::fixtures::{self, ask, lee, restart, sam, team};
-use jitgate_webhook::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use jitgate_webhook::signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use jitgate_webhook::{verify, PayloadFormat, SignatureError, WebhookNotifier};
 use tokio::net::TcpListener;
 
@@ -125,6 +125,7 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     assert_eq!(
         verify(
             SECRET,
+            &h(ID_HEADER),
             &h(TIMESTAMP_HEADER),
             &h(SIGNATURE_HEADER),
             body,
@@ -135,7 +136,7 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     );
     let json: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(json["event"]["type"], "approval_needed");
-    assert_eq!(json["event"]["id"], h(EVENT_ID_HEADER));
+    assert_eq!(json["event"]["id"], h(ID_HEADER));
     assert_eq!(json["to"], serde_json::to_value(vec![team("sre-leads")]).unwrap());
     assert_eq!(json["except"], serde_json::to_value(vec![sam()]).unwrap());
     // A receiver rejects a tampered body, another secret, and a replay later on.
@@ -144,6 +145,7 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     assert_eq!(
         verify(
             SECRET,
+            &h(ID_HEADER),
             &h(TIMESTAMP_HEADER),
             &h(SIGNATURE_HEADER),
             &tampered,
@@ -155,6 +157,20 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     assert_eq!(
         verify(
             b"other",
+            &h(ID_HEADER),
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            body,
+            Utc::now(),
+            Duration::minutes(5)
+        ),
+        Err(SignatureError::Mismatch)
+    );
+    // The id is signed: the same request under a new id does not verify.
+    assert_eq!(
+        verify(
+            SECRET,
+            "evt_someone_else",
             &h(TIMESTAMP_HEADER),
             &h(SIGNATURE_HEADER),
             body,
@@ -165,6 +181,7 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     );
     let replay = verify(
         SECRET,
+        &h(ID_HEADER),
         &h(TIMESTAMP_HEADER),
         &h(SIGNATURE_HEADER),
         body,
@@ -329,7 +346,7 @@ mod conformance {
                     .lock()
                     .unwrap()
                     .iter()
-                    .map(|(h, _)| EventId(h[EVENT_ID_HEADER].to_str().unwrap().to_owned()))
+                    .map(|(h, _)| EventId(h[ID_HEADER].to_str().unwrap().to_owned()))
                     .collect();
                 if ids.len() >= n || tokio::time::Instant::now() >= deadline {
                     return ids;
@@ -423,9 +440,10 @@ async fn audit_records_stream_to_a_siem_webhook_at_least_once() {
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];
     let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
-    assert_eq!(h(EVENT_ID_HEADER), "audit-1-4");
+    assert_eq!(h(ID_HEADER), "audit-1-4");
     verify(
         b"siem-secret",
+        &h(ID_HEADER),
         &h(TIMESTAMP_HEADER),
         &h(SIGNATURE_HEADER),
         body,
@@ -444,4 +462,63 @@ async fn audit_records_stream_to_a_siem_webhook_at_least_once() {
     assert_eq!(seqs, vec![1, 2, 3, 4]);
     let records: Vec<jitgate_core::audit::AuditRecord> = serde_json::from_value(json["records"].clone()).unwrap();
     jitgate_core::audit::verify(&records).expect("the batch is the chain itself");
+}
+
+/// A 3xx is a failed attempt: the notifier never follows it to a GET whose 200 would count as
+/// delivered. While a secret is rotated, receivers holding either key verify.
+#[tokio::test]
+async fn a_redirect_is_a_failed_attempt_and_both_keys_verify_during_rotation() {
+    let receiver = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .route(
+            "/moved",
+            post(|| async { (StatusCode::FOUND, [(axum::http::header::LOCATION, "/hook")]) }),
+        )
+        .with_state(receiver.clone());
+    let _server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let delivery = |id: &str| {
+        let e = EntityRef::new;
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "id": id, "at": "2026-11-27T09:00:00Z",
+            "principal": {"type": "User", "id": "sam"},
+            "scope": {"action": {"type": "Action", "id": "a"}, "resource": {"type": "Db", "id": "d"}},
+            "request_id": RequestId::new_random(), "grant_id": null, "type": "approved"
+        }))
+        .unwrap();
+        Delivery::first(event, &Routing::default().with_security(e("Team", "security")))
+    };
+    let moved = WebhookNotifier::builder(SECRET.to_vec())
+        .url(format!("{base}/moved"))
+        .build()
+        .unwrap();
+    let err = moved.notify(&delivery("evt_1")).await.unwrap_err();
+    assert!(err.to_string().contains("302"), "{err}");
+    assert!(receiver.got.lock().unwrap().is_empty(), "the redirect was not followed");
+
+    let rotating = WebhookNotifier::builder(b"new-key".to_vec())
+        .also_sign_with(SECRET.to_vec())
+        .url(format!("{base}/hook"))
+        .build()
+        .unwrap();
+    rotating.notify(&delivery("evt_2")).await.unwrap();
+    let (headers, body) = receiver.got.lock().unwrap()[0].clone();
+    let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(h(SIGNATURE_HEADER).split(' ').count(), 2);
+    for key in [&b"new-key"[..], SECRET] {
+        verify(
+            key,
+            "evt_2",
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            &body,
+            Utc::now(),
+            Duration::minutes(5),
+        )
+        .expect("either key verifies");
+    }
 }

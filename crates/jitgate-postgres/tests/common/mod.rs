@@ -53,7 +53,13 @@ pub async fn store_with(adjust: impl FnOnce(PgStoreOptions) -> PgStoreOptions) -
         }
         return skip(&why);
     }
-    let opts = adjust(options(&fresh_schema()).ephemeral(true));
+    // Tests in one binary share the database, and a test may hold a transaction open in it
+    // (which holds sealing back for every schema): reads wait for it longer than the default.
+    let opts = adjust(
+        options(&fresh_schema())
+            .ephemeral(true)
+            .seal_wait(Duration::from_secs(10)),
+    );
     let store = PgStore::connect(opts).await.expect("PostgreSQL answered a moment ago");
     store.migrate().await.expect("migrations apply");
     Some(store)
