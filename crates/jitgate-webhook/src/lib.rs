@@ -27,6 +27,7 @@
 
 mod payload;
 pub mod signature;
+pub mod slack;
 
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ use async_trait::async_trait;
 use jitgate_core::audit::{AuditRecord, RecordSink, SinkError};
 use jitgate_core::{Delivery, Notifier, NotifyError};
 
-pub use payload::{body, summary, PayloadFormat};
+pub use payload::{body, slack_message, summary, PayloadFormat};
 pub use signature::{key_from_secret, sign, verify, SignatureError};
 
 /// Building a [`WebhookNotifier`] failed.
