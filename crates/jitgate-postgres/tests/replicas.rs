@@ -17,6 +17,16 @@ use jitgate_testkit::fixtures::{self, ask, lee, lin, restart, sam};
 /// schema of the database.
 static SEALING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `conn` with a transaction begun and given an id, left open (`ROLLBACK` ends it).
+async fn open_transaction(mut conn: sqlx::PgConnection) -> sqlx::PgConnection {
+    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
 fn gate(store: Arc<PgStore>, clock: Arc<ManualClock>) -> Gate {
     Gate::builder()
         .policy(Arc::new(fixtures::policy()))
@@ -497,12 +507,7 @@ async fn a_transaction_open_in_another_database_never_delays_sealing() {
     let other_db = PgConnectOptions::from_str(&common::url())
         .unwrap()
         .database("jitgate_other");
-    let mut other = PgConnection::connect_with(&other_db).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
+    let mut other = open_transaction(PgConnection::connect_with(&other_db).await.unwrap()).await;
 
     let g = gate(Arc::new(a), Arc::new(ManualClock::default()));
     for i in 0..3 {
@@ -536,12 +541,7 @@ async fn a_transaction_open_in_this_database_delays_sealing_visibly() {
     let report = g.verify_audit().await.unwrap();
     assert_eq!((report.head.seq, report.unsealed), (1, Unsealed::default()));
 
-    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = open_transaction(sqlx::PgConnection::connect(&common::url()).await.unwrap()).await;
     clock.advance(Duration::minutes(5));
     g.approve(req.id, &lee(), Some("ok")).await.unwrap();
 
@@ -585,12 +585,7 @@ async fn records_stream_to_a_file_as_they_seal() {
     let req = pending(&g, ask(restart("db0"), 10)).await;
     assert_eq!(streamer.stream_once().await.unwrap().position, 1);
 
-    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = open_transaction(sqlx::PgConnection::connect(&common::url()).await.unwrap()).await;
     g.approve(req.id, &lee(), None).await.unwrap();
     let held = streamer.stream_once().await.unwrap();
     assert_eq!(
@@ -632,12 +627,7 @@ async fn an_entry_edited_before_it_is_sealed_is_refused() {
     assert_eq!(g.verify_audit().await.unwrap().head.seq, 1);
 
     // Hold sealing back: a transaction of this database, with an id, left open.
-    let mut holder = sqlx::PgConnection::connect(&common::url()).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = open_transaction(sqlx::PgConnection::connect(&common::url()).await.unwrap()).await;
     g.approve(req.id, &lee(), Some("ok")).await.unwrap();
     for sql in [
         "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only",

@@ -78,7 +78,9 @@ fn bench(c: &mut Criterion) {
         .expect("notifier");
     let (quiet, slowed) = rt.block_on(async { (gate(Arc::new(NullNotifier)), gate(Arc::new(slow))) });
     let mut group = c.benchmark_group("approve");
-    group.bench_function("no_destination", |b| b.iter_custom(|iters| time_approvals(&rt, &quiet, iters)));
+    group.bench_function("no_destination", |b| {
+        b.iter_custom(|iters| time_approvals(&rt, &quiet, iters))
+    });
     group.bench_function("destination_answering_in_2s", |b| {
         b.iter_custom(|iters| time_approvals(&rt, &slowed, iters))
     });

@@ -87,18 +87,9 @@ impl Checkpointer {
     /// the last records before a clean stop are anchored). Failures are logged and retried at
     /// the next tick.
     pub async fn run(&self, every: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            if let Err(e) = self.checkpoint_now().await {
-                tracing::error!(error = %ErrorChain(&e), "audit checkpoint failed; retrying at the next tick");
-            }
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
-        if let Err(e) = self.checkpoint_now().await {
-            tracing::error!(error = %ErrorChain(&e), "the last audit checkpoint before shutdown failed");
-        }
+        super::rounds::every_until_shutdown("audit checkpoints", every, shutdown, || async {
+            self.checkpoint_now().await.map(drop)
+        })
+        .await;
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod limits;
 mod queries;
 mod recording;
 mod refusals;
+mod rounds;
 mod send_check;
 mod streaming;
 mod sweep;

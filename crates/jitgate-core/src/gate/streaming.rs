@@ -177,19 +177,10 @@ impl AuditStreamer {
     /// what was sealed before a clean stop goes out). Failures are logged and retried at the
     /// next round.
     pub async fn run(&self, every: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            if let Err(e) = self.stream_once().await {
-                tracing::error!(error = %ErrorChain(&e), "streaming audit records failed; retrying at the next round");
-            }
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
-        if let Err(e) = self.stream_once().await {
-            tracing::error!(error = %ErrorChain(&e), "the last round of audit streaming before shutdown failed");
-        }
+        super::rounds::every_until_shutdown("audit streaming", every, shutdown, || async {
+            self.stream_once().await.map(drop)
+        })
+        .await;
     }
 }
 
