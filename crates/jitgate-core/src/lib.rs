@@ -88,6 +88,7 @@ mod model;
 mod ports;
 mod report;
 
+pub use delivery::destination::Destination;
 pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};
 pub use delivery::routing::{route, Delivery, Routing};
 pub use gate::error::Error;

@@ -92,6 +92,7 @@ macro_rules! __conformance_group {
         $crate::__conformance_tests!($factory, outbox:
             outbox_holds_events_until_done,
             outbox_retries_wait_and_dead_letters_are_kept,
+            each_destination_has_its_own_entry,
         );
     };
     ($factory:expr, audit_log) => {

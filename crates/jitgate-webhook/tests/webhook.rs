@@ -522,3 +522,67 @@ async fn a_redirect_is_a_failed_attempt_and_both_keys_verify_during_rotation() {
         .expect("either key verifies");
     }
 }
+
+/// Two webhook destinations, one down: the healthy one gets each event exactly once, signed in
+/// the Standard Webhooks form; the down one gets them all once it is back.
+#[tokio::test]
+async fn a_destination_that_is_down_never_causes_a_redelivery_to_a_healthy_one() {
+    let start = |receiver: Receiver| async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        receiver.start(listener).await;
+        url
+    };
+    let (healthy, down) = (Receiver::default(), Receiver::default());
+    down.always_fail.store(true, Ordering::SeqCst);
+    let webhook = |url: String| Arc::new(WebhookNotifier::builder(SECRET.to_vec()).url(url).build().unwrap());
+    let clock = Arc::new(ManualClock::default());
+    let gate = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(clock.clone())
+        .destination(Destination::new("team-channel", webhook(start(healthy.clone()).await)))
+        .destination(Destination::new("siem", webhook(start(down.clone()).await)))
+        .background_delivery(false)
+        .build()
+        .unwrap();
+    let req = pending(&gate).await;
+    gate.approve(req.id, &lee(), Some("go")).await.unwrap();
+    for _ in 0..4 {
+        gate.deliver_outbox().await.unwrap();
+        clock.advance(Duration::minutes(10));
+    }
+    let kinds = ["approval_needed", "approved", "grant_active", "request_resolved"];
+    assert_eq!(
+        healthy.types(),
+        kinds,
+        "each event once, in spite of the failing destination"
+    );
+    for (headers, body) in healthy.got.lock().unwrap().iter() {
+        let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        verify(
+            SECRET,
+            &h(ID_HEADER),
+            &h(TIMESTAMP_HEADER),
+            &h(SIGNATURE_HEADER),
+            body,
+            Utc::now(),
+            Duration::minutes(5),
+        )
+        .expect("Standard Webhooks signature");
+    }
+    assert!(down.got.lock().unwrap().is_empty());
+
+    down.always_fail.store(false, Ordering::SeqCst);
+    clock.advance(Duration::hours(1));
+    gate.deliver_outbox().await.unwrap();
+    let mut got = down.types();
+    got.sort();
+    let mut want = kinds.to_vec();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "the destination that was down gets every event once it is back"
+    );
+    assert_eq!(healthy.types().len(), 4, "and the healthy one nothing again");
+}

@@ -27,14 +27,14 @@ pub use jitgate_core::deadline;
 pub use jitgate_core::{
     route, AccessRequest, Acknowledgement, Action, ActionBinding, AttrValue, Attributes, AuditError, AuditLog,
     AuditReport, AuditStreamer, Basis, BreakGlass, BuildError, Capability, Checkpointer, Clock, Commit, CommitParts,
-    Cursor, Decision, Delivery, DenyReason, DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork, EmptyWindow,
-    Ending, EntityRef, EntityRefParseError, Error, Event, EventId, EventKind, Explanation, Flow, FlowError, Gate,
-    GateBuilder, GatePart, Grant, GrantId, GrantState, Listings, ManualClock, MemoryNotifier, MemoryStore, NewRequest,
-    Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry, Page, PageRequest, Pattern, Policy,
-    PolicyDecision, PolicyError, PrincipalCounts, RequestId, RequestOutcome, RequestState, Requirement, Review,
-    ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope, Store, StoreError,
-    StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError, Unsealed, UseBuffer,
-    UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
+    Cursor, Decision, Delivery, DenyReason, Destination, DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork,
+    EmptyWindow, Ending, EntityRef, EntityRefParseError, Error, Event, EventId, EventKind, Explanation, Flow,
+    FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, Listings, ManualClock, MemoryNotifier,
+    MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry, Page, PageRequest,
+    Pattern, Policy, PolicyDecision, PolicyError, PrincipalCounts, RequestId, RequestOutcome, RequestState,
+    Requirement, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope,
+    Store, StoreError, StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError,
+    Unsealed, UseBuffer, UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_VERB_DEADLINE,
 };
 

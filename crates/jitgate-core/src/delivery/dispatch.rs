@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::audit::{AuditAction, AuditEntry};
+use crate::delivery::destination::Destination;
 use crate::delivery::routing::{Delivery, Routing};
 use crate::machine::system_actor;
 use crate::ports::clock::Clock;
@@ -132,16 +133,17 @@ impl Drop for Liveness {
     }
 }
 
-/// Delivers outbox events to notifiers. Cheap to clone.
+/// Delivers outbox entries to their [`Destination`]s. Cheap to clone.
 ///
-/// Each event goes to every notifier; if any fails, the event is retried later (to all of them:
-/// delivery is at least once, and receivers de-duplicate by event id). After
-/// `max_attempts` failures it is parked as dead: listed by [`Outbox::dead`] and recorded
-/// in the audit log (`NotificationDead`), never dropped silently.
+/// Each entry is one event for one destination: if that destination fails, only that entry is
+/// retried later (delivery is at least once, and receivers de-duplicate by event id), so a
+/// failing destination never causes a re-delivery to a healthy one. After `max_attempts`
+/// failures an entry is parked as dead: listed by [`Outbox::dead`] and recorded in the audit
+/// log (`NotificationDead`), never dropped silently.
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    notifiers: Vec<Arc<dyn Notifier>>,
+    destinations: Vec<Destination>,
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
     /// Woken by commits that queue events (see [`Dispatcher::wake`]).
@@ -151,18 +153,18 @@ pub struct Dispatcher {
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("notifiers", &self.notifiers.len())
+            .field("destinations", &self.destinations)
             .field("config", &self.config)
             .finish()
     }
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store` with no notifiers yet.
+    /// A dispatcher over `store` with no destinations yet.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
-            notifiers: Vec::new(),
+            destinations: Vec::new(),
             clock,
             config: DispatchConfig::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -175,11 +177,42 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Adds a notifier.
+    /// Adds a destination taking every event through `n`, named `default` (the first),
+    /// `default-2`, ...
     #[must_use]
-    pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
-        self.notifiers.push(n);
+    pub fn notifier(self, n: Arc<dyn Notifier>) -> Self {
+        let name = match self.destinations.len() {
+            0 => "default".to_owned(),
+            k => format!("default-{}", k + 1),
+        };
+        self.destination(Destination::new(name, n))
+    }
+
+    /// Adds a destination.
+    #[must_use]
+    pub fn destination(mut self, d: Destination) -> Self {
+        self.destinations.push(d);
         self
+    }
+
+    /// Its destinations.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
+    /// Per event, the names of the destinations that subscribe to it: what the gate writes
+    /// into the outbox with each commit.
+    pub(crate) fn routes(&self, events: &[crate::model::event::Event]) -> Vec<Vec<String>> {
+        events
+            .iter()
+            .map(|e| {
+                self.destinations
+                    .iter()
+                    .filter(|d| d.wants(e, &self.config.routing))
+                    .map(|d| d.name().to_owned())
+                    .collect()
+            })
+            .collect()
     }
 
     /// Sets the retry and routing configuration.
@@ -217,8 +250,20 @@ impl Dispatcher {
 
     async fn deliver(&self, entry: &OutboxEntry) -> Result<(), String> {
         let delivery = Delivery::attempt(entry.event.clone(), &self.config.routing, entry.attempts + 1);
-        for n in &self.notifiers {
-            match crate::deadline::within(self.config.notify_timeout, n.notify(&delivery)).await {
+        // An entry of a commit the gate did not route goes to every destination.
+        let targets: Vec<&Destination> = self
+            .destinations
+            .iter()
+            .filter(|d| entry.destination.is_empty() || d.name() == entry.destination)
+            .collect();
+        if targets.is_empty() {
+            return Err(format!(
+                "no destination named `{}` here (every replica must configure the same destinations)",
+                entry.destination
+            ));
+        }
+        for d in targets {
+            match crate::deadline::within(self.config.notify_timeout, d.notifier().notify(&delivery)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(ErrorChain(&e).to_string()),
                 Err(elapsed) => return Err(format!("the notifier did not answer within {:?}", elapsed.after)),

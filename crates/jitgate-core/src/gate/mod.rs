@@ -33,6 +33,7 @@ use crate::gate::error::Error;
 use crate::gate::limits::Limits;
 use crate::machine::Transition;
 
+use crate::delivery::destination::Destination;
 use crate::delivery::dispatch::{DispatchConfig, Dispatcher};
 use crate::ports::clock::{Clock, SystemClock};
 use crate::ports::notify::{Notifier, NullNotifier};
@@ -110,17 +111,35 @@ impl std::fmt::Display for GatePart {
     }
 }
 
-/// [`GateBuilder::build`] was called without required parts: every missing one is named.
+/// [`GateBuilder::build`] was called without required parts, or with parts that do not fit
+/// together: every missing part and every problem is named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Gate::builder() needs {}", self.missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
 pub struct BuildError {
     missing: Vec<GatePart>,
+    problems: Vec<String>,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            let missing: Vec<_> = self.missing.iter().map(ToString::to_string).collect();
+            parts.push(format!("Gate::builder() needs {}", missing.join(" and ")));
+        }
+        parts.extend(self.problems.iter().cloned());
+        f.write_str(&parts.join("; "))
+    }
 }
 
 impl BuildError {
     /// The missing parts.
     pub fn missing(&self) -> &[GatePart] {
         &self.missing
+    }
+
+    /// What does not fit (a destination named twice, an unknown event kind, ...).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 }
 
@@ -130,6 +149,7 @@ pub struct GateBuilder {
     policy: Option<Arc<dyn Policy>>,
     store: Option<Arc<dyn Store>>,
     notifier: Option<Arc<dyn Notifier>>,
+    destinations: Vec<Destination>,
     clock: Option<Arc<dyn Clock>>,
     max_attempts: Option<u32>,
     background_delivery: Option<bool>,
@@ -155,11 +175,20 @@ impl GateBuilder {
         self.store = Some(store);
         self
     }
-    /// The notifier (default: [`NullNotifier`]). For several, wrap them or run a
-    /// [`Dispatcher`] of your own with background delivery off.
+    /// A destination named `default` taking every event through `notifier` (without any
+    /// destination: a [`NullNotifier`]). For several, or to subscribe to some events only,
+    /// use [`destination`](Self::destination).
     #[must_use]
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = Some(notifier);
+        self
+    }
+
+    /// Adds a destination: a named notifier with its own delivery state (attempts, backoff,
+    /// dead letters), taking the events it subscribes to. Any number may be added.
+    #[must_use]
+    pub fn destination(mut self, destination: Destination) -> Self {
+        self.destinations.push(destination);
         self
     }
     /// The clock (default: [`SystemClock`]).
@@ -264,9 +293,24 @@ impl GateBuilder {
                         .filter(|(gone, _)| *gone)
                         .map(|(_, part)| part)
                         .collect(),
+                    problems: Vec::new(),
                 });
             }
         };
+        let mut destinations = self.destinations;
+        if let Some(notifier) = self.notifier {
+            destinations.insert(0, Destination::new("default", notifier));
+        }
+        if destinations.is_empty() {
+            destinations.push(Destination::new("default", Arc::new(NullNotifier)));
+        }
+        let problems = destination_problems(&destinations);
+        if !problems.is_empty() {
+            return Err(BuildError {
+                missing: Vec::new(),
+                problems,
+            });
+        }
         for capability in Capability::ALL {
             if !capability.of(store.as_ref()) {
                 tracing::warn!(
@@ -277,8 +321,9 @@ impl GateBuilder {
             }
         }
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let dispatcher = Dispatcher::new(store.clone(), clock.clone())
-            .notifier(self.notifier.unwrap_or_else(|| Arc::new(NullNotifier)))
+        let dispatcher = destinations
+            .into_iter()
+            .fold(Dispatcher::new(store.clone(), clock.clone()), Dispatcher::destination)
             .config(self.dispatch.unwrap_or_default());
         let alive = Arc::new(dispatcher.liveness());
         if self.background_delivery.unwrap_or(true) && store.outbox().is_some() {
@@ -308,6 +353,25 @@ impl GateBuilder {
             )),
         })
     }
+}
+
+/// Destinations named twice, or subscribing to kinds no event has.
+fn destination_problems(destinations: &[Destination]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in destinations {
+        if !seen.insert(d.name()) {
+            problems.push(format!("two destinations are named `{}`", d.name()));
+        }
+        for kind in d.unknown_kinds() {
+            problems.push(format!(
+                "destination `{}` subscribes to `{kind}`, which is not an event kind (one of: {})",
+                d.name(),
+                crate::model::event::EventKind::TYPES.join(", ")
+            ));
+        }
+    }
+    problems
 }
 
 /// `$HOSTNAME:pid`, or `jitgate:pid`.
@@ -419,8 +483,11 @@ impl Gate {
     }
 
     /// Commits, then wakes the dispatcher if the commit queued events (never waits on it).
-    async fn commit(&self, commit: Commit, deadline: std::time::Duration) -> Result<(), StoreError> {
+    async fn commit(&self, mut commit: Commit, deadline: std::time::Duration) -> Result<(), StoreError> {
         let has_events = !commit.events.is_empty();
+        if has_events {
+            commit.routes = self.dispatcher.routes(&commit.events);
+        }
         self.call_within(deadline, "commit", self.store.commit(commit)).await?;
         if has_events {
             self.dispatcher.wake();

@@ -74,6 +74,44 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// Every kind's `type`, as in JSON.
+    pub const TYPES: &'static [&'static str] = &[
+        "approval_needed",
+        "approved",
+        "denied",
+        "cancelled",
+        "request_expired",
+        "grant_active",
+        "grant_expired",
+        "revoked",
+        "grant_exhausted",
+        "break_glass_used",
+        "break_glass_acknowledged",
+        "request_resolved",
+        "grant_expiring",
+    ];
+
+    /// This kind's `type`, as in JSON (`approval_needed`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::ApprovalNeeded { .. } => "approval_needed",
+            EventKind::Approved => "approved",
+            EventKind::Denied { .. } => "denied",
+            EventKind::Cancelled => "cancelled",
+            EventKind::RequestExpired => "request_expired",
+            EventKind::GrantActive => "grant_active",
+            EventKind::GrantExpired => "grant_expired",
+            EventKind::Revoked { .. } => "revoked",
+            EventKind::GrantExhausted => "grant_exhausted",
+            EventKind::BreakGlassUsed { .. } => "break_glass_used",
+            EventKind::BreakGlassAcknowledged { .. } => "break_glass_acknowledged",
+            EventKind::RequestResolved { .. } => "request_resolved",
+            EventKind::GrantExpiring { .. } => "grant_expiring",
+        }
+    }
+}
+
 /// A notification event.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
 #[non_exhaustive]

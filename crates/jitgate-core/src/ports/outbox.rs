@@ -20,6 +20,10 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
+    /// The destination this entry is for (its name; `""`: every notifier of the dispatcher).
+    /// Each destination of an event has an entry of its own, with its own attempts, backoff
+    /// and dead letter.
+    pub destination: String,
 }
 
 impl OutboxEntry {
@@ -30,7 +34,15 @@ impl OutboxEntry {
             event,
             attempts,
             last_error,
+            destination: String::new(),
         }
+    }
+
+    /// For destination `name`.
+    #[must_use]
+    pub fn with_destination(mut self, name: impl Into<String>) -> Self {
+        self.destination = name.into();
+        self
     }
 }
 

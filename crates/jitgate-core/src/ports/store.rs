@@ -61,6 +61,9 @@ pub struct Commit {
     pub(crate) grants: Vec<Write<Grant>>,
     pub(crate) audit: Vec<AuditEntry>,
     pub(crate) events: Vec<Event>,
+    /// Per event, the destinations it goes to (set by the gate before committing); empty when
+    /// the commit was not routed.
+    pub(crate) routes: Vec<Vec<String>>,
 }
 
 impl Commit {
@@ -92,6 +95,20 @@ impl Commit {
         &self.events
     }
 
+    /// The outbox rows to write: each event once per destination the gate routed it to (an
+    /// event no destination subscribes to has none). An event of a commit the gate did not
+    /// route goes out once, to destination `""`: every notifier of the dispatcher that claims it.
+    pub fn outbox_rows(&self) -> Vec<(&Event, &str)> {
+        if self.routes.len() != self.events.len() {
+            return self.events.iter().map(|e| (e, "")).collect();
+        }
+        self.events
+            .iter()
+            .zip(&self.routes)
+            .flat_map(|(e, names)| names.iter().map(move |n| (e, n.as_str())))
+            .collect()
+    }
+
     /// The rows a commit writes, by subject: the request first, then the grants.
     pub fn subjects(&self) -> impl Iterator<Item = Subject> + '_ {
         let request = self.request.as_ref().map(|w| Subject::Request(w.value().id));
@@ -104,6 +121,15 @@ impl Commit {
     /// moves the rows into place.
     pub fn into_parts(self) -> CommitParts {
         (self.request, self.grants, self.audit, self.events)
+    }
+
+    /// The same commit with its events routed to destinations (one list of names per event),
+    /// as the gate routes them, for store tests.
+    #[cfg(feature = "testing")]
+    #[must_use]
+    pub fn routed(mut self, routes: Vec<Vec<String>>) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// Builds a commit from its parts, for tests that need one the state machine would never
@@ -120,6 +146,7 @@ impl Commit {
             grants,
             audit,
             events,
+            routes: Vec::new(),
         }
     }
 }

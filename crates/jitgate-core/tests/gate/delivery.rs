@@ -248,3 +248,76 @@ async fn a_commit_wakes_the_background_dispatcher() {
     .await
     .expect("the background dispatcher stopped with its gate");
 }
+
+/// Destinations take the events they subscribe to: by kind (the security channel, break-glass
+/// only) and by recipient (a team's channel, what that team must act on).
+#[tokio::test]
+async fn destinations_take_the_events_they_subscribe_to() {
+    let (security, leads, everything) = (
+        Arc::new(MemoryNotifier::new()),
+        Arc::new(MemoryNotifier::new()),
+        Arc::new(MemoryNotifier::new()),
+    );
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(ManualClock::default()))
+        .notifier(everything.clone())
+        .destination(Destination::new("security", security.clone()).kinds(["break_glass_used"]))
+        .destination(Destination::new("leads", leads.clone()).recipients([team("sre-leads")]))
+        .dispatch_config(DispatchConfig::default().with_routing(Routing::default().with_security(team("security"))))
+        .background_delivery(false)
+        .build()
+        .unwrap();
+    let req = pending(&gate, ask(restart("db"), 30)).await;
+    gate.approve(req.id, &lee(), None).await.unwrap();
+    gate.request(ask(restart("other"), 10).break_glass()).await.unwrap();
+    gate.deliver_outbox().await.unwrap();
+    let kinds = |n: &MemoryNotifier| n.events().iter().map(|e| e.kind.type_name()).collect::<Vec<_>>();
+    assert_eq!(kinds(&security), vec!["break_glass_used"]);
+    assert_eq!(
+        kinds(&leads),
+        vec!["approval_needed", "request_resolved"],
+        "what the leads must act on, or learn was resolved"
+    );
+    let all = kinds(&everything);
+    assert!(
+        all.len() > 3 && all.contains(&"break_glass_used") && all.contains(&"approval_needed"),
+        "the default destination takes every event: {all:?}"
+    );
+}
+
+#[test]
+fn destinations_named_twice_or_subscribing_to_unknown_kinds_do_not_build() {
+    let n = Arc::new(MemoryNotifier::new());
+    let err = Gate::builder()
+        .policy(Arc::new(policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .destination(Destination::new("slack", n.clone()))
+        .destination(Destination::new("slack", n.clone()).kinds(["break_glass"]))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.problems().len(), 2, "{err}");
+    assert!(err.to_string().contains("two destinations are named `slack`"), "{err}");
+    assert!(
+        err.to_string().contains("`break_glass`, which is not an event kind"),
+        "{err}"
+    );
+}
+
+/// `EventKind::type_name` is the `type` each kind has in JSON.
+#[test]
+fn every_kind_names_its_json_type() {
+    for name in EventKind::TYPES {
+        let kind: EventKind = serde_json::from_value(serde_json::json!({ "type": name }))
+            .or_else(|_| {
+                let mut filled = serde_json::json!({ "type": name, "reviewers": [], "justification": null,
+                    "by": {"type": "User", "id": "x"}, "comment": null, "reason": null, "state": "approved",
+                    "expires_at": "2026-11-27T00:00:00Z" });
+                filled["flow"] = "".into();
+                serde_json::from_value(filled)
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(kind.type_name(), *name);
+    }
+}

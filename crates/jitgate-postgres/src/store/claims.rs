@@ -65,7 +65,7 @@ impl Outbox for PgStore {
                  AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp()) \
                  ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, body, attempts, last_error",
+             RETURNING seq, body, attempts, last_error, destination",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(self.options.claim_lease)
@@ -121,7 +121,7 @@ impl Outbox for PgStore {
     async fn dead(&self, page: &PageRequest) -> Result<Page<OutboxEntry>, StoreError> {
         let after: i64 = page.after_key()?.unwrap_or(0);
         let rows = sqlx::query(
-            "SELECT seq, body, attempts, last_error FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, body, attempts, last_error, destination FROM outbox WHERE dead_at IS NOT NULL AND seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after)
         .bind(limit_param(page.limit))

@@ -56,7 +56,8 @@ pub(super) fn outbox_entry(row: &PgRow) -> Result<OutboxEntry, StoreError> {
         decode(row, "body", "outbox")?,
         u32::try_from(attempts).unwrap_or(0),
         row.try_get("last_error").map_err(backend)?,
-    ))
+    )
+    .with_destination(row.try_get::<String, _>("destination").map_err(backend)?))
 }
 
 pub(super) fn audit_record(row: &PgRow) -> Result<AuditRecord, StoreError> {

@@ -33,8 +33,10 @@ impl PgStore {
         let reqs: Vec<Uuid> = c.audit().iter().map(|e| e.request_id.0).collect();
         let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let digests: Vec<Option<String>> = entries.iter().map(jitgate_core::audit::canonical_hash).collect();
-        let event_ids: Vec<String> = c.events().iter().map(|e| e.id.0.clone()).collect();
-        let events = c.events().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let rows = c.outbox_rows();
+        let event_ids: Vec<String> = rows.iter().map(|(e, _)| e.id.0.clone()).collect();
+        let events = rows.iter().map(|(e, _)| to_json(*e)).collect::<Result<Vec<_>, _>>()?;
+        let destinations: Vec<&str> = rows.iter().map(|(_, d)| *d).collect();
         let changed_grants = !grant_ids.is_empty();
         // One statement: the audit entries (sealed into the chain later, in commit order), the
         // events, and a NOTIFY for the change feed (sent only if the transaction commits).
@@ -44,8 +46,8 @@ impl PgStore {
                  INSERT INTO audit_entries (request_id, entry, digest) \
                  SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $7::text[])), \
              queued AS ( \
-                 INSERT INTO outbox (event_id, body) SELECT * FROM UNNEST($3::text[], $4::jsonb[]) \
-                 ON CONFLICT (event_id) DO NOTHING) \
+                 INSERT INTO outbox (event_id, body, destination) SELECT * FROM UNNEST($3::text[], $4::jsonb[], $8::text[]) \
+                 ON CONFLICT (event_id, destination) DO NOTHING) \
              SELECT pg_notify($5, 'grants') WHERE $6",
         )
         .bind(reqs)
@@ -55,6 +57,7 @@ impl PgStore {
         .bind(&self.channel)
         .bind(changed_grants)
         .bind(digests)
+        .bind(destinations)
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;

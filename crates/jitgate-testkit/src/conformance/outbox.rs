@@ -82,3 +82,37 @@ pub async fn outbox_retries_wait_and_dead_letters_are_kept(store: Arc<dyn Store>
     );
     verify(&audit).expect("audit chain verifies");
 }
+
+/// An event routed to two destinations is two entries, each with its own destination,
+/// attempts and backoff: retrying one never brings back the other, which was done.
+pub async fn each_destination_has_its_own_entry(store: Arc<dyn Store>) {
+    let (r, c) = open(&sam(), "a", t0());
+    let routes = vec![vec!["slack".to_owned(), "siem".to_owned()]; c.events().len()];
+    store.commit(c.routed(routes)).await.unwrap();
+    let claimed = outbox(&store).claim(t0(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2, "one entry per destination: {claimed:?}");
+    let mut names: Vec<&str> = claimed.iter().map(|e| e.destination.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["siem", "slack"]);
+    assert!(claimed.iter().all(|e| e.event.request_id == r.id));
+    let slack = claimed.iter().find(|e| e.destination == "slack").expect("slack");
+    let siem = claimed.iter().find(|e| e.destination == "siem").expect("siem");
+    outbox(&store).mark_done(&[slack.seq]).await.unwrap();
+    outbox(&store)
+        .retry(siem.seq, 1, t0() + Duration::seconds(10), "siem down")
+        .await
+        .unwrap();
+    let again = outbox(&store).claim(t0() + Duration::seconds(10), 10).await.unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "only the failed destination's entry comes back: {again:?}"
+    );
+    assert_eq!((again[0].destination.as_str(), again[0].attempts), ("siem", 1));
+
+    // A commit the gate did not route keeps one entry for every notifier, as before.
+    let (_, unrouted) = open(&sam(), "b", t0());
+    store.commit(unrouted).await.unwrap();
+    let plain = outbox(&store).claim(t0() + Duration::seconds(100), 10).await.unwrap();
+    assert!(plain.iter().any(|e| e.destination.is_empty()), "{plain:?}");
+}

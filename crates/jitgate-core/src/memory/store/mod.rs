@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditRecord, ChainHead};
 use crate::model::entity::{EntityRef, Scope};
+use crate::model::event::Event;
 use crate::model::grant::{Grant, GrantState};
 use crate::model::ids::{GrantId, RequestId};
 use crate::model::request::{AccessRequest, RequestState};
@@ -144,6 +145,11 @@ impl Inner {
     }
 
     fn apply(&mut self, c: Commit) {
+        let rows: Vec<(Event, String)> = c
+            .outbox_rows()
+            .into_iter()
+            .map(|(e, d)| (e.clone(), d.to_owned()))
+            .collect();
         if let Some(w) = c.request {
             let r = match w {
                 Write::Insert(r) | Write::Update { value: r, .. } => r,
@@ -173,15 +179,10 @@ impl Inner {
                 .push(self.audit.len());
             self.audit.push(record);
         }
-        for event in c.events {
+        for (event, destination) in rows {
             self.outbox_next += 1;
             let seq = self.outbox_next;
-            let entry = OutboxEntry {
-                seq,
-                event,
-                attempts: 0,
-                last_error: None,
-            };
+            let entry = OutboxEntry::new(seq, event, 0, None).with_destination(destination);
             self.outbox.insert(
                 seq,
                 OutboxRow {
