@@ -9,7 +9,8 @@ use std::sync::Arc;
 use jitgate::cedar::{entities_from_json, CedarPolicy, StaticEntities};
 use jitgate::chrono::{Duration, TimeZone, Utc};
 use jitgate::{
-    Action, Decision, EntityRef, Gate, ManualClock, MemoryNotifier, MemoryStore, NewRequest, RequestOutcome,
+    Action, Decision, Destination, EntityRef, Gate, ManualClock, MemoryNotifier, MemoryStore, NewRequest,
+    RequestOutcome, TracingNotifier,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -38,6 +39,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .policy(Arc::new(policy))
         .store(store.clone())
         .notifier(notifier.clone())
+        // The policies allow break-glass, so its alerts need a destination of their own: the
+        // security team's channel (here, the log).
+        .destination(
+            Destination::new("security", Arc::new(TracingNotifier))
+                .kinds(["break_glass_used", "break_glass_acknowledged"]),
+        )
         .clock(clock.clone())
         .replica("quickstart-1")
         .build()?;

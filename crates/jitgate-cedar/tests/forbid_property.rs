@@ -62,6 +62,7 @@ async fn check(forbids: Vec<String>, requests: Vec<(usize, usize, usize)>) {
     // Grants first, under the example policies.
     let base = Gate::builder()
         .policy(Arc::new(policy().await))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store.clone())
         .clock(clock.clone())
         .build()
@@ -85,6 +86,7 @@ async fn check(forbids: Vec<String>, requests: Vec<(usize, usize, usize)>) {
     .unwrap();
     let gate = Gate::builder()
         .policy(Arc::new(p))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock)
         .build()

@@ -15,6 +15,7 @@ use jitgate_core::*;
 fn gate(policy: CedarPolicy, store: Arc<MemoryStore>) -> Gate {
     Gate::builder()
         .policy(Arc::new(policy))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(Arc::new(ManualClock::default()))
         .build()
@@ -163,6 +164,7 @@ async fn leaving_the_team_ends_what_a_grant_allows_at_the_next_authorize() {
     let p = Arc::new(common::builder().entities(directory.clone()).build().await.unwrap());
     let g = Gate::builder()
         .policy(p.clone())
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();
@@ -196,6 +198,7 @@ async fn entities_older_than_their_maximum_age_deny() {
     let p = Arc::new(p);
     let g = Gate::builder()
         .policy(p.clone())
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();
@@ -372,6 +375,7 @@ async fn entities_have_a_default_maximum_age_on_the_injected_clock() {
     let logs = act("read_logs", "Service", "orders");
     let g = Gate::builder()
         .policy(p.clone())
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();

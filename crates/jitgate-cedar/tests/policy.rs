@@ -28,6 +28,11 @@ async fn one_policy_set_gives_standing_eligible_forbidden_and_not_eligible() {
         panic!("expected eligible")
     };
     assert_eq!(flow.requirements, vec![Requirement::new(team("sre-leads"), 1)]);
+    assert_eq!(
+        p.break_glass_policies(),
+        vec!["prod-db-restart".to_owned()],
+        "its @break_glass"
+    );
     assert_eq!(flow.max_duration, Duration::hours(1));
     assert_eq!(flow.request_ttl, Duration::minutes(30));
     assert!(flow.require_reason);

@@ -193,6 +193,7 @@ async fn run(ops: Vec<Op>) {
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store.clone())
         .clock(clock.clone())
         .limits(

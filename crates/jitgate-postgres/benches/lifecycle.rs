@@ -37,6 +37,7 @@ async fn store(schema: &str, owner: bool) -> PgStore {
 fn gate(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Gate {
     Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock)
         .notifier(Arc::new(NullNotifier))

@@ -81,6 +81,7 @@ async fn open(gate: &Gate, kind: &str, n: usize) -> AccessRequest {
 fn gate(store: Arc<dyn Store>, policy: Arc<dyn Policy>) -> Gate {
     Gate::builder()
         .policy(policy)
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(Arc::new(ManualClock::default()))
         .background_delivery(false)

@@ -30,6 +30,7 @@ async fn open_transaction(mut conn: sqlx::PgConnection) -> sqlx::PgConnection {
 fn gate(store: Arc<PgStore>, clock: Arc<ManualClock>) -> Gate {
     Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock)
         .notifier(Arc::new(MemoryNotifier::new()))
@@ -369,6 +370,9 @@ async fn dispatchers_on_two_replicas_deliver_each_event_once() {
     let clock = Arc::new(ManualClock::default());
     let writer = Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        // Events for the destination named `default`, which the two dispatchers below have.
+        .notifier(Arc::new(NullNotifier))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(a.clone())
         .clock(clock.clone())
         .background_delivery(false)

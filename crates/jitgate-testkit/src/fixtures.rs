@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use jitgate_core::{
-    Action, Clock, EntityRef, Flow, Gate, ManualClock, MemoryNotifier, NewRequest, Pattern, Policy, Requirement,
-    RuleTable, Store,
+    Action, Clock, Destination, EntityRef, Flow, Gate, ManualClock, MemoryNotifier, NewRequest, NullNotifier, Pattern,
+    Policy, Requirement, RuleTable, Store,
 };
 
 /// `User::"<id>"`.
@@ -153,6 +153,13 @@ pub fn policy() -> RuleTable {
         .expect("the fixture policy is valid")
 }
 
+/// Where the fixture policy's break-glass alerts go in tests (a gate over a policy with
+/// break-glass needs a destination for them): a destination named `security-alerts` taking
+/// `break_glass_used` and `break_glass_acknowledged`, through a [`NullNotifier`].
+pub fn security_alerts() -> Destination {
+    Destination::new("security-alerts", Arc::new(NullNotifier)).kinds(["break_glass_used", "break_glass_acknowledged"])
+}
+
 /// A gate over `store` with the fixture [`policy`], a fresh [`ManualClock`] and a
 /// [`MemoryNotifier`]; returns all three handles.
 pub fn gate(store: Arc<dyn Store>) -> (Gate, Arc<ManualClock>, Arc<MemoryNotifier>) {
@@ -180,6 +187,7 @@ pub fn gate_on(
         .store(store)
         .clock(clock)
         .notifier(notifier)
+        .destination(security_alerts())
         .build()
         .expect("policy and store are set")
 }

@@ -19,6 +19,7 @@ use jitgate_webhook::WebhookNotifier;
 fn gate(notifier: Arc<dyn jitgate_core::Notifier>) -> Gate {
     Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .notifier(notifier)
         .build()

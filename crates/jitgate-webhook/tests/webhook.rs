@@ -89,6 +89,7 @@ async fn setup(format: PayloadFormat, max_attempts: u32, timeout: StdDuration) -
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
         .notifier(Arc::new(notifier))
@@ -539,6 +540,7 @@ async fn a_destination_that_is_down_never_causes_a_redelivery_to_a_healthy_one()
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
         .destination(Destination::new("team-channel", webhook(start(healthy.clone()).await)))

@@ -258,6 +258,18 @@ impl Policy for CedarPolicy {
             .collect()
     }
 
+    /// The `@jit` permits whose flow has `@break_glass`.
+    fn break_glass_policies(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, kind)| matches!(kind, Kind::Jit(flow) if flow.break_glass.is_some()))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// The reviewer and its ancestors in the current entities: `reviewer_standing` counts a
     /// reviewer only toward requirements whose group is one of them.
     fn reviewer_groups(&self, reviewer: &EntityRef) -> Result<Option<Vec<EntityRef>>, PolicyError> {

@@ -80,6 +80,11 @@ impl Destination {
         &self.notifier
     }
 
+    /// Whether it names `kind` among the kinds it subscribes to.
+    pub fn subscribes_by_kind(&self, kind: &str) -> bool {
+        self.kinds.iter().flatten().any(|k| k == kind)
+    }
+
     /// The kinds it subscribes to that no event has (a typo), if any.
     pub fn unknown_kinds(&self) -> Vec<String> {
         self.kinds

@@ -301,10 +301,22 @@ impl GateBuilder {
         if let Some(notifier) = self.notifier {
             destinations.insert(0, Destination::new("default", notifier));
         }
+        let dispatch = self.dispatch.unwrap_or_default();
+        let mut problems = destination_problems(&destinations);
+        let break_glass = policy.break_glass_policies();
+        // (A store without an outbox notifies nobody at all, which the build logs above.)
+        let notifies = store.outbox().is_some();
+        if notifies && !break_glass.is_empty() && !takes_break_glass_alerts(&destinations, &dispatch.routing) {
+            problems.push(format!(
+                "the policy allows break-glass ({}) but no destination takes its alerts: add a destination \
+                 subscribing to `break_glass_used` (Destination::kinds), or name a security audience \
+                 (Routing::with_security) for a destination that takes every event",
+                break_glass.join(", ")
+            ));
+        }
         if destinations.is_empty() {
             destinations.push(Destination::new("default", Arc::new(NullNotifier)));
         }
-        let problems = destination_problems(&destinations);
         if !problems.is_empty() {
             return Err(BuildError {
                 missing: Vec::new(),
@@ -324,7 +336,7 @@ impl GateBuilder {
         let dispatcher = destinations
             .into_iter()
             .fold(Dispatcher::new(store.clone(), clock.clone()), Dispatcher::destination)
-            .config(self.dispatch.unwrap_or_default());
+            .config(dispatch);
         let alive = Arc::new(dispatcher.liveness());
         if self.background_delivery.unwrap_or(true) && store.outbox().is_some() {
             match tokio::runtime::Handle::try_current() {
@@ -372,6 +384,26 @@ fn destination_problems(destinations: &[Destination]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Whether a break-glass alert reaches someone: a destination that subscribes to
+/// `break_glass_used` by name, or one that takes it while a security audience is named.
+fn takes_break_glass_alerts(destinations: &[Destination], routing: &crate::delivery::routing::Routing) -> bool {
+    let alert = crate::model::event::Event {
+        id: crate::model::ids::EventId("probe".into()),
+        at: DateTime::<Utc>::default(),
+        principal: crate::model::entity::EntityRef::new("User", "probe"),
+        scope: crate::model::entity::Scope::new(
+            crate::model::entity::EntityRef::new("Action", "probe"),
+            crate::model::entity::EntityRef::new("Resource", "probe"),
+        ),
+        request_id: crate::model::ids::RequestId::new_random(),
+        grant_id: None,
+        kind: crate::model::event::EventKind::BreakGlassUsed { justification: None },
+    };
+    destinations
+        .iter()
+        .any(|d| d.wants(&alert, routing) && (d.subscribes_by_kind("break_glass_used") || !routing.security.is_empty()))
 }
 
 /// `$HOSTNAME:pid`, or `jitgate:pid`.

@@ -272,6 +272,14 @@ impl Policy for RuleTable {
 
     /// The reviewer and its groups: a requirement counts a reviewer only when the reviewer is
     /// in its group (see `reviewer_standing`).
+    fn break_glass_policies(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| matches!(&r.effect, Effect::Eligible(flow) if flow.break_glass.is_some()))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     fn reviewer_groups(&self, reviewer: &EntityRef) -> Result<Option<Vec<EntityRef>>, PolicyError> {
         let mut groups = vec![reviewer.clone()];
         groups.extend(self.ancestors.get(reviewer).into_iter().flatten().cloned());

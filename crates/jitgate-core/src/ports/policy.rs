@@ -155,6 +155,12 @@ pub trait Policy: Send + Sync {
         Ok(None)
     }
 
+    /// The ids of the policies whose flows allow break-glass. A gate over a policy that has any
+    /// refuses to build without a destination for break-glass alerts. Default: none.
+    fn break_glass_policies(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether `entity` is a principal — a person or service account who may request, review
     /// and hold grants — rather than a group. A group never asks, and never counts towards a
     /// quorum. Default: every entity is.

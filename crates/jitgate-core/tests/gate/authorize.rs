@@ -162,6 +162,7 @@ async fn a_grant_bound_to_named_attributes_allows_only_those_values() {
         .unwrap();
     let gate = Gate::builder()
         .policy(Arc::new(policy))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();

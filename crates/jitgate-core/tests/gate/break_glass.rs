@@ -74,6 +74,7 @@ async fn the_holder_never_acknowledges_their_own_break_glass_even_where_self_app
         .unwrap();
     let gate = Gate::builder()
         .policy(Arc::new(policy))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();

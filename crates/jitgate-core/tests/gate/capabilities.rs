@@ -9,6 +9,7 @@ fn core_only_gate() -> (Gate, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock.clone())
         .build()

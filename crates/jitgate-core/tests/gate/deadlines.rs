@@ -22,6 +22,7 @@ fn timed_out(e: Error, call: &str) {
 fn gate_over(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>, verbs: StdDuration) -> Gate {
     Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .notifier(notifier)
         .clock(Arc::new(ManualClock::default()))

@@ -25,6 +25,7 @@ fn flaky_gate(max_attempts: u32) -> (Gate, Arc<FlakyNotifier>, Arc<ManualClock>)
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
         .notifier(notifier.clone())
@@ -127,6 +128,7 @@ async fn a_spawned_dispatcher_delivers_and_stops_cleanly_on_shutdown() {
     let notifier = Arc::new(MemoryNotifier::new());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store.clone())
         .clock(Arc::new(ManualClock::default()))
         .notifier(notifier.clone())
@@ -183,6 +185,7 @@ impl Notifier for BlackHole {
 async fn a_notifier_that_never_answers_holds_up_no_verb() {
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .clock(Arc::new(ManualClock::default()))
         .notifier(Arc::new(BlackHole))
@@ -221,6 +224,7 @@ async fn a_commit_wakes_the_background_dispatcher() {
     let notifier = Arc::new(MemoryNotifier::new());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store.clone())
         .clock(Arc::new(ManualClock::default()))
         .notifier(notifier.clone())
@@ -260,6 +264,7 @@ async fn destinations_take_the_events_they_subscribe_to() {
     );
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .clock(Arc::new(ManualClock::default()))
         .notifier(everything.clone())
@@ -292,6 +297,7 @@ fn destinations_named_twice_or_subscribing_to_unknown_kinds_do_not_build() {
     let n = Arc::new(MemoryNotifier::new());
     let err = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .destination(Destination::new("slack", n.clone()))
         .destination(Destination::new("slack", n.clone()).kinds(["break_glass"]))
@@ -320,4 +326,45 @@ fn every_kind_names_its_json_type() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(kind.type_name(), *name);
     }
+}
+
+/// A policy that allows break-glass needs a destination for its alerts: one subscribing to
+/// `break_glass_used`, or one taking every event while a security audience is named.
+#[test]
+fn break_glass_alerts_must_have_a_destination() {
+    let builder = || {
+        Gate::builder()
+            .policy(Arc::new(policy()))
+            .store(Arc::new(MemoryStore::new()))
+            .notifier(Arc::new(MemoryNotifier::new()))
+    };
+    let err = builder().build().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("allows break-glass (prod-db-restart) but no destination takes its alerts"),
+        "{err}"
+    );
+    builder()
+        .destination(jitgate_testkit::fixtures::security_alerts())
+        .build()
+        .expect("a destination subscribing to break_glass_used");
+    builder()
+        .dispatch_config(DispatchConfig::default().with_routing(Routing::default().with_security(team("security"))))
+        .build()
+        .expect("a security audience for the default destination");
+    let no_break_glass = RuleTable::builder()
+        .eligible(
+            "r",
+            Pattern::Any,
+            Pattern::Any,
+            Pattern::Any,
+            Flow::new(Duration::hours(1)).with_auto_approve(true),
+        )
+        .build()
+        .unwrap();
+    Gate::builder()
+        .policy(Arc::new(no_break_glass))
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("nothing to alert about");
 }

@@ -20,6 +20,7 @@ impl Policy for BrokenPolicy {
 async fn policy_and_store_failures_deny() {
     let gate = Gate::builder()
         .policy(Arc::new(BrokenPolicy))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();
@@ -31,7 +32,12 @@ async fn policy_and_store_failures_deny() {
 
     let store = Arc::new(FaultyStore::new(Capabilities::All));
     store.fail("live_grants");
-    let gate = Gate::builder().policy(Arc::new(policy())).store(store).build().unwrap();
+    let gate = Gate::builder()
+        .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
+        .store(store)
+        .build()
+        .unwrap();
     let d = gate.authorize(&restart("db"), &sam()).await;
     assert!(
         matches!(&d, Decision::Deny { reason: DenyReason::StoreError(m) } if m.contains("connection reset")),
@@ -53,6 +59,7 @@ fn the_builder_refuses_to_build_without_policy_or_store() {
     assert_eq!(
         Gate::builder()
             .policy(Arc::new(policy()))
+            .destination(jitgate_testkit::fixtures::security_alerts())
             .build()
             .unwrap_err()
             .missing(),
@@ -77,6 +84,7 @@ async fn durations_up_to_the_maximum_are_errors_not_panics() {
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock.clone())
         .expiry_reminder(Duration::MAX)
@@ -116,6 +124,7 @@ async fn durations_up_to_the_maximum_are_errors_not_panics() {
                 .build()
                 .unwrap(),
         ))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(Arc::new(MemoryStore::new()))
         .build()
         .unwrap();
@@ -136,6 +145,7 @@ async fn a_refusal_that_cannot_be_recorded_is_still_a_refusal() {
     let store = Arc::new(FaultyStore::new(Capabilities::All));
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store.clone())
         .use_recording(UseRecording::Synchronous)
         .build()

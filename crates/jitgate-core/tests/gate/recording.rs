@@ -10,6 +10,7 @@ fn gate_recording(store: Arc<dyn Store>, recording: UseRecording) -> (Gate, Arc<
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock.clone())
         .use_recording(recording)

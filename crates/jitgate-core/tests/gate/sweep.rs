@@ -9,6 +9,7 @@ async fn the_sweep_sends_one_expiry_reminder_per_grant() {
     let notifier = Arc::new(MemoryNotifier::new());
     let gate = Gate::builder()
         .policy(Arc::new(policy()))
+        .destination(jitgate_testkit::fixtures::security_alerts())
         .store(store)
         .clock(clock.clone())
         .notifier(notifier.clone())

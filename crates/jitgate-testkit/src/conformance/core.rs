@@ -414,6 +414,7 @@ pub async fn pending_requests_per_principal_are_bounded(store: Arc<dyn Store>) {
     let clock = Arc::new(ManualClock::default());
     let gate = Gate::builder()
         .policy(Arc::new(fixtures::policy()))
+        .destination(crate::fixtures::security_alerts())
         .store(store.clone())
         .clock(clock.clone())
         .limits(Limits::default().with_pending_per_principal(3))

@@ -39,6 +39,7 @@ pub async fn uses_are_recorded(store: Arc<dyn Store>) {
     let gate_with = |recording| {
         Gate::builder()
             .policy(Arc::new(fixtures::policy()))
+            .destination(crate::fixtures::security_alerts())
             .store(store.clone())
             .clock(Arc::new(ManualClock::default()))
             .use_recording(recording)
