@@ -114,7 +114,7 @@ pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::due::DueWork;
 pub use ports::listings::{Cursor, Listings, Page, PageRequest};
 pub use ports::notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
-pub use ports::outbox::{Outbox, OutboxEntry};
+pub use ports::outbox::{Outbox, OutboxEntry, Retry};
 pub use ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
 pub use ports::store::{Capability, Commit, CommitParts, PrincipalCounts, Store, StoreError, Subject, Write};
 pub use report::ErrorChain;

@@ -12,7 +12,7 @@ use crate::delivery::routing::{Delivery, Routing};
 use crate::machine::system_actor;
 use crate::ports::clock::Clock;
 use crate::ports::notify::Notifier;
-use crate::ports::outbox::{Outbox, OutboxEntry};
+use crate::ports::outbox::{Outbox, OutboxEntry, Retry};
 use crate::ports::store::{Capability, Store, StoreError};
 use crate::report::ErrorChain;
 
@@ -234,14 +234,22 @@ impl Dispatcher {
             let now = self.clock.now();
             let batch = outbox.claim(now, self.config.batch).await?;
             let mut done = Vec::new();
+            let mut retries = Vec::new();
             for entry in &batch {
                 match self.deliver(entry).await {
                     Ok(()) => done.push(entry.seq),
-                    Err(error) => self.failed(outbox, entry, &error, now, &mut report).await?,
+                    Err(error) => {
+                        if let Some(retry) = self.failed(outbox, entry, error, now, &mut report).await? {
+                            retries.push(retry);
+                        }
+                    }
                 }
             }
             report.delivered += done.len();
             outbox.mark_done(&done).await?;
+            if !retries.is_empty() {
+                outbox.retry_many(&retries).await?;
+            }
             if batch.len() < self.config.batch {
                 return Ok(report);
             }
@@ -278,17 +286,19 @@ impl Dispatcher {
         })
     }
 
+    /// Parks `entry` as dead after its last attempt; otherwise returns the retry to record
+    /// (written with the batch's others in one call).
     async fn failed(
         &self,
         outbox: &dyn Outbox,
         entry: &OutboxEntry,
-        error: &str,
+        error: String,
         now: DateTime<Utc>,
         report: &mut DispatchReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Retry>, StoreError> {
         let attempts = entry.attempts + 1;
         if attempts >= self.config.max_attempts {
-            tracing::error!(event = %entry.event.id, attempts, error, "notification parked as dead");
+            tracing::error!(event = %entry.event.id, destination = %entry.destination, attempts, %error, "notification parked as dead");
             let e = &entry.event;
             let audit = AuditEntry {
                 at: now,
@@ -306,17 +316,17 @@ impl Dispatcher {
                 binding: None,
                 replica: None,
             };
-            outbox.park(entry.seq, attempts, error, audit).await?;
+            outbox.park(entry.seq, attempts, &error, audit).await?;
             report.dead += 1;
+            Ok(None)
         } else {
             let next = now
                 .checked_add_signed(self.config.backoff(attempts, fastrand::f64()))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            tracing::warn!(event = %entry.event.id, attempts, %next, error, "notification failed; will retry");
-            outbox.retry(entry.seq, attempts, next, error).await?;
+            tracing::warn!(event = %entry.event.id, destination = %entry.destination, attempts, %next, %error, "notification failed; will retry");
             report.retried += 1;
+            Ok(Some(Retry::new(entry.seq, attempts, next, error)))
         }
-        Ok(())
     }
 
     /// Dispatches until `shutdown` completes: at once, then whenever a commit queues events

@@ -46,6 +46,32 @@ impl OutboxEntry {
     }
 }
 
+/// A failed attempt to record: [`Outbox::retry_many`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct Retry {
+    /// The entry's outbox position.
+    pub seq: u64,
+    /// Failed attempts so far, this one included.
+    pub attempts: u32,
+    /// When it may be offered again.
+    pub next_attempt_at: DateTime<Utc>,
+    /// What failed.
+    pub error: String,
+}
+
+impl Retry {
+    /// Entry `seq` failed its `attempts`-th attempt with `error`; due again at `next_attempt_at`.
+    pub fn new(seq: u64, attempts: u32, next_attempt_at: DateTime<Utc>, error: String) -> Self {
+        Self {
+            seq,
+            attempts,
+            next_attempt_at,
+            error,
+        }
+    }
+}
+
 /// Events written by commits, kept until delivered (a [`Store`] capability): the
 /// [`Dispatcher`](crate::delivery::dispatch::Dispatcher) needs it.
 #[async_trait]
@@ -76,6 +102,18 @@ pub trait Outbox: Store {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError>;
+
+    /// Records several failed attempts at once (a dispatch round's); by default one
+    /// [`retry`](Outbox::retry) each. A store may write them in one statement.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn retry_many(&self, retries: &[Retry]) -> Result<(), StoreError> {
+        for r in retries {
+            self.retry(r.seq, r.attempts, r.next_attempt_at, &r.error).await?;
+        }
+        Ok(())
+    }
 
     /// Parks an entry as dead (never offered again) and appends `audit` to the chain, together.
     ///

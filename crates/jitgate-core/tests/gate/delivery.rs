@@ -205,6 +205,10 @@ async fn a_notifier_that_never_answers_holds_up_no_verb() {
         gate.deny(denied.id, &lee(), Some("no")).await.unwrap();
         let cancelled = pending(&gate, ask(restart("db3"), 30)).await;
         gate.cancel(cancelled.id, &sam()).await.unwrap();
+        gate.request(ask(restart("db4"), 10).break_glass()).await.unwrap();
+        pending(&gate, ask(restart("db5"), 30)).await;
+        gate.revoke_all(&sam(), &lee(), Some("offboarding")).await.unwrap();
+        gate.sweep().await.unwrap();
         grant
     };
     tokio::time::timeout(StdDuration::from_secs(5), every_verb)
@@ -213,7 +217,10 @@ async fn a_notifier_that_never_answers_holds_up_no_verb() {
     let round = tokio::time::timeout(StdDuration::from_secs(5), gate.deliver_outbox())
         .await
         .expect("a dispatch round ends: each attempt times out");
-    assert_eq!(round.unwrap(), 0);
+    assert!(
+        round.unwrap() <= 1,
+        "only the security alerts' destination (a null notifier) answers, if the background dispatcher has not yet"
+    );
 }
 
 /// A commit wakes the background dispatcher: the event goes out at once, not at the next poll

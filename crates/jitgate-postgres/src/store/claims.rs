@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::audit::AuditEntry;
-use jitgate_core::{AccessRequest, DueWork, Grant, Outbox, OutboxEntry, Page, PageRequest, StoreError};
+use jitgate_core::{AccessRequest, DueWork, Grant, Outbox, OutboxEntry, Page, PageRequest, Retry, StoreError};
 
 use super::codec::{limit_param, outbox_entry, to_json};
 use super::PgStore;
@@ -92,6 +92,27 @@ impl Outbox for PgStore {
         .bind(attempts as i32)
         .bind(next_attempt_at)
         .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// A round's failed attempts in one statement.
+    async fn retry_many(&self, retries: &[Retry]) -> Result<(), StoreError> {
+        let seqs: Vec<i64> = retries.iter().map(|r| r.seq as i64).collect();
+        let attempts: Vec<i32> = retries.iter().map(|r| r.attempts as i32).collect();
+        let next: Vec<DateTime<Utc>> = retries.iter().map(|r| r.next_attempt_at).collect();
+        let errors: Vec<&str> = retries.iter().map(|r| r.error.as_str()).collect();
+        sqlx::query(
+            "UPDATE outbox o SET attempts = r.attempts, next_attempt_at = r.next, last_error = r.error, claimed_until = NULL \
+             FROM UNNEST($1::bigint[], $2::int[], $3::timestamptz[], $4::text[]) AS r(seq, attempts, next, error) \
+             WHERE o.seq = r.seq",
+        )
+        .bind(seqs)
+        .bind(attempts)
+        .bind(next)
+        .bind(errors)
         .execute(&self.pool)
         .await
         .map_err(backend)?;

@@ -98,8 +98,14 @@ pub async fn each_destination_has_its_own_entry(store: Arc<dyn Store>) {
     let slack = claimed.iter().find(|e| e.destination == "slack").expect("slack");
     let siem = claimed.iter().find(|e| e.destination == "siem").expect("siem");
     outbox(&store).mark_done(&[slack.seq]).await.unwrap();
+    // A round's failures are recorded together (`retry_many`).
     outbox(&store)
-        .retry(siem.seq, 1, t0() + Duration::seconds(10), "siem down")
+        .retry_many(&[jitgate_core::Retry::new(
+            siem.seq,
+            1,
+            t0() + Duration::seconds(10),
+            "siem down".into(),
+        )])
         .await
         .unwrap();
     let again = outbox(&store).claim(t0() + Duration::seconds(10), 10).await.unwrap();
@@ -108,7 +114,14 @@ pub async fn each_destination_has_its_own_entry(store: Arc<dyn Store>) {
         1,
         "only the failed destination's entry comes back: {again:?}"
     );
-    assert_eq!((again[0].destination.as_str(), again[0].attempts), ("siem", 1));
+    assert_eq!(
+        (
+            again[0].destination.as_str(),
+            again[0].attempts,
+            again[0].last_error.as_deref()
+        ),
+        ("siem", 1, Some("siem down"))
+    );
 
     // A commit the gate did not route keeps one entry for every notifier, as before.
     let (_, unrouted) = open(&sam(), "b", t0());
