@@ -304,7 +304,14 @@ fn flow(policy: &Policy, entity_types: &HashSet<String>, limits: &AnnotationLimi
         .with_reason_required(boolean(policy, "require_reason")?)
         .with_auto_approve(auto)
         .with_policy_id(policy.id().to_string());
-    if let Some(bg) = duration(policy, "break_glass", limits)? {
+    // `@break_glass("true")`: break-glass up to the flow's maximum; `"false"`: none; else the
+    // (shorter) bound as a duration.
+    let break_glass = match policy.annotation("break_glass") {
+        Some("true") => Some(max),
+        Some("false") => None,
+        _ => duration(policy, "break_glass", limits)?,
+    };
+    if let Some(bg) = break_glass {
         if bg > max {
             let v = policy.annotation("break_glass").unwrap_or_default();
             return Err(err(

@@ -549,3 +549,32 @@ permit(principal in Team::"sre", action == Action::"read_logs", resource);"#,
     };
     assert!(flow.bind_parameters, "@bind(\"*\") binds every parameter");
 }
+
+/// `@break_glass` takes its documented boolean forms as well as a duration: `"true"` allows
+/// break-glass up to `@max_duration`, `"false"` none.
+#[tokio::test]
+async fn break_glass_is_a_duration_or_a_boolean() {
+    let flow_of = |bg: &'static str| async move {
+        let text = format!(
+            r#"@id("x") @jit("approval") @reviewers("Team::\"security\"") @max_duration("PT2H") @break_glass("{bg}")
+               permit(principal, action == Action::"db_restart", resource);"#
+        );
+        let p = with_policies(&text).await.unwrap();
+        let PolicyDecision::Eligible { flow } = p
+            .evaluate(&user("sam"), &act("db_restart", "Database", "orders-prod"))
+            .unwrap()
+        else {
+            panic!("eligible")
+        };
+        flow.break_glass.as_ref().map(|b| b.max_duration)
+    };
+    assert_eq!(flow_of("true").await, Some(Duration::hours(2)));
+    assert_eq!(flow_of("false").await, None);
+    assert_eq!(flow_of("PT15M").await, Some(Duration::minutes(15)));
+    let err = load_error(
+        r#"@id("x") @jit("approval") @reviewers("Team::\"security\"") @max_duration("PT2H") @break_glass("yes")
+           permit(principal, action == Action::"db_restart", resource);"#,
+    )
+    .await;
+    assert!(err.to_string().contains("break_glass"), "{err}");
+}
