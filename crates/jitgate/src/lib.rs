@@ -32,10 +32,10 @@ pub use jitgate_core::{
     FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, Listings, ManualClock, MemoryNotifier,
     MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry, Page, PageRequest,
     Pattern, Policy, PolicyDecision, PolicyError, PrincipalCounts, RequestId, RequestOutcome, RequestState,
-    Requirement, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope,
-    Store, StoreError, StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError,
-    Unsealed, UseBuffer, UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_VERB_DEADLINE,
+    Requirement, Retry, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError,
+    Scope, Store, StoreError, StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier,
+    TransitionError, Unsealed, UseBuffer, UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 
 /// Cedar policies (feature `cedar`, on by default).
