@@ -31,6 +31,7 @@
 #![allow(clippy::result_large_err)]
 
 mod annotations;
+mod context_reads;
 mod convert;
 mod decisions;
 pub mod duration;

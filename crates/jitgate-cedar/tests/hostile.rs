@@ -121,8 +121,9 @@ async fn a_flood_of_distinct_contexts_cannot_grow_the_decision_cache_past_its_by
         let a = act("read_logs", "Service", "orders").with_attr("ticket", format!("{i}-{}", "x".repeat(2_000)));
         let _ = p.evaluate(&user("sam"), &a);
     }
+    // No policy reads `ticket`: the flood is one cache entry. (A flood of distinct values of an
+    // attribute a policy reads is bounded by bytes: `decisions.rs` tests.)
     let stats = p.decision_cache_stats();
     assert!(stats.bytes <= 64 * 1024, "{stats:?}");
-    assert!(stats.entries > 0 && stats.entries < 64, "{stats:?}");
-    assert_eq!(stats.misses, 2_000, "every context was new");
+    assert_eq!((stats.entries, stats.misses, stats.hits), (1, 1, 1_999), "{stats:?}");
 }

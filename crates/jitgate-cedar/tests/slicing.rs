@@ -185,12 +185,14 @@ async fn cached_decisions_equal_uncached_ones_and_are_counted() {
             }
         }
     }
-    let n = (USERS.len() * REQUESTS.len() * 2) as u64;
+    // No example policy reads `context.ticket`: with or without one, a call shares its cache
+    // entry, so only the first round's calls without a ticket miss.
+    let n = (USERS.len() * REQUESTS.len()) as u64;
     let stats = cached.decision_cache_stats();
     assert_eq!(
         (stats.misses, stats.hits),
-        (n, n),
-        "first round misses, second round hits"
+        (n, 3 * n),
+        "a ticket no policy reads does not defeat the cache"
     );
     assert_eq!(
         plain.decision_cache_stats().hits + plain.decision_cache_stats().misses,
@@ -207,5 +209,50 @@ async fn cached_decisions_equal_uncached_ones_and_are_counted() {
         cached.decision_cache_stats().misses,
         n + 1,
         "an entity refresh empties the cache"
+    );
+}
+
+/// The decision cache keys on the context attributes some policy reads: a ticket read by a
+/// forbid is part of the key (each ticket decides on its own, as bare Cedar does), one that no
+/// policy reads is not.
+#[tokio::test]
+async fn the_cache_keys_on_the_context_attributes_policies_read() {
+    let text = r#"
+        @id("restart") @jit("approval") @reviewers("Team::\"sre-leads\"") @max_duration("PT1H")
+        permit(principal in Team::"sre", action == Action::"db_restart", resource);
+        @id("no-blocked-ticket")
+        forbid(principal, action == Action::"db_restart", resource) when { context has ticket && context.ticket == "BLOCKED" };
+    "#;
+    let build = |cache: usize| async move {
+        jitgate_cedar::CedarPolicy::builder()
+            .schema_file(dir().join("app.cedarschema"))
+            .policies("test.cedar", text)
+            .entities(Arc::new(JsonEntitiesFile::new(dir().join("entities.json"))))
+            .decision_cache(cache)
+            .build()
+            .await
+            .unwrap()
+    };
+    let (plain, cached) = (build(0).await, build(64).await);
+    let sam = EntityRef::new("User", "sam");
+    let restart = |ticket: &str| {
+        Action::new(
+            EntityRef::new("Action", "db_restart"),
+            EntityRef::new("Database", "orders-prod"),
+        )
+        .with_attr("ticket", AttrValue::from(ticket))
+    };
+    for ticket in ["INC-1", "BLOCKED", "INC-2", "BLOCKED", "INC-1"] {
+        assert_eq!(
+            cached.evaluate(&sam, &restart(ticket)).unwrap(),
+            plain.evaluate(&sam, &restart(ticket)).unwrap(),
+            "{ticket}"
+        );
+    }
+    let stats = cached.decision_cache_stats();
+    assert_eq!(
+        (stats.misses, stats.hits),
+        (3, 2),
+        "one entry per ticket value read by the forbid"
     );
 }

@@ -197,7 +197,8 @@ impl CedarPolicyBuilder {
     }
 
     /// Caches up to `capacity` policy decisions, keyed by principal, action, resource and the
-    /// whole context (off by default). Decisions do not depend on time or grants (grants are
+    /// context attributes some policy reads (found from the policies; a per-call attribute no
+    /// policy reads does not defeat the cache) (off by default). Decisions do not depend on time or grants (grants are
     /// looked up after the policy answers), so the cache is only emptied by an entity refresh;
     /// a policy reload builds a new `CedarPolicy`, with a new cache. A `capacity` of 0 leaves
     /// it off. See [`CedarPolicy::decision_cache_stats`].
@@ -258,7 +259,9 @@ impl CedarPolicyBuilder {
         };
         let review_action = internal(uid(&format!("{NAMESPACE}::Action"), "review"))?;
         let revoke_action = internal(uid(&format!("{NAMESPACE}::Action"), "revoke"))?;
+        let context_reads = crate::context_reads::ContextReads::of(&main);
         Ok(CedarPolicy {
+            context_reads,
             schema,
             main,
             review,

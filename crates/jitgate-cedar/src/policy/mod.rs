@@ -46,6 +46,8 @@ pub struct CedarPolicy {
     review_action: EntityUid,
     revoke_action: EntityUid,
     principal_type: String,
+    /// The context attributes the service policies read: the decision cache keys on these.
+    context_reads: crate::context_reads::ContextReads,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -126,10 +128,21 @@ impl Policy for CedarPolicy {
         let Some(cache) = &snapshot.decisions else {
             return self.evaluate_in(&snapshot, principal, action);
         };
-        let key = (principal.clone(), action.scope.clone(), action.context.clone());
-        if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        // Only the context attributes some policy reads can change the decision.
+        let key = (
+            principal.clone(),
+            action.scope.clone(),
+            self.context_reads.relevant(&action.context),
+        );
+        let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        if let Some(d) = hit {
+            if key.2.len() != action.context.len() {
+                // What the key left out must still be a valid Cedar context, as on a miss:
+                // a malformed attribute fails the call whether or not a policy reads it.
+                self.types.context(&action.context)?;
+            }
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(d.clone());
+            return Ok(d);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let decision = self.evaluate_in(&snapshot, principal, action)?;
