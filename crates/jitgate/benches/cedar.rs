@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use jitgate::cedar::{CedarPolicy, StaticEntities};
 use jitgate::{
     Action, Decision, EntityRef, Flow, Gate, GrantId, ManualClock, MemoryStore, NewRequest, RequestId, Store,
+    UseRecording,
 };
 // Filling the store with grants past the rules needs the state machine (feature `testing`).
 use jitgate_core::machine;
@@ -131,16 +132,20 @@ fn bench(c: &mut Criterion) {
 
     let clock = Arc::new(ManualClock::default());
     let store = Arc::new(MemoryStore::new());
+    // Beside bare Cedar, uses are not recorded (the `authorize` bench measures recording): with
+    // no writer task here the default buffer would fill and every call would write its record.
     let gate = Gate::builder()
         .policy(policy)
         .store(store.clone())
         .clock(clock.clone())
+        .use_recording(UseRecording::Off)
         .build()
         .unwrap();
     let cached = Gate::builder()
         .policy(Arc::new(cached_policy))
         .store(store.clone())
         .clock(clock.clone())
+        .use_recording(UseRecording::Off)
         .build()
         .unwrap();
     let holder = EntityRef::new("User", "u2-1-7");
