@@ -3,13 +3,47 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cedar_policy::{ActionConstraint, Effect, Policy};
+use cedar_policy::{ActionConstraint, Effect, Policy, PolicyId, Template};
 use chrono::Duration;
 use jitgate_core::{EntityRef, Flow, Requirement};
 
 use crate::duration::parse_iso8601;
 use crate::schema::NAMESPACE;
 use crate::CedarError;
+
+/// What classifying reads of a policy or a template: a template's annotations are checked
+/// whether or not it is linked, and each link is classified under its own id.
+pub(crate) trait Rule {
+    fn id(&self) -> &PolicyId;
+    fn annotation(&self, key: &str) -> Option<&str>;
+    fn annotations(&self) -> impl Iterator<Item = (&str, &str)>;
+    fn effect(&self) -> Effect;
+    fn action_constraint(&self) -> ActionConstraint;
+}
+
+macro_rules! rule {
+    ($t:ty) => {
+        impl Rule for $t {
+            fn id(&self) -> &PolicyId {
+                <$t>::id(self)
+            }
+            fn annotation(&self, key: &str) -> Option<&str> {
+                <$t>::annotation(self, key)
+            }
+            fn annotations(&self) -> impl Iterator<Item = (&str, &str)> {
+                <$t>::annotations(self)
+            }
+            fn effect(&self) -> Effect {
+                <$t>::effect(self)
+            }
+            fn action_constraint(&self) -> ActionConstraint {
+                <$t>::action_constraint(self)
+            }
+        }
+    };
+}
+rule!(Policy);
+rule!(Template);
 
 /// The annotations that describe a `@jit` rule's approval flow.
 pub const FLOW: &[&str] = &[
@@ -54,7 +88,7 @@ pub(crate) enum Kind {
     },
 }
 
-fn err(policy: &Policy, annotation: &str, value: &str, problem: impl Into<String>) -> CedarError {
+fn err(policy: &impl Rule, annotation: &str, value: &str, problem: impl Into<String>) -> CedarError {
     CedarError::Annotation {
         policy_id: policy.id().to_string(),
         annotation: annotation.to_owned(),
@@ -64,7 +98,7 @@ fn err(policy: &Policy, annotation: &str, value: &str, problem: impl Into<String
     }
 }
 
-fn boolean(policy: &Policy, key: &str) -> Result<bool, CedarError> {
+fn boolean(policy: &impl Rule, key: &str) -> Result<bool, CedarError> {
     match policy.annotation(key) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
@@ -128,7 +162,7 @@ fn iso(d: Duration) -> String {
     }
 }
 
-fn duration(policy: &Policy, key: &str, limits: &AnnotationLimits) -> Result<Option<Duration>, CedarError> {
+fn duration(policy: &impl Rule, key: &str, limits: &AnnotationLimits) -> Result<Option<Duration>, CedarError> {
     policy
         .annotation(key)
         .map(|v| {
@@ -191,18 +225,30 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Whether the policy's action scope names one of jitgate's own actions.
-pub(crate) fn is_jit_action_policy(policy: &Policy) -> bool {
-    let is_jit = |uid: &cedar_policy::EntityUid| uid.type_name().to_string() == format!("{NAMESPACE}::Action");
+pub(crate) fn is_jit_action_policy(policy: &impl Rule) -> bool {
     match policy.action_constraint() {
         ActionConstraint::Any => false,
-        ActionConstraint::Eq(uid) => is_jit(&uid),
-        ActionConstraint::In(uids) => uids.iter().any(is_jit),
+        ActionConstraint::Eq(uid) => is_jit_action(&uid),
+        ActionConstraint::In(uids) => uids.iter().any(is_jit_action),
+    }
+}
+
+fn is_jit_action(uid: &cedar_policy::EntityUid) -> bool {
+    uid.type_name().to_string() == format!("{NAMESPACE}::Action")
+}
+
+/// Whether the policy's action scope names jitgate's actions and the service's together: it
+/// belongs to neither policy set.
+pub(crate) fn mixes_jit_and_service_actions(policy: &impl Rule) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::In(uids) => uids.iter().any(is_jit_action) && uids.iter().any(|u| !is_jit_action(u)),
+        _ => false,
     }
 }
 
 /// Classifies a policy and checks its annotations.
 pub(crate) fn classify(
-    policy: &Policy,
+    policy: &impl Rule,
     entity_types: &HashSet<String>,
     limits: &AnnotationLimits,
 ) -> Result<Kind, CedarError> {
@@ -289,7 +335,7 @@ pub(crate) fn classify(
     Ok(Kind::Jit(Arc::new(flow(policy, entity_types, limits)?)))
 }
 
-fn flow(policy: &Policy, entity_types: &HashSet<String>, limits: &AnnotationLimits) -> Result<Flow, CedarError> {
+fn flow(policy: &impl Rule, entity_types: &HashSet<String>, limits: &AnnotationLimits) -> Result<Flow, CedarError> {
     let Some(max) = duration(policy, "max_duration", limits)? else {
         return Err(err(
             policy,

@@ -45,6 +45,10 @@ impl TypeNames {
             AttrValue::Bool(b) => RestrictedExpression::new_bool(*b),
             AttrValue::Long(n) => RestrictedExpression::new_long(*n),
             AttrValue::String(s) => RestrictedExpression::new_string(s.clone()),
+            AttrValue::Ip(s) => RestrictedExpression::new_ip(s),
+            AttrValue::Decimal(s) => RestrictedExpression::new_decimal(s),
+            AttrValue::Datetime(s) => RestrictedExpression::new_datetime(s),
+            AttrValue::Duration(s) => RestrictedExpression::new_duration(s),
             AttrValue::Entity(e) => RestrictedExpression::new_entity_uid(self.uid(e)?),
             AttrValue::Set(items) => {
                 RestrictedExpression::new_set(items.iter().map(|i| self.value(i)).collect::<Result<Vec<_>, _>>()?)

@@ -81,7 +81,11 @@ fn size_of_entry((principal, scope, context): &DecisionKey, decision: &PolicyDec
     while let Some(v) = stack.pop() {
         bytes += 32;
         match v {
-            AttrValue::String(s) => bytes += s.len(),
+            AttrValue::String(s)
+            | AttrValue::Ip(s)
+            | AttrValue::Decimal(s)
+            | AttrValue::Datetime(s)
+            | AttrValue::Duration(s) => bytes += s.len(),
             AttrValue::Entity(e) => bytes += e.type_name.len() + e.id.len(),
             AttrValue::Set(items) => stack.extend(items),
             AttrValue::Record(fields) => {

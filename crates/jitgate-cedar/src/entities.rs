@@ -27,6 +27,18 @@ pub trait EntityProvider: Send + Sync {
     /// # Errors
     /// A [`CedarError`] (usually [`CedarError::Entities`] or [`CedarError::Io`]).
     async fn load(&self) -> Result<Vec<Entity>, CedarError>;
+
+    /// Every entity, read with the service's schema at hand (what jitgate calls). The default
+    /// is [`load`](Self::load); a provider that parses Cedar JSON overrides it so that the
+    /// schema types the values, as Cedar does when given one: an entity reference written as
+    /// `{"type", "id"}` and an extension value as `{"fn", "arg"}` where the schema expects them.
+    ///
+    /// # Errors
+    /// A [`CedarError`] (usually [`CedarError::Entities`] or [`CedarError::Io`]).
+    async fn load_with_schema(&self, schema: &Schema) -> Result<Vec<Entity>, CedarError> {
+        let _ = schema;
+        self.load().await
+    }
 }
 
 /// Entities from a Cedar entities JSON file, read at every refresh.
@@ -51,11 +63,12 @@ impl JsonEntitiesFile {
 /// [`CedarError::Entities`].
 pub fn entities_from_json(text: &str) -> Result<Vec<Entity>, CedarError> {
     let text = text.to_owned();
-    on_loader_thread_blocking(move || parse_json(&text))?
+    on_loader_thread_blocking(move || parse_json(&text, None))?
 }
 
-/// [`entities_from_json`], on the loader thread already.
-fn parse_json(text: &str) -> Result<Vec<Entity>, CedarError> {
+/// [`entities_from_json`], on the loader thread already; with a schema, values are read as it
+/// types them (and must fit it).
+fn parse_json(text: &str, schema: Option<&Schema>) -> Result<Vec<Entity>, CedarError> {
     let bad = |e: serde_json::Error| CedarError::Entities {
         message: "the entities JSON does not parse".into(),
         source: Some(Box::new(e)),
@@ -69,7 +82,7 @@ fn parse_json(text: &str) -> Result<Vec<Entity>, CedarError> {
         parents.insert(key(&e["uid"]), ups);
     }
     check_hierarchy(&parents)?;
-    let parsed = Entities::from_json_value(value, None).map_err(|e| CedarError::Entities {
+    let parsed = Entities::from_json_value(value, schema).map_err(|e| CedarError::Entities {
         message: "the entities JSON does not parse".into(),
         source: Some(Box::new(e)),
     })?;
@@ -79,10 +92,20 @@ fn parse_json(text: &str) -> Result<Vec<Entity>, CedarError> {
 #[async_trait]
 impl EntityProvider for JsonEntitiesFile {
     async fn load(&self) -> Result<Vec<Entity>, CedarError> {
+        self.read(None).await
+    }
+
+    async fn load_with_schema(&self, schema: &Schema) -> Result<Vec<Entity>, CedarError> {
+        self.read(Some(schema.clone())).await
+    }
+}
+
+impl JsonEntitiesFile {
+    async fn read(&self, schema: Option<Schema>) -> Result<Vec<Entity>, CedarError> {
         let path = self.path.clone();
         on_loader_thread(move || {
             let text = std::fs::read_to_string(&path).map_err(|source| CedarError::Io { path, source })?;
-            parse_json(&text)
+            parse_json(&text, schema.as_ref())
         })
         .await?
     }
@@ -150,7 +173,7 @@ impl EntityCache {
         now: chrono::DateTime<chrono::Utc>,
         load_deadline: Duration,
     ) -> Result<Snapshot, CedarError> {
-        let list = jitgate_core::deadline::within(load_deadline, provider.load())
+        let list = jitgate_core::deadline::within(load_deadline, provider.load_with_schema(schema))
             .await
             .map_err(|elapsed| CedarError::Entities {
                 message: format!("the entity provider did not answer within {load_deadline:?}"),

@@ -190,6 +190,16 @@ pub enum CedarError {
         /// What is too deep or too long, and the limit.
         problem: String,
     },
+    /// A template link does not parse, names no template, or does not fill its slots.
+    #[error("template link{} in {source_name}: {message}", link_id.as_ref().map(|l| format!(" `{l}`")).unwrap_or_default())]
+    Link {
+        /// The links' file (or the name given with the text).
+        source_name: String,
+        /// The link, when the error is about one.
+        link_id: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
     /// The entities do not parse or do not match the schema.
     #[error("entities error: {message}")]
     Entities {
@@ -222,6 +232,7 @@ impl CedarError {
             CedarError::Annotation { .. } => "jitgate::cedar::annotation",
             CedarError::DuplicateId { .. } => "jitgate::cedar::duplicate_id",
             CedarError::TooComplex { .. } => "jitgate::cedar::too_complex",
+            CedarError::Link { .. } => "jitgate::cedar::link",
             CedarError::Entities { .. } => "jitgate::cedar::entities",
         }
     }

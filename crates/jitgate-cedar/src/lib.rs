@@ -37,6 +37,7 @@ mod decisions;
 pub mod duration;
 mod entities;
 mod error;
+mod links;
 mod load;
 mod loader;
 mod policy;

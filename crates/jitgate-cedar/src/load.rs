@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use cedar_policy::{Policy, PolicyId, PolicySet};
+use cedar_policy::{Policy, PolicyId, PolicySet, Template};
 use miette::Diagnostic;
 
 use crate::error::Location;
@@ -162,6 +162,13 @@ impl Origin {
     }
 }
 
+/// A parsed static policy or template.
+#[derive(Clone, Copy)]
+enum Either<'a> {
+    Policy(&'a Policy),
+    Template(&'a Template),
+}
+
 /// The policies of every source that parses, re-id'd by `@id` (or `<source>#<n>`, their
 /// position), and where each comes from.
 pub(crate) struct Parsed {
@@ -169,8 +176,8 @@ pub(crate) struct Parsed {
     pub(crate) origin: HashMap<String, Origin>,
 }
 
-/// Parses every source; collects every error (a file that does not parse, each template,
-/// each duplicate id) instead of stopping at the first.
+/// Parses every source, policies and templates; collects every error (a file that does not
+/// parse, each duplicate id) instead of stopping at the first.
 pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed {
     let mut set = PolicySet::new();
     let mut origin: HashMap<String, Origin> = HashMap::new();
@@ -210,33 +217,26 @@ pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed 
         let spans = policy_spans(&source.text);
         // `from_str` names policies and templates policy0, policy1, … in text order.
         let position = |id: &PolicyId| id.to_string().trim_start_matches("policy").parse::<usize>().ok();
-        let span_of = |id: &PolicyId| {
-            position(id)
-                .and_then(|n| spans.get(n).cloned())
-                .unwrap_or(0..source.text.len())
-        };
-        for t in parsed.templates() {
-            let span = span_of(t.id());
-            errors.push(CedarError::Validation {
-                policy_id: t.annotation("id").map_or_else(
-                    || format!("{}#{}", source.name, position(t.id()).unwrap_or(0)),
-                    str::to_owned,
-                ),
-                location: source.locate(span.start, span.len()),
-                message: "templates are not supported: grants are not template links in jitgate".into(),
-                help: Some("write static policies; jitgate keeps grants in its own index".into()),
-            });
-        }
-        let mut policies: Vec<&Policy> = parsed.policies().collect();
-        policies.sort_by_key(|p| position(p.id()).unwrap_or(usize::MAX));
-        for p in policies {
-            let span = span_of(p.id());
-            let n = position(p.id()).unwrap_or(0);
-            let id = p
-                .annotation("id")
-                .map_or_else(|| format!("{}#{n}", source.name), str::to_owned);
+        // Policies and templates in text order, so that a duplicate id names the later one.
+        let mut items: Vec<(usize, Either<'_>)> = parsed
+            .policies()
+            .map(|p| (position(p.id()).unwrap_or(usize::MAX), Either::Policy(p)))
+            .chain(
+                parsed
+                    .templates()
+                    .map(|t| (position(t.id()).unwrap_or(usize::MAX), Either::Template(t))),
+            )
+            .collect();
+        items.sort_by_key(|(n, _)| *n);
+        for (n, item) in items {
+            let (given, json) = match item {
+                Either::Policy(p) => (p.annotation("id"), p.to_json().ok()),
+                Either::Template(t) => (t.annotation("id"), t.to_json().ok()),
+            };
+            let span = spans.get(n).cloned().unwrap_or(0..source.text.len());
+            let id = given.map_or_else(|| format!("{}#{n}", source.name), str::to_owned);
             let here = Origin { source: index, span };
-            let depth = p.to_json().map(|j| json_depth(&j)).unwrap_or(0);
+            let depth = json.map(|j| json_depth(&j)).unwrap_or(0);
             if depth > MAX_EXPRESSION_DEPTH {
                 errors.push(CedarError::TooComplex {
                     location: here.location(sources),
@@ -255,7 +255,11 @@ pub(crate) fn parse(sources: &[Source], errors: &mut Vec<CedarError>) -> Parsed 
                 });
                 continue;
             }
-            match set.add(p.new_id(PolicyId::new(&id))) {
+            let added = match item {
+                Either::Policy(p) => set.add(p.new_id(PolicyId::new(&id))),
+                Either::Template(t) => set.add_template(t.new_id(PolicyId::new(&id))),
+            };
+            match added {
                 Ok(()) => {
                     origin.insert(id, here);
                 }

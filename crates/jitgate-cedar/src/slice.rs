@@ -38,16 +38,36 @@ pub fn may_apply(policy: &Policy, principal: &EntityUid, action: &EntityUid, ent
         && principal_may_match(&policy.principal_constraint(), principal, entities)
 }
 
+/// Adds `policy` (one of `all`'s) to `set`: a static policy as it is, a link with its template.
+///
+/// # Errors
+/// Cedar's, when `set` already holds a policy of that id.
+pub fn add(set: &mut PolicySet, all: &PolicySet, policy: &Policy) -> Result<(), cedar_policy::PolicySetError> {
+    match (policy.template_id(), policy.template_links()) {
+        (Some(template), Some(slots)) => {
+            if set.template(template).is_none() {
+                if let Some(t) = all.template(template) {
+                    set.add_template(t.clone())?;
+                }
+            }
+            set.link(template.clone(), policy.id().clone(), slots)
+        }
+        _ => set.add(policy.clone()),
+    }
+}
+
 /// The slice of `all` for a request by `principal` for `action`: every policy whose scope can
 /// match it. `entities` must be the entities the request is evaluated with (including the
 /// schema's action entities, for action groups).
 pub fn slice(all: &PolicySet, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> PolicySet {
-    PolicySet::from_policies(
-        all.policies()
-            .filter(|p| may_apply(p, principal, action, entities))
-            .cloned(),
-    )
-    .unwrap_or_else(|_| all.clone())
+    let mut set = PolicySet::new();
+    for p in all.policies().filter(|p| may_apply(p, principal, action, entities)) {
+        if add(&mut set, all, p).is_err() {
+            // Ids are unique in `all`: this cannot happen, and the whole set is always right.
+            return all.clone();
+        }
+    }
+    set
 }
 
 /// Slices per (principal, action), computed on first use. Bounded: when full it starts over.

@@ -13,14 +13,14 @@ use jitgate_core::EntityRef;
 use miette::Diagnostic;
 
 use super::CedarPolicy;
-use crate::annotations::{classify, AnnotationLimits, Kind};
+use crate::annotations::{classify, is_jit_action_policy, mixes_jit_and_service_actions, AnnotationLimits, Kind};
 use crate::convert::TypeNames;
 use crate::decisions::DecisionLimits;
 use crate::entities::{EntityCache, EntityProvider, StaticEntities};
 use crate::error::CedarErrors;
 use crate::load::{diagnostic_location, parse, Origin, Parsed, Source};
 use crate::loader::on_loader_thread;
-use crate::schema::{merged, NAMESPACE};
+use crate::schema::{self, Schemas, NAMESPACE};
 use crate::CedarError;
 
 /// Text given directly, or a file to read at build time.
@@ -35,8 +35,9 @@ enum Input {
 /// and do no I/O; [`build`](Self::build) does it all.
 pub struct CedarPolicyBuilder {
     schema: Option<Input>,
-    principal_type: String,
+    principal_types: Option<Vec<String>>,
     sources: Vec<Input>,
+    links: Vec<Input>,
     provider: Option<Arc<dyn EntityProvider>>,
     max_age: Option<StdDuration>,
     entities_deadline: StdDuration,
@@ -50,8 +51,9 @@ impl std::fmt::Debug for CedarPolicyBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CedarPolicyBuilder")
             .field("schema", &self.schema)
-            .field("principal_type", &self.principal_type)
+            .field("principal_types", &self.principal_types)
             .field("sources", &self.sources)
+            .field("links", &self.links)
             .finish_non_exhaustive()
     }
 }
@@ -91,8 +93,9 @@ impl CedarPolicyBuilder {
     pub(super) fn new() -> Self {
         Self {
             schema: None,
-            principal_type: "User".into(),
+            principal_types: None,
             sources: Vec::new(),
+            links: Vec::new(),
             provider: None,
             max_age: Some(crate::DEFAULT_ENTITIES_MAX_AGE),
             entities_deadline: crate::DEFAULT_ENTITIES_DEADLINE,
@@ -103,7 +106,9 @@ impl CedarPolicyBuilder {
         }
     }
 
-    /// The service's schema in Cedar schema syntax (required). jitgate's part is merged in.
+    /// The service's schema in Cedar schema syntax (required). The service's policies validate
+    /// against it alone, as in bare Cedar; jitgate's review and revoke policies against it with
+    /// jitgate's part merged in (see [`schema`](crate::schema)).
     #[must_use]
     pub fn schema(mut self, name: &str, cedarschema: &str) -> Self {
         self.schema = Some(Input::Text(Source::new(name, cedarschema)));
@@ -117,10 +122,20 @@ impl CedarPolicyBuilder {
         self
     }
 
-    /// The entity type of requesters and reviewers (default `User`).
+    /// The one entity type that requests, reviews and holds grants (by default, every type that
+    /// is a principal of some action of the schema). Same as `principal_types([name])`.
     #[must_use]
-    pub fn principal_type(mut self, name: &str) -> Self {
-        name.clone_into(&mut self.principal_type);
+    pub fn principal_type(self, name: &str) -> Self {
+        self.principal_types([name])
+    }
+
+    /// The entity types that request, review and hold grants (by default, every type that is a
+    /// principal of some action of the schema). Each must be declared in the schema. With one
+    /// type, review policies can read `resource.requester` (and revoke policies
+    /// `resource.holder`); Cedar has no union types, so with several they cannot.
+    #[must_use]
+    pub fn principal_types<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.principal_types = Some(names.into_iter().map(|n| n.as_ref().to_owned()).collect());
         self
     }
 
@@ -142,6 +157,24 @@ impl CedarPolicyBuilder {
     #[must_use]
     pub fn policy_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.sources.push(Input::Dir(dir.as_ref().to_owned()));
+        self
+    }
+
+    /// Links templates of the policies: a JSON list of `{"template_id", "link_id", "args":
+    /// {"?principal": "Type::\"id\"", "?resource": …}}`, the form the Cedar CLI reads;
+    /// `name` is what errors call it. A link's id is its policy id (in decisions and `explain`);
+    /// it carries its template's annotations.
+    #[must_use]
+    pub fn template_links(mut self, name: &str, json: &str) -> Self {
+        self.links.push(Input::Text(Source::new(name, json)));
+        self
+    }
+
+    /// Links templates as a JSON file says (read by [`build`](Self::build)); see
+    /// [`template_links`](Self::template_links).
+    #[must_use]
+    pub fn template_links_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.links.push(Input::File(path.as_ref().to_owned()));
         self
     }
 
@@ -225,20 +258,25 @@ impl CedarPolicyBuilder {
     /// annotation, located), duplicate id — or the entities' error. Each is a
     /// [`miette::Diagnostic`] with the source text and a labelled span.
     pub async fn build(self) -> Result<CedarPolicy, CedarErrors> {
-        let (schema_input, inputs, principal_type) = (self.schema, self.sources, self.principal_type.clone());
+        let inputs = Inputs {
+            schema: self.schema,
+            policies: self.sources,
+            links: self.links,
+            principal_types: self.principal_types,
+        };
         let limits = self.annotation_limits;
         // Reading, parsing and validating run on a thread of their own with a deep stack: Cedar's
         // parser recurses, and no async worker waits on files or on a large policy set.
         let Compiled {
-            schema,
+            schemas,
             main,
             review,
             kinds,
-        } = on_loader_thread(move || compile(schema_input, inputs, &principal_type, &limits)).await??;
+        } = on_loader_thread(move || compile(inputs, &limits)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
         let entities = EntityCache::load(
             provider,
-            schema.clone(),
+            schemas.service.clone(),
             self.max_age,
             self.decision_cache.map(|entries| DecisionLimits {
                 entries,
@@ -262,7 +300,9 @@ impl CedarPolicyBuilder {
         let context_reads = crate::context_reads::ContextReads::of(&main);
         Ok(CedarPolicy {
             context_reads,
-            schema,
+            principal_types: schemas.principal_types,
+            schema: schemas.review,
+            service_schema: schemas.service,
             main,
             review,
             kinds,
@@ -271,31 +311,48 @@ impl CedarPolicyBuilder {
             authorizer: Authorizer::new(),
             review_action,
             revoke_action,
-            principal_type: self.principal_type,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
     }
 }
 
+/// What the builder was given to load.
+struct Inputs {
+    schema: Option<Input>,
+    policies: Vec<Input>,
+    links: Vec<Input>,
+    principal_types: Option<Vec<String>>,
+}
+
 /// What [`compile`] makes of the schema and the policies.
 struct Compiled {
-    schema: Schema,
+    schemas: Schemas,
+    /// The service's policies, templates and links.
     main: PolicySet,
+    /// The policies of jitgate's own actions.
     review: PolicySet,
     kinds: HashMap<cedar_policy::PolicyId, Kind>,
 }
 
-/// Reads every input, parses the policies, validates them (strict mode) against the merged
-/// schema and checks every annotation: every error at once.
-fn compile(
-    schema_input: Option<Input>,
-    inputs: Vec<Input>,
-    principal_type: &str,
-    limits: &AnnotationLimits,
-) -> Result<Compiled, CedarErrors> {
+fn sources_of(inputs: &[Input], errors: &mut Vec<CedarError>) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Text(s) => sources.push(s.clone()),
+            Input::File(path) => sources.extend(read(path, errors)),
+            Input::Dir(dir) => sources.extend(read_dir(dir, errors)),
+        }
+    }
+    sources
+}
+
+/// Reads every input, parses the policies and templates, links the templates, splits the
+/// policies of jitgate's own actions from the service's, validates each set (strict mode)
+/// against its schema and checks every annotation: every error at once.
+fn compile(inputs: Inputs, limits: &AnnotationLimits) -> Result<Compiled, CedarErrors> {
     let mut errors = Vec::new();
-    let schema_text = match &schema_input {
+    let schema_text = match &inputs.schema {
         Some(Input::Text(s)) => Some(s.text.clone()),
         Some(Input::File(path)) => read(path, &mut errors).map(|s| s.text),
         Some(Input::Dir(dir)) => read(dir, &mut errors).map(|s| s.text),
@@ -310,65 +367,46 @@ fn compile(
             None
         }
     };
-    let mut sources = Vec::new();
-    for input in &inputs {
-        match input {
-            Input::Text(s) => sources.push(s.clone()),
-            Input::File(path) => sources.extend(read(path, &mut errors)),
-            Input::Dir(dir) => sources.extend(read_dir(dir, &mut errors)),
-        }
+    let sources = sources_of(&inputs.policies, &mut errors);
+    let link_sources = sources_of(&inputs.links, &mut errors);
+    let schemas = schema_text.and_then(|text| {
+        schema::load(&text, inputs.principal_types.as_deref())
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    let Parsed { set: mut all, origin } = parse(&sources, &mut errors);
+    for links in &link_sources {
+        crate::links::apply(links, &mut all, &mut errors);
     }
-    let schema = schema_text.and_then(|text| merged(&text, principal_type).map_err(|e| errors.push(e)).ok());
-    let Parsed { set: all, origin } = parse(&sources, &mut errors);
-    let entity_types: HashSet<String> = match &schema {
-        Some(schema) => {
-            validate(schema, &all, &sources, &origin, &mut errors);
-            schema.entity_types().map(|t| t.to_string()).collect()
+    let (main, review) = split(&all, &sources, &origin, &mut errors);
+    let entity_types: HashSet<String> = match &schemas {
+        Some(schemas) => {
+            validate(&schemas.service, &main, &sources, &origin, &mut errors);
+            validate(&schemas.review, &review, &sources, &origin, &mut errors);
+            schemas.review.entity_types().map(|t| t.to_string()).collect()
         }
         None => HashSet::new(),
     };
     let mut kinds = HashMap::new();
-    let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
-    for p in all.policies() {
-        let kind = match classify(p, &entity_types, limits) {
-            Ok(kind) => kind,
-            Err(e) => {
-                errors.push(located(e, origin.get(&p.id().to_string()), &sources));
-                continue;
-            }
-        };
-        let mut add = |set: &mut PolicySet| {
-            if let Err(e) = set.add(p.clone()) {
-                let place = origin.get(&p.id().to_string());
-                errors.push(CedarError::Validation {
-                    policy_id: p.id().to_string(),
-                    location: place.map_or_else(
-                        || Source::new(p.id().to_string(), "").locate(0, 0),
-                        |o| o.location(&sources),
-                    ),
-                    message: e.to_string(),
-                    help: None,
-                });
-            }
-        };
-        match &kind {
-            Kind::Review { .. } => add(&mut review),
-            // Forbids and permits of any action apply to reviews and revokes too.
-            Kind::Forbid => {
-                add(&mut main);
-                add(&mut review);
-            }
-            Kind::Standing if matches!(p.action_constraint(), cedar_policy::ActionConstraint::Any) => {
-                add(&mut main);
-                add(&mut review);
-            }
-            Kind::Standing | Kind::Jit(_) => add(&mut main),
+    for t in all.templates() {
+        // A template's annotations are checked whether or not it is linked.
+        if let Err(e) = classify(t, &entity_types, limits) {
+            errors.push(located(e, origin.get(&t.id().to_string()), &sources));
         }
-        kinds.insert(p.id().clone(), kind);
     }
-    let schema = match (schema, CedarErrors::new(errors)) {
+    for p in all.policies() {
+        match classify(p, &entity_types, limits) {
+            Ok(kind) => {
+                kinds.insert(p.id().clone(), kind);
+            }
+            // A link's errors are its template's, reported above.
+            Err(_) if !p.is_static() => {}
+            Err(e) => errors.push(located(e, origin.get(&p.id().to_string()), &sources)),
+        }
+    }
+    let schemas = match (schemas, CedarErrors::new(errors)) {
         (_, Some(errors)) => return Err(errors),
-        (Some(schema), None) => schema,
+        (Some(schemas), None) => schemas,
         // A missing schema always left an error; this arm only keeps that promise typed.
         (None, None) => {
             return Err(CedarError::Schema {
@@ -382,11 +420,65 @@ fn compile(
         }
     };
     Ok(Compiled {
-        schema,
+        schemas,
         main,
         review,
         kinds,
     })
+}
+
+/// Splits `all` into the service's policies (with their templates and links) and the policies
+/// of jitgate's own actions. A policy whose action scope names both kinds belongs to neither.
+fn split(
+    all: &PolicySet,
+    sources: &[Source],
+    origin: &HashMap<String, Origin>,
+    errors: &mut Vec<CedarError>,
+) -> (PolicySet, PolicySet) {
+    let (mut main, mut review) = (PolicySet::new(), PolicySet::new());
+    let place = |id: &cedar_policy::PolicyId| {
+        origin
+            .get(&id.to_string())
+            .map_or_else(|| Source::new(id.to_string(), "").locate(0, 0), |o| o.location(sources))
+    };
+    for t in all.templates() {
+        if is_jit_action_policy(t) {
+            errors.push(CedarError::Validation {
+                policy_id: t.id().to_string(),
+                location: place(t.id()),
+                message: "a template cannot be about jitgate's own actions".into(),
+                help: Some("write review and revoke policies as static policies".into()),
+            });
+            continue;
+        }
+        // Adding a template to an empty set of fresh ids cannot fail.
+        let _ = main.add_template(t.clone());
+    }
+    for p in all.policies() {
+        if mixes_jit_and_service_actions(p) {
+            errors.push(CedarError::Validation {
+                policy_id: p.id().to_string(),
+                location: place(p.id()),
+                message: "the action scope names jitgate's actions (Jit::Action::\"review\", \"revoke\") and the service's together".into(),
+                help: Some("write one policy for the service's actions and one for jitgate's".into()),
+            });
+            continue;
+        }
+        let set = if is_jit_action_policy(p) {
+            &mut review
+        } else {
+            &mut main
+        };
+        if let Err(e) = crate::slice::add(set, all, p) {
+            errors.push(CedarError::Validation {
+                policy_id: p.id().to_string(),
+                location: place(p.id()),
+                message: e.to_string(),
+                help: None,
+            });
+        }
+    }
+    (main, review)
 }
 
 /// An annotation error, located at the annotation in its policy's text.

@@ -30,13 +30,17 @@ use self::evaluation::ids;
 ///   every matching `@jit` permit's ([`Flow::combine`](jitgate_core::Flow::combine): all requirements, the shortest limits).
 /// - **Forbidden**: a `forbid` matches — whatever else does, grants included.
 /// - **Reviewers**: an `is_authorized` call with `Jit::Action::"review"` on the request as a
-///   `Jit::AccessRequest` entity; the reviewer then counts toward each requirement whose
+///   `Jit::AccessRequest` entity, on the policies of jitgate's own actions only (the service's
+///   policies, even those with an unconstrained `action`, are never asked about reviews); the reviewer then counts toward each requirement whose
 ///   `@reviewers` group they belong to. Revokes likewise, with `Jit::Action::"revoke"` on a
 ///   `Jit::Grant` (a holder may always give up their own grant).
 ///
 /// Every decision carries the ids (`@id`) of the policies that made it.
 pub struct CedarPolicy {
+    /// The review schema (the service's with jitgate's part).
     schema: Schema,
+    /// The service's schema alone.
+    service_schema: Schema,
     main: PolicySet,
     review: PolicySet,
     kinds: HashMap<PolicyId, Kind>,
@@ -45,7 +49,7 @@ pub struct CedarPolicy {
     authorizer: Authorizer,
     review_action: EntityUid,
     revoke_action: EntityUid,
-    principal_type: String,
+    principal_types: Vec<String>,
     /// The context attributes the service policies read: the decision cache keys on these.
     context_reads: crate::context_reads::ContextReads,
     hits: AtomicU64,
@@ -75,21 +79,31 @@ impl std::fmt::Debug for CedarPolicy {
 }
 
 impl CedarPolicy {
-    /// Starts a builder (principal type `User`).
+    /// Starts a builder (principal types: those of the schema's actions).
     pub fn builder() -> CedarPolicyBuilder {
         CedarPolicyBuilder::new()
     }
 
-    /// The merged schema (the service's and jitgate's).
+    /// The review schema: the service's with jitgate's part merged in (the review and revoke
+    /// policies validate against it).
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
 
-    /// Every policy of the service, as loaded (with the authors' ids).
+    /// The service's schema alone (the service's policies validate against it, as in bare Cedar).
+    pub fn service_schema(&self) -> &Schema {
+        &self.service_schema
+    }
+
+    /// The entity types that request, review and hold grants.
+    pub fn principal_types(&self) -> &[String] {
+        &self.principal_types
+    }
+
+    /// Every policy, as loaded (with the authors' ids): the service's, template links included,
+    /// then those of jitgate's own actions.
     pub fn policies(&self) -> impl Iterator<Item = &cedar_policy::Policy> {
-        self.main
-            .policies()
-            .chain(self.review.policies().filter(|p| self.main.policy(p.id()).is_none()))
+        self.main.policies().chain(self.review.policies())
     }
 
     /// Reloads the entities from the provider. On error the previous entities stay in use
@@ -255,8 +269,6 @@ impl Policy for CedarPolicy {
         Ok(response.decision() == Decision::Allow)
     }
 
-    /// Only entities of the configured principal type (`CedarPolicyBuilder::principal_type`,
-    /// default `User`) request, review and hold grants; a `Team` never does.
     /// The policy's annotations that are not jitgate's own (`@advice`, `@owner`,
     /// `@description`, ...).
     fn metadata(&self, policy_id: &str) -> Vec<(String, String)> {
@@ -295,8 +307,10 @@ impl Policy for CedarPolicy {
         Ok(Some(groups))
     }
 
+    /// Only entities of the principal types (`CedarPolicyBuilder::principal_types`; by default
+    /// the schema's actions' principals) request, review and hold grants; a `Team` never does.
     fn is_principal(&self, entity: &EntityRef) -> bool {
-        *entity.type_name == *self.principal_type
+        self.principal_types.iter().any(|t| **t == *entity.type_name)
     }
 }
 

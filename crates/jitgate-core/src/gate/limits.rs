@@ -204,7 +204,11 @@ impl Limits {
             }
             match value {
                 AttrValue::Bool(_) | AttrValue::Long(_) => bytes += 8,
-                AttrValue::String(s) => {
+                AttrValue::String(s)
+                | AttrValue::Ip(s)
+                | AttrValue::Decimal(s)
+                | AttrValue::Datetime(s)
+                | AttrValue::Duration(s) => {
                     bytes += s.len();
                     no_nul(Field::Attribute, s)?;
                 }

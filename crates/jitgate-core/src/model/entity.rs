@@ -137,6 +137,14 @@ pub enum AttrValue {
     Set(Vec<AttrValue>),
     /// A record of named values.
     Record(BTreeMap<String, AttrValue>),
+    /// A Cedar `ipaddr`, as `ip("…")` takes it: `"10.0.0.1"`, `"10.0.0.0/8"`, `"::1"`.
+    Ip(String),
+    /// A Cedar `decimal`, as `decimal("…")` takes it: `"1.25"`.
+    Decimal(String),
+    /// A Cedar `datetime`, as `datetime("…")` takes it: `"2026-11-27T13:00:00Z"`.
+    Datetime(String),
+    /// A Cedar `duration`, as `duration("…")` takes it: `"1h30m"`.
+    Duration(String),
 }
 
 impl From<bool> for AttrValue {

@@ -31,7 +31,18 @@ const WAIT: StdDuration = StdDuration::from_secs(5);
 /// Real deliveries of a life cycle (request, approval, revoke, a second request), as a
 /// dispatcher routes them.
 async fn life_cycle_deliveries() -> Vec<Delivery> {
-    let (gate, _, recorder) = fixtures::gate(Arc::new(MemoryStore::new()));
+    let recorder = Arc::new(MemoryNotifier::new());
+    // Delivered by `deliver_outbox` below only: a background dispatcher could still be
+    // delivering what it claimed when the recording is read.
+    let gate = Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(jitgate_core::ManualClock::default()))
+        .notifier(recorder.clone())
+        .destination(fixtures::security_alerts())
+        .background_delivery(false)
+        .build()
+        .expect("a gate");
     let RequestOutcome::Pending(r) = gate.request(ask(restart("a"), 30)).await.expect("request") else {
         panic!("expected a pending request")
     };
