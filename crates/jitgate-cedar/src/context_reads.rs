@@ -2,10 +2,10 @@
 //! keys on those only, so a per-call attribute no policy reads (a ticket, a request id) does
 //! not make every call a miss.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use cedar_policy::PolicySet;
-use jitgate_core::Attributes;
+use cedar_policy::{PolicySet, Schema};
+use jitgate_core::{Attributes, EntityRef};
 use serde_json::Value;
 
 /// The context attributes a policy set can read.
@@ -22,11 +22,15 @@ impl ContextReads {
     /// What the policies and templates of `set` read (from their JSON form; a policy that
     /// cannot be turned into JSON counts as reading everything).
     pub(crate) fn of(set: &PolicySet) -> Self {
+        Self::of_json(
+            set.policies()
+                .map(cedar_policy::Policy::to_json)
+                .chain(set.templates().map(cedar_policy::Template::to_json)),
+        )
+    }
+
+    fn of_json<E>(jsons: impl Iterator<Item = Result<Value, E>>) -> Self {
         let mut names = BTreeSet::new();
-        let jsons = set
-            .policies()
-            .map(cedar_policy::Policy::to_json)
-            .chain(set.templates().map(cedar_policy::Template::to_json));
         for json in jsons {
             match json {
                 Ok(v) if collect(&v, &mut names) => {}
@@ -46,6 +50,46 @@ impl ContextReads {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         }
+    }
+}
+
+/// The context attributes each action's policies read: a call keys the decision cache on
+/// those of its own action only, so an attribute that only another action's policies read
+/// (a change ticket for migrations) does not make every other call a miss.
+#[derive(Debug)]
+pub(crate) struct ReadsByAction {
+    by_action: HashMap<EntityRef, ContextReads>,
+    /// For an action the schema does not declare: what any policy reads.
+    any: ContextReads,
+}
+
+impl ReadsByAction {
+    /// For each of the schema's actions, what the policies whose action scope can match it read.
+    pub(crate) fn of(set: &PolicySet, schema: &Schema) -> Self {
+        let any = ContextReads::of(set);
+        let Ok(actions) = schema.action_entities() else {
+            return Self {
+                by_action: HashMap::new(),
+                any,
+            };
+        };
+        let by_action = schema
+            .actions()
+            .map(|a| {
+                let reads = ContextReads::of_json(
+                    set.policies()
+                        .filter(|p| crate::slice::action_may_match(&p.action_constraint(), a, &actions))
+                        .map(cedar_policy::Policy::to_json),
+                );
+                (EntityRef::new(a.type_name().to_string(), a.id().unescaped()), reads)
+            })
+            .collect();
+        Self { by_action, any }
+    }
+
+    /// The part of `context` a call for `action` can depend on.
+    pub(crate) fn relevant(&self, action: &EntityRef, context: &Attributes) -> Attributes {
+        self.by_action.get(action).unwrap_or(&self.any).relevant(context)
     }
 }
 
@@ -104,5 +148,37 @@ mod tests {
             reads(r#"permit(principal, action, resource) when { context == {"a": 1} };"#),
             ContextReads::All
         );
+    }
+
+    #[test]
+    fn each_action_keys_on_what_its_own_policies_read() {
+        let (schema, _) = Schema::from_cedarschema_str(
+            r#"entity User; entity Db;
+               type Ctx = { "ticket"?: String, "ip": String };
+               action "write";
+               action "migrate" in [Action::"write"] appliesTo { principal: User, resource: Db, context: Ctx };
+               action "restart" appliesTo { principal: User, resource: Db, context: Ctx };"#,
+        )
+        .unwrap();
+        let set: PolicySet = r#"
+            forbid(principal, action, resource) when { context.ip == "203.0.113.9" };
+            permit(principal, action in [Action::"write"], resource) when { context has ticket };
+        "#
+        .parse()
+        .unwrap();
+        let reads = ReadsByAction::of(&set, &schema);
+        let context: Attributes = [("ticket", "CHG-1"), ("ip", "10.0.0.1"), ("other", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), jitgate_core::AttrValue::from(v)))
+            .collect();
+        let keys = |action: &str| -> Vec<String> {
+            reads
+                .relevant(&EntityRef::new("Action", action), &context)
+                .into_keys()
+                .collect()
+        };
+        assert_eq!(keys("migrate"), ["ip", "ticket"], "through the action group");
+        assert_eq!(keys("restart"), ["ip"], "the ticket is not read for restarts");
+        assert_eq!(keys("undeclared"), ["ip", "ticket"], "what any policy reads");
     }
 }

@@ -11,11 +11,8 @@ use jitgate_core::{Clock, PolicyError};
 
 use crate::decisions::{DecisionCache, DecisionLimits};
 use crate::loader::{check_hierarchy, on_loader_thread, on_loader_thread_blocking};
-use crate::slice::SliceCache;
+use crate::slice::SliceIndex;
 use crate::CedarError;
-
-/// How many (principal, action) slices a snapshot keeps before starting over.
-const SLICE_CAPACITY: usize = 100_000;
 
 /// Supplies the entities policies consult, in one batch: principals with their groups,
 /// resources with their parents and attributes. The service implements it over its directory
@@ -127,8 +124,8 @@ pub(crate) type DecisionKey = (jitgate_core::EntityRef, jitgate_core::Scope, jit
 
 pub(crate) struct Snapshot {
     pub(crate) entities: Entities,
-    /// Policy slices for these entities.
-    pub(crate) slices: SliceCache,
+    /// Policy slices for these entities, built with them.
+    pub(crate) slices: SliceIndex,
     /// Decisions for these entities, if the cache is on.
     pub(crate) decisions: Option<std::sync::Mutex<DecisionCache>>,
     loaded_at: chrono::DateTime<chrono::Utc>,
@@ -138,6 +135,7 @@ pub(crate) struct Snapshot {
 pub(crate) struct EntityCache {
     provider: Arc<dyn EntityProvider>,
     schema: Schema,
+    slicing: Arc<Slicing>,
     max_age: Option<Duration>,
     decision_capacity: Option<DecisionLimits>,
     clock: Arc<dyn Clock>,
@@ -145,19 +143,49 @@ pub(crate) struct EntityCache {
     current: RwLock<Arc<Snapshot>>,
 }
 
+/// What a snapshot's slices are built from: the service's policies, the entity types that are
+/// principals, the actions.
+pub(crate) struct Slicing {
+    pub(crate) policies: cedar_policy::PolicySet,
+    pub(crate) principal_types: std::collections::HashSet<cedar_policy::EntityTypeName>,
+    pub(crate) actions: Vec<cedar_policy::EntityUid>,
+}
+
+impl Slicing {
+    /// Every type that is a principal of some action of `schema`, and every action.
+    pub(crate) fn new(policies: cedar_policy::PolicySet, schema: &Schema) -> Self {
+        Self {
+            policies,
+            principal_types: schema.principals().cloned().collect(),
+            actions: schema.actions().cloned().collect(),
+        }
+    }
+}
+
 impl EntityCache {
     pub(crate) async fn load(
         provider: Arc<dyn EntityProvider>,
         schema: Schema,
+        slicing: Slicing,
         max_age: Option<Duration>,
         decision_capacity: Option<DecisionLimits>,
         clock: Arc<dyn Clock>,
         load_deadline: Duration,
     ) -> Result<Self, CedarError> {
-        let snapshot = Self::build(&*provider, &schema, decision_capacity, clock.now(), load_deadline).await?;
+        let slicing = Arc::new(slicing);
+        let snapshot = Self::build(
+            &*provider,
+            &schema,
+            &slicing,
+            decision_capacity,
+            clock.now(),
+            load_deadline,
+        )
+        .await?;
         Ok(Self {
             provider,
             schema,
+            slicing,
             max_age,
             decision_capacity,
             clock,
@@ -169,6 +197,7 @@ impl EntityCache {
     async fn build(
         provider: &dyn EntityProvider,
         schema: &Schema,
+        slicing: &Arc<Slicing>,
         decision_capacity: Option<DecisionLimits>,
         now: chrono::DateTime<chrono::Utc>,
         load_deadline: Duration,
@@ -180,7 +209,8 @@ impl EntityCache {
                 source: Some(Box::new(elapsed)),
             })??;
         let schema = schema.clone();
-        let entities = on_loader_thread(move || {
+        let slicing = Arc::clone(slicing);
+        let (entities, slices) = on_loader_thread(move || {
             let parents: HashMap<String, Vec<String>> = list
                 .iter()
                 .map(|e| {
@@ -189,15 +219,19 @@ impl EntityCache {
                 })
                 .collect();
             check_hierarchy(&parents)?;
-            Entities::from_entities(list, Some(&schema)).map_err(|e| CedarError::Entities {
+            let entities = Entities::from_entities(list, Some(&schema)).map_err(|e| CedarError::Entities {
                 message: "the entities do not match the schema".into(),
                 source: Some(Box::new(e)),
-            })
+            })?;
+            // Every slice now, not on first use: the first call after a refresh costs what any
+            // other call costs.
+            let slices = SliceIndex::new(&slicing.policies, &entities, &slicing.principal_types, &slicing.actions);
+            Ok::<_, CedarError>((entities, slices))
         })
         .await??;
         Ok(Snapshot {
             entities,
-            slices: SliceCache::new(SLICE_CAPACITY),
+            slices,
             decisions: decision_capacity.map(|c| std::sync::Mutex::new(DecisionCache::new(c))),
             loaded_at: now,
         })
@@ -209,6 +243,7 @@ impl EntityCache {
         let built = Self::build(
             &*self.provider,
             &self.schema,
+            &self.slicing,
             self.decision_capacity,
             self.clock.now(),
             self.load_deadline,

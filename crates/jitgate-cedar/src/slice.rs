@@ -8,10 +8,10 @@
 //! too: a forbid is only dropped when its own scope excludes the request. The hierarchy used
 //! here is the same `Entities` Cedar evaluates with, so "can match" is exact, not a guess.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use cedar_policy::{ActionConstraint, Entities, EntityUid, Policy, PolicySet, PrincipalConstraint};
+use cedar_policy::{ActionConstraint, Entities, EntityTypeName, EntityUid, Policy, PolicySet, PrincipalConstraint};
 
 fn principal_may_match(c: &PrincipalConstraint, p: &EntityUid, entities: &Entities) -> bool {
     let within = |g: &EntityUid| g == p || entities.is_ancestor_of(g, p);
@@ -24,7 +24,7 @@ fn principal_may_match(c: &PrincipalConstraint, p: &EntityUid, entities: &Entiti
     }
 }
 
-fn action_may_match(c: &ActionConstraint, a: &EntityUid, entities: &Entities) -> bool {
+pub(crate) fn action_may_match(c: &ActionConstraint, a: &EntityUid, entities: &Entities) -> bool {
     match c {
         ActionConstraint::Any => true,
         ActionConstraint::Eq(u) => u == a,
@@ -70,39 +70,161 @@ pub fn slice(all: &PolicySet, principal: &EntityUid, action: &EntityUid, entitie
     set
 }
 
-/// Slices per (principal, action), computed on first use. Bounded: when full it starts over.
-/// Lives with one entity snapshot, so a refresh of the entities starts a new one.
-pub(crate) struct SliceCache {
-    slices: RwLock<HashMap<(EntityUid, EntityUid), Arc<PolicySet>>>,
-    capacity: usize,
+/// What the policies' principal scopes can tell principals apart by: the entities they name
+/// with `==` and the groups they name with `in`.
+#[derive(Debug, Default)]
+struct Mentions {
+    named: HashSet<EntityUid>,
 }
 
-impl SliceCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+impl Mentions {
+    fn of(all: &PolicySet) -> Self {
+        let mut named = HashSet::new();
+        for p in all.policies() {
+            match p.principal_constraint() {
+                PrincipalConstraint::Eq(u) | PrincipalConstraint::In(u) | PrincipalConstraint::IsIn(_, u) => {
+                    named.insert(u);
+                }
+                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => {}
+            }
+        }
+        Self { named }
+    }
+
+    /// The principal's class: its type and the named entities it is or is in. Every principal
+    /// scope matches all principals of a class or none of them (`==` and `in` only ask whether
+    /// the principal is, or descends from, a named entity; `is` only asks its type), so a class
+    /// shares one slice per action.
+    fn class(&self, principal: &EntityUid, entities: &Entities) -> Class {
+        let mut members: Vec<EntityUid> = entities
+            .ancestors(principal)
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(principal))
+            .filter(|e| self.named.contains(*e))
+            .cloned()
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        Class {
+            type_name: principal.type_name().clone(),
+            members,
+        }
+    }
+}
+
+/// Principals that no policy scope can tell apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Class {
+    type_name: EntityTypeName,
+    members: Vec<EntityUid>,
+}
+
+/// How many slices of principals the snapshot did not know (not in the entities, or not of a
+/// principal type) are kept before starting over.
+const OVERFLOW_CAPACITY: usize = 10_000;
+
+/// The slices of one policy set for one entity snapshot, keyed by principal class and action:
+/// built once, with the snapshot, for every class of the principals in the entities and every
+/// action of the schema. Memory grows with the number of distinct classes (combinations of
+/// the groups the policies name), not with users × actions; equal slices are shared.
+pub struct SliceIndex {
+    all: PolicySet,
+    mentions: Mentions,
+    built: HashMap<(Class, EntityUid), Arc<PolicySet>>,
+    /// Principals the snapshot did not know: computed on first use, bounded.
+    overflow: RwLock<HashMap<(Class, EntityUid), Arc<PolicySet>>>,
+    distinct: usize,
+}
+
+impl std::fmt::Debug for SliceIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SliceIndex")
+            .field("slices", &self.built.len())
+            .field("distinct", &self.distinct)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The number of slices an index holds and how many of them differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SliceStats {
+    /// Principal classes × actions built with the snapshot.
+    pub keys: usize,
+    /// Distinct slices among them (each held once).
+    pub distinct: usize,
+    /// Slices computed since, for principals the snapshot did not know.
+    pub overflow: usize,
+}
+
+impl SliceIndex {
+    /// Builds every slice of `all` for the principals among `entities` whose type is one of
+    /// `principal_types`, for each of `actions`.
+    pub fn new<'a>(
+        all: &PolicySet,
+        entities: &Entities,
+        principal_types: &HashSet<EntityTypeName>,
+        actions: impl IntoIterator<Item = &'a EntityUid>,
+    ) -> Self {
+        let mentions = Mentions::of(all);
+        let mut classes: HashMap<Class, EntityUid> = HashMap::new();
+        for e in entities.iter() {
+            let uid = e.uid();
+            if principal_types.contains(uid.type_name()) {
+                classes.entry(mentions.class(&uid, entities)).or_insert(uid);
+            }
+        }
+        let actions: Vec<&EntityUid> = actions.into_iter().collect();
+        let mut shared: HashMap<Vec<cedar_policy::PolicyId>, Arc<PolicySet>> = HashMap::new();
+        let mut built = HashMap::with_capacity(classes.len() * actions.len());
+        for (class, principal) in classes {
+            for action in &actions {
+                let ids: Vec<cedar_policy::PolicyId> = all
+                    .policies()
+                    .filter(|p| may_apply(p, &principal, action, entities))
+                    .map(|p| p.id().clone())
+                    .collect();
+                let set = shared
+                    .entry(ids)
+                    .or_insert_with(|| Arc::new(slice(all, &principal, action, entities)));
+                built.insert((class.clone(), (*action).clone()), Arc::clone(set));
+            }
+        }
         Self {
-            slices: RwLock::new(HashMap::new()),
-            capacity,
+            all: all.clone(),
+            mentions,
+            built,
+            overflow: RwLock::new(HashMap::new()),
+            distinct: shared.len(),
         }
     }
 
-    pub(crate) fn get(
-        &self,
-        all: &PolicySet,
-        principal: &EntityUid,
-        action: &EntityUid,
-        entities: &Entities,
-    ) -> Arc<PolicySet> {
-        let key = (principal.clone(), action.clone());
-        if let Some(s) = self.slices.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    /// The slice for a request by `principal` for `action`.
+    pub fn get(&self, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> Arc<PolicySet> {
+        let key = (self.mentions.class(principal, entities), action.clone());
+        if let Some(s) = self.built.get(&key) {
             return Arc::clone(s);
         }
-        let s = Arc::new(slice(all, principal, action, entities));
-        let mut slices = self.slices.write().unwrap_or_else(|p| p.into_inner());
-        if slices.len() >= self.capacity {
-            slices.clear();
+        if let Some(s) = self.overflow.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Arc::clone(s);
         }
-        slices.insert(key, Arc::clone(&s));
+        let s = Arc::new(slice(&self.all, principal, action, entities));
+        let mut overflow = self.overflow.write().unwrap_or_else(|p| p.into_inner());
+        if overflow.len() >= OVERFLOW_CAPACITY {
+            overflow.clear();
+        }
+        overflow.insert(key, Arc::clone(&s));
         s
+    }
+
+    /// How many slices the index holds.
+    pub fn stats(&self) -> SliceStats {
+        SliceStats {
+            keys: self.built.len(),
+            distinct: self.distinct,
+            overflow: self.overflow.read().unwrap_or_else(|p| p.into_inner()).len(),
+        }
     }
 }
 
@@ -118,7 +240,10 @@ pub fn compare_with_whole(
     use std::collections::BTreeSet;
     let authorizer = cedar_policy::Authorizer::new();
     let whole = authorizer.is_authorized(request, all, entities);
-    let sliced = authorizer.is_authorized(request, &slice(all, principal, action, entities), entities);
+    // Through an index over every entity of the principal's type: the slice comes from the
+    // principal's class, built from whichever of its members came first.
+    let index = SliceIndex::new(all, entities, &HashSet::from([principal.type_name().clone()]), [action]);
+    let sliced = authorizer.is_authorized(request, &index.get(principal, action, entities), entities);
     let reasons = |r: &cedar_policy::Response| {
         r.diagnostics()
             .reason()

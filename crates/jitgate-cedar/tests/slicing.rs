@@ -255,4 +255,73 @@ async fn the_cache_keys_on_the_context_attributes_policies_read() {
         (3, 2),
         "one entry per ticket value read by the forbid"
     );
+    // What no policy of the action reads never reaches Cedar, cached or not: a malformed value
+    // there changes nothing; the same value where a policy reads it fails the call.
+    let note = |a: Action| a.with_attr("note", AttrValue::Ip("not an address".into()));
+    for policy in [&plain, &cached] {
+        assert!(matches!(
+            policy.evaluate(&sam, &note(restart("INC-1"))).unwrap(),
+            jitgate_core::PolicyDecision::Eligible { .. }
+        ));
+        let bad_ticket = restart("INC-1").with_attr("ticket", AttrValue::Ip("not an address".into()));
+        assert!(
+            policy.evaluate(&sam, &bad_ticket).is_err(),
+            "a malformed value policies read"
+        );
+    }
+}
+
+/// Slices are built with the entity snapshot, one per principal class and action: users in the
+/// same groups (as far as the policies' scopes name them) share one, and a known user's first
+/// call computes nothing. A principal the snapshot does not know gets its slice on first use.
+#[tokio::test]
+async fn slices_are_built_with_the_snapshot_once_per_principal_class() {
+    // 1,000 users in two teams; the policies name `sre` and `support` (and others).
+    let mut entities: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("entities.json")).unwrap()).unwrap();
+    for i in 0..1_000 {
+        let team = if i % 2 == 0 { "sre" } else { "support" };
+        entities.push(serde_json::json!({
+            "uid": { "type": "User", "id": format!("u{i}") },
+            "attrs": {},
+            "parents": [{ "type": "Team", "id": team }],
+        }));
+    }
+    let policy = CedarPolicy::builder()
+        .schema_file(dir().join("app.cedarschema"))
+        .policy_dir(dir())
+        .entities(Arc::new(jitgate_cedar::StaticEntities(
+            jitgate_cedar::entities_from_json(&serde_json::Value::Array(entities).to_string()).unwrap(),
+        )))
+        .build()
+        .await
+        .unwrap();
+    let stats = policy.slice_stats();
+    let actions = 5;
+    // The example's 8 users fall into a few classes; the 1,000 new ones add none beyond theirs.
+    assert_eq!(stats.keys % actions, 0, "{stats:?}");
+    assert!(stats.keys / actions <= 8, "classes, not users: {stats:?}");
+    assert!(stats.distinct <= stats.keys, "{stats:?}");
+    assert_eq!(stats.overflow, 0);
+    let restart = act("db_restart", "Database", "orders-prod");
+    for i in 0..1_000 {
+        let d = policy.evaluate(&user(&format!("u{i}")), &restart).unwrap();
+        let expected = i % 2 == 0;
+        assert_eq!(
+            matches!(d, jitgate_core::PolicyDecision::Eligible { .. }),
+            expected,
+            "u{i}: {d:?}"
+        );
+    }
+    assert_eq!(policy.slice_stats().overflow, 0, "known users compute no slice");
+    // A user not in the entities, in no group: the class of every known groupless user.
+    policy.evaluate(&user("ghost"), &restart).unwrap();
+    assert_eq!(policy.slice_stats().overflow, 0, "the class is known");
+    // A team asking: no principal type, so no class was built for it.
+    policy.evaluate(&EntityRef::new("Team", "sre"), &restart).unwrap();
+    assert_eq!(
+        policy.slice_stats().overflow,
+        1,
+        "an unknown class's slice, on first use"
+    );
 }

@@ -16,7 +16,7 @@ use super::CedarPolicy;
 use crate::annotations::{classify, is_jit_action_policy, mixes_jit_and_service_actions, AnnotationLimits, Kind};
 use crate::convert::TypeNames;
 use crate::decisions::DecisionLimits;
-use crate::entities::{EntityCache, EntityProvider, StaticEntities};
+use crate::entities::{EntityCache, EntityProvider, Slicing, StaticEntities};
 use crate::error::CedarErrors;
 use crate::load::{diagnostic_location, parse, Origin, Parsed, Source};
 use crate::loader::on_loader_thread;
@@ -274,9 +274,11 @@ impl CedarPolicyBuilder {
             kinds,
         } = on_loader_thread(move || compile(inputs, &limits)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
+        let slicing = Slicing::new(main.clone(), &schemas.service);
         let entities = EntityCache::load(
             provider,
             schemas.service.clone(),
+            slicing,
             self.max_age,
             self.decision_cache.map(|entries| DecisionLimits {
                 entries,
@@ -297,7 +299,7 @@ impl CedarPolicyBuilder {
         };
         let review_action = internal(uid(&format!("{NAMESPACE}::Action"), "review"))?;
         let revoke_action = internal(uid(&format!("{NAMESPACE}::Action"), "revoke"))?;
-        let context_reads = crate::context_reads::ContextReads::of(&main);
+        let context_reads = crate::context_reads::ReadsByAction::of(&main, &schemas.service);
         Ok(CedarPolicy {
             context_reads,
             principal_types: schemas.principal_types,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cedar_policy::{Decision, Entities, PolicyId, PolicySet, Request};
-use jitgate_core::{Action, EntityRef, Flow, PolicyDecision, PolicyError};
+use jitgate_core::{Attributes, EntityRef, Flow, PolicyDecision, PolicyError, Scope};
 
 use crate::annotations::Kind;
 use crate::entities::Snapshot;
@@ -43,23 +43,23 @@ impl CedarPolicy {
 }
 
 impl CedarPolicy {
-    /// The policy decision, on the slice of the access policies for this principal and action.
+    /// The policy decision, on the slice of the access policies for this principal and action,
+    /// with `context` (the attributes the action's policies read).
     pub(super) fn evaluate_in(
         &self,
         snapshot: &Snapshot,
         principal: &EntityRef,
-        action: &Action,
+        scope: &Scope,
+        context: &Attributes,
     ) -> Result<PolicyDecision, PolicyError> {
         let principal_uid = self.types.uid(principal)?;
-        let action_uid = self.types.uid(&action.scope.action)?;
-        let slice = snapshot
-            .slices
-            .get(&self.main, &principal_uid, &action_uid, &snapshot.entities);
+        let action_uid = self.types.uid(&scope.action)?;
+        let slice = snapshot.slices.get(&principal_uid, &action_uid, &snapshot.entities);
         let request = Request::new(
             principal_uid,
             action_uid,
-            self.types.uid(&action.scope.resource)?,
-            self.types.context(&action.context)?,
+            self.types.uid(&scope.resource)?,
+            self.types.context(context)?,
             None,
         )
         .map_err(|e| PolicyError::with_source("the Cedar request does not fit the schema", e))?;

@@ -50,8 +50,8 @@ pub struct CedarPolicy {
     review_action: EntityUid,
     revoke_action: EntityUid,
     principal_types: Vec<String>,
-    /// The context attributes the service policies read: the decision cache keys on these.
-    context_reads: crate::context_reads::ContextReads,
+    /// The context attributes each action's policies read: the decision cache keys on these.
+    context_reads: crate::context_reads::ReadsByAction,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -115,6 +115,12 @@ impl CedarPolicy {
         self.entities.refresh().await
     }
 
+    /// The slices of the current entity snapshot: principal classes × actions, and how many
+    /// distinct slices they share (zero when the entities are too old).
+    pub fn slice_stats(&self) -> crate::slice::SliceStats {
+        self.entities.current().map(|s| s.slices.stats()).unwrap_or_default()
+    }
+
     /// Hits and misses of the decision cache (zero when it is off).
     pub fn decision_cache_stats(&self) -> CacheStats {
         let (entries, bytes) = self
@@ -139,27 +145,20 @@ impl CedarPolicy {
 impl Policy for CedarPolicy {
     fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
         let snapshot = self.entities.current()?;
+        // Only the context attributes the action's policies read can change the decision: the
+        // others never reach Cedar (a per-call ticket costs nothing) and stay out of the key.
+        let context = self.context_reads.relevant(&action.scope.action, &action.context);
         let Some(cache) = &snapshot.decisions else {
-            return self.evaluate_in(&snapshot, principal, action);
+            return self.evaluate_in(&snapshot, principal, &action.scope, &context);
         };
-        // Only the context attributes some policy reads can change the decision.
-        let key = (
-            principal.clone(),
-            action.scope.clone(),
-            self.context_reads.relevant(&action.context),
-        );
+        let key = (principal.clone(), action.scope.clone(), context);
         let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         if let Some(d) = hit {
-            if key.2.len() != action.context.len() {
-                // What the key left out must still be a valid Cedar context, as on a miss:
-                // a malformed attribute fails the call whether or not a policy reads it.
-                self.types.context(&action.context)?;
-            }
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(d);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let decision = self.evaluate_in(&snapshot, principal, action)?;
+        let decision = self.evaluate_in(&snapshot, principal, &key.1, &key.2)?;
         cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
