@@ -10,9 +10,53 @@ use jitgate_core::{AttrValue, Attributes, EntityRef, PolicyError};
 /// How many distinct entity type names [`TypeNames`] keeps parsed.
 pub(crate) const MAX_CACHED_TYPE_NAMES: usize = 1_024;
 
-/// Parses entity type names once and keeps them (up to [`MAX_CACHED_TYPE_NAMES`]).
+/// How many converted contexts [`TypeNames`] keeps, and the largest it keeps (in bytes of
+/// names and strings).
+pub(crate) const MAX_CACHED_CONTEXTS: usize = 4_096;
+const MAX_CACHED_CONTEXT_BYTES: usize = 1_024;
+
+/// Parses entity type names once and keeps them (up to [`MAX_CACHED_TYPE_NAMES`]), and keeps
+/// the Cedar form of recent small contexts: building an extension value (`ip("…")`) costs a
+/// run of Cedar's parser on the function's name (cedar-policy 4.14), and a service's callers
+/// send the same few addresses again and again.
 #[derive(Default)]
-pub(crate) struct TypeNames(RwLock<HashMap<Arc<str>, EntityTypeName>>);
+pub(crate) struct TypeNames(
+    RwLock<HashMap<Arc<str>, EntityTypeName>>,
+    std::sync::Mutex<HashMap<Attributes, Context>>,
+);
+
+/// Whether `attrs` is small enough to keep converted.
+fn small(attrs: &Attributes) -> bool {
+    let mut bytes = 0;
+    let mut stack: Vec<&AttrValue> = Vec::new();
+    for (k, v) in attrs {
+        bytes += k.len();
+        stack.push(v);
+    }
+    while let Some(v) = stack.pop() {
+        bytes += 8;
+        match v {
+            AttrValue::Bool(_) | AttrValue::Long(_) => {}
+            AttrValue::String(s)
+            | AttrValue::Ip(s)
+            | AttrValue::Decimal(s)
+            | AttrValue::Datetime(s)
+            | AttrValue::Duration(s) => bytes += s.len(),
+            AttrValue::Entity(e) => bytes += e.type_name.len() + e.id.len(),
+            AttrValue::Set(items) => stack.extend(items),
+            AttrValue::Record(fields) => {
+                for (k, v) in fields {
+                    bytes += k.len();
+                    stack.push(v);
+                }
+            }
+        }
+        if bytes > MAX_CACHED_CONTEXT_BYTES {
+            return false;
+        }
+    }
+    true
+}
 
 impl TypeNames {
     pub(crate) fn uid(&self, e: &EntityRef) -> Result<EntityUid, PolicyError> {
@@ -67,11 +111,26 @@ impl TypeNames {
         if attrs.is_empty() {
             return Ok(Context::empty());
         }
+        let keep = small(attrs);
+        if keep {
+            if let Some(c) = self.1.lock().unwrap_or_else(|p| p.into_inner()).get(attrs) {
+                return Ok(c.clone());
+            }
+        }
         let pairs = attrs
             .iter()
             .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
             .collect::<Result<Vec<_>, PolicyError>>()?;
-        Context::from_pairs(pairs).map_err(|e| PolicyError::with_source("the context does not build", e))
+        let context =
+            Context::from_pairs(pairs).map_err(|e| PolicyError::with_source("the context does not build", e))?;
+        if keep {
+            let mut kept = self.1.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() >= MAX_CACHED_CONTEXTS {
+                kept.clear();
+            }
+            kept.insert(attrs.clone(), context.clone());
+        }
+        Ok(context)
     }
 }
 
@@ -92,5 +151,32 @@ mod tests {
         }
         assert_eq!(names.0.read().unwrap().len(), MAX_CACHED_TYPE_NAMES);
         assert!(names.uid(&EntityRef::new("not a type", "x")).is_err());
+    }
+
+    #[test]
+    fn small_contexts_are_kept_converted_within_a_bound_and_bad_ones_never() {
+        let names = TypeNames::default();
+        let ctx = |ip: &str| Attributes::from([("source_ip".to_owned(), AttrValue::Ip(ip.to_owned()))]);
+        for i in 0..(MAX_CACHED_CONTEXTS + 10) {
+            let c = names
+                .context(&ctx(&format!("10.0.{}.{}", i / 256 % 256, i % 256)))
+                .unwrap();
+            assert!(c.get("source_ip").is_some());
+        }
+        assert!(names.1.lock().unwrap().len() <= MAX_CACHED_CONTEXTS);
+        // The same context again: the kept one, equal to a fresh conversion.
+        let again = names.context(&ctx("10.0.0.7")).unwrap();
+        assert_eq!(
+            format!("{again:?}"),
+            format!("{:?}", TypeNames::default().context(&ctx("10.0.0.7")).unwrap())
+        );
+        assert!(names.context(&ctx("not an address")).is_err());
+        assert!(names.context(&ctx("not an address")).is_err(), "an error is never kept");
+        let big = Attributes::from([("note".to_owned(), AttrValue::String("x".repeat(2_000)))]);
+        names.context(&big).unwrap();
+        assert!(
+            !names.1.lock().unwrap().contains_key(&big),
+            "a large context is not kept"
+        );
     }
 }

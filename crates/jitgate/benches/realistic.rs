@@ -1,6 +1,7 @@
 //! `Gate::authorize` on a realistic policy set, beside bare Cedar's `is_authorized` on the same
 //! policies and entities, in the same run. Run: `cargo bench -p jitgate --bench realistic`
-//! (`JITGATE_USERS=10000` or `100000` for one directory size; both by default).
+//! (`JITGATE_USERS=10000` or `100000` for one directory size, both by default;
+//! `JITGATE_GRANTS=1000` for one store size, 1k and 1M by default).
 //!
 //! The set (generated here, written in the style of a platform team, not shaped for jitgate):
 //! 51 service policies — 4 open-scope forbids (a blocked network read from `context.source_ip`,
@@ -327,12 +328,17 @@ fn bench(c: &mut Criterion) {
             warm.push(t.elapsed());
         }
         eprintln!(
-            "realistic/{users}: first call after a refresh {:.2?}, the next {:.2?} (medians of 15)",
+            "realistic/{users}: first call after a refresh {:.2?}, the next {:.2?} (medians of 15); slices computed on a call: {}",
             median(first),
-            median(warm)
+            median(warm),
+            policy.slice_stats().overflow
         );
         // A cached hit with a per-call ticket, as the store grows.
-        for grants in [1_000usize, 1_000_000] {
+        let sizes: Vec<usize> = match std::env::var("JITGATE_GRANTS") {
+            Ok(n) => vec![n.parse().expect("JITGATE_GRANTS is a number")],
+            Err(_) => vec![1_000, 1_000_000],
+        };
+        for grants in sizes {
             rt.block_on(grow(&store, grants, jitgate::Clock::now(&*clock)));
             let (_, who, action, resource) = KINDS[4];
             let principal = EntityRef::new("User", who);
