@@ -239,13 +239,27 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         assert_eq!(bare_set.policies().count(), 51);
         let slices = policy.slice_stats();
+        // The slices alone, built again beside the snapshot: what they add to memory.
+        let schema: cedar_policy::Schema = SCHEMA.parse().unwrap();
+        let before = rss();
+        let started = Instant::now();
+        let index = jitgate::cedar::slice::SliceIndex::new(
+            &bare_set,
+            &bare_entities,
+            &schema.principals().cloned().collect(),
+            schema.actions(),
+        );
+        let slice_time = started.elapsed();
+        let slice_rss = rss().saturating_sub(before);
         eprintln!(
-            "realistic/{users}: load jitgate {jitgate_load:.2?} (RSS +{} MiB) vs bare entities {bare_load:.2?} (RSS +{} MiB); slices: {} keys, {} distinct",
+            "realistic/{users}: load jitgate {jitgate_load:.2?} (RSS +{} MiB) vs bare entities {bare_load:.2?} (RSS +{} MiB); slices: {} keys, {} distinct, built in {slice_time:.2?}, RSS +{} KiB",
             jitgate_rss >> 20,
             bare_rss >> 20,
             slices.keys,
-            slices.distinct
+            slices.distinct,
+            slice_rss >> 10
         );
+        drop(index);
 
         let clock = Arc::new(ManualClock::default());
         let store = Arc::new(MemoryStore::new());
