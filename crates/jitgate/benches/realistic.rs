@@ -353,7 +353,16 @@ fn bench(c: &mut Criterion) {
             Err(_) => vec![1_000, 1_000_000],
         };
         for grants in sizes {
+            let (before, had) = (rss(), store.grant_count());
             rt.block_on(grow(&store, grants, jitgate::Clock::now(&*clock)));
+            if grants >= 100_000 {
+                // Each grown grant is active, with its approved request and its audit records.
+                eprintln!(
+                    "realistic/{users}: memory store RSS per active grant, {had} → {grants}: {} bytes ({} audit records in memory)",
+                    rss().saturating_sub(before) / (grants - had).max(1),
+                    store.audit_len()
+                );
+            }
             let (_, who, action, resource) = KINDS[4];
             let principal = EntityRef::new("User", who);
             let many = calls(action, resource, 4_096);

@@ -11,6 +11,7 @@ mod delivery;
 mod failures;
 mod recording;
 mod request;
+mod retention;
 mod review;
 mod streaming;
 mod sweep;

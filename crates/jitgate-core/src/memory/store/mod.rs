@@ -21,7 +21,9 @@ use crate::ports::store::{Commit, PrincipalCounts, Store, StoreError, Subject, W
 /// A thread-safe in-memory [`Store`].
 ///
 /// Active grants are indexed by principal, then scope, so `live_grants` is two hash
-/// look-ups whatever the number of grants. Nothing is ever deleted.
+/// look-ups whatever the number of grants. By default nothing is ever deleted; with
+/// [`with_retention`](Self::with_retention) closed requests and ended grants leave memory once
+/// they have been closed that long (their audit records stay in the chain).
 #[derive(Default, Debug)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
@@ -58,12 +60,48 @@ struct Inner {
     outbox: BTreeMap<u64, OutboxRow>,
     dead: BTreeMap<u64, OutboxEntry>,
     outbox_next: u64,
+    /// How long closed requests and ended grants stay; `None`: for ever.
+    retention: Option<chrono::Duration>,
+    /// Closed requests and ended grants, by the time of the commit that closed them.
+    closed: BTreeSet<(DateTime<Utc>, Closed)>,
+}
+
+/// Something a commit closed, to leave memory after the retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Closed {
+    Grant(GrantId),
+    Request(RequestId),
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store from which closed requests (denied, cancelled, expired, or approved with
+    /// every grant ended) and ended grants (expired, revoked, exhausted; break-glass ones once
+    /// acknowledged) leave memory once `retention` has passed since the commit that closed
+    /// them, measured on the times of later commits (the store reads no clock). Reading one
+    /// afterwards finds nothing; its audit records stay in the chain (and in
+    /// `request_audit`), so a service that must keep them longer streams the chain to a sink.
+    pub fn with_retention(retention: chrono::Duration) -> Self {
+        Self {
+            inner: RwLock::new(Inner {
+                retention: Some(retention),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// How many audit records the chain holds in memory.
+    pub fn audit_len(&self) -> usize {
+        self.read().audit.len()
+    }
+
+    /// How many requests are stored (pending or closed).
+    pub fn request_count(&self) -> usize {
+        self.read().requests.len()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -145,6 +183,11 @@ impl Inner {
     }
 
     fn apply(&mut self, c: Commit) {
+        // The commit's time: the latest of its audit entries' (every transition writes one).
+        let at = c.audit.iter().map(|e| e.at).max();
+        if let (Some(_), Some(at)) = (self.retention, at) {
+            self.note_closed(&c, at);
+        }
         let rows: Vec<(Event, String)> = c
             .outbox_rows()
             .into_iter()
@@ -191,6 +234,59 @@ impl Inner {
                     claimed_until: None,
                 },
             );
+        }
+        // After the writes, so that nothing this commit touches is gone before it lands.
+        if let (Some(retention), Some(at)) = (self.retention, at) {
+            self.forget_closed_before(at - retention);
+        }
+    }
+
+    /// Queues what `c` closes, to be forgotten after the retention.
+    fn note_closed(&mut self, c: &Commit, at: DateTime<Utc>) {
+        if let Some(w) = &c.request {
+            let r = w.value();
+            // An approved request stays while a grant of it lives; its grant's end queues it.
+            if r.state.is_closed() && r.state != RequestState::Approved {
+                self.closed.insert((at, Closed::Request(r.id)));
+            }
+        }
+        for w in &c.grants {
+            let g = w.value();
+            if g.state.is_ended() {
+                self.closed.insert((at, Closed::Grant(g.id)));
+                self.closed.insert((at, Closed::Request(g.request_id)));
+            }
+        }
+    }
+
+    /// Forgets what was closed before `cutoff` and is still closed.
+    fn forget_closed_before(&mut self, cutoff: DateTime<Utc>) {
+        while let Some(&(at, what)) = self.closed.first() {
+            if at >= cutoff {
+                break;
+            }
+            self.closed.pop_first();
+            match what {
+                Closed::Grant(id) => {
+                    // A break-glass grant awaiting acknowledgement stays: the acknowledgement
+                    // writes it again, and that commit queues it anew.
+                    if self.grants.get(&id).is_some_and(|g| g.state.is_ended()) && !self.unacknowledged.contains(&id) {
+                        self.grants.remove(&id);
+                    }
+                }
+                Closed::Request(id) => {
+                    let Some(r) = self.requests.get(&id) else { continue };
+                    let live_grant = self
+                        .live_by_principal
+                        .get(&r.principal)
+                        .into_iter()
+                        .flatten()
+                        .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
+                    if r.state.is_closed() && !live_grant {
+                        self.requests.remove(&id);
+                    }
+                }
+            }
         }
     }
 
