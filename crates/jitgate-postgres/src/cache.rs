@@ -70,6 +70,11 @@ pub(crate) struct GrantCache {
     /// it is not, changes made elsewhere may be missed: the cache answers nothing, and
     /// `authorize` reads the database, until the feed is back and has resynchronised.
     feed_up: std::sync::atomic::AtomicBool,
+    /// Set when the catch-up after one of this replica's own commits failed: the feed then
+    /// catches up on this replica's own notifications too, until one succeeds.
+    own_catch_up_failed: std::sync::atomic::AtomicBool,
+    /// Successful catch-ups, for [`PgStore::grant_cache_catch_ups`](crate::PgStore::grant_cache_catch_ups).
+    catch_ups: std::sync::atomic::AtomicU64,
 }
 
 fn decode(body: serde_json::Value) -> Result<Grant, sqlx::Error> {
@@ -88,7 +93,18 @@ impl GrantCache {
             sync: tokio::sync::Mutex::new(()),
             staleness_bound,
             feed_up: std::sync::atomic::AtomicBool::new(false),
+            own_catch_up_failed: std::sync::atomic::AtomicBool::new(false),
+            catch_ups: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The catch-up after one of this replica's commits failed: the index may miss that
+    /// commit, so it is not trusted (`authorize` reads the database) until the next catch-up,
+    /// and the feed does not skip this replica's notifications until then.
+    pub(crate) fn own_catch_up_failed(&self) {
+        self.own_catch_up_failed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.write().synced_at = None;
     }
 
     /// The feed is down: distrust the cache until [`feed_back`](Self::feed_back).
@@ -161,7 +177,13 @@ impl GrantCache {
             }
         }
         index.synced_at = Some(Instant::now());
+        self.catch_ups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// How many catch-ups have succeeded.
+    pub(crate) fn catch_ups(&self) -> u64 {
+        self.catch_ups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Rebuilds the cache from the live grants, in one snapshot.
@@ -195,6 +217,9 @@ impl GrantCache {
 pub(crate) struct Feed {
     pub(crate) pool: PgPool,
     pub(crate) channel: String,
+    /// This replica's payload on the channel: its own notifications were caught up on at
+    /// commit, so the feed skips them.
+    pub(crate) origin: String,
     pub(crate) heartbeat: Duration,
     pub(crate) resync_every: Duration,
 }
@@ -248,17 +273,27 @@ async fn follow(cache: &Weak<GrantCache>, feed: &Feed, healthy: &mut bool) -> Re
     *healthy = true;
     let mut last_resync = Instant::now();
     loop {
-        let lost = tokio::select! {
-            n = listener.try_recv() => n?.is_none(),
-            _ = tokio::time::sleep(feed.heartbeat) => false,
+        // `None`: the heartbeat; `Some(foreign)`: a notification, from another replica or not.
+        let woken = tokio::select! {
+            n = listener.try_recv() => match n? {
+                Some(n) => Some(n.payload() != feed.origin),
+                // Notifications sent while the connection was down are gone: reconnect and resync.
+                None => return Err(sqlx::Error::Protocol("change-feed listener connection lost".into())),
+            },
+            _ = tokio::time::sleep(feed.heartbeat) => None,
         };
-        if lost {
-            // Notifications sent while the connection was down are gone: reconnect and resync.
-            return Err(sqlx::Error::Protocol("change-feed listener connection lost".into()));
-        }
         // One catch-up covers every notification already buffered.
-        while listener.next_buffered().is_some() {}
+        let mut foreign = woken.unwrap_or(false);
+        while let Some(n) = listener.next_buffered() {
+            foreign |= n.payload() != feed.origin;
+        }
         let Some(c) = cache.upgrade() else { return Ok(()) };
+        let own_failed = c.own_catch_up_failed.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if woken.is_some() && !foreign && !own_failed {
+            // Only this replica's own commits, each caught up on as it committed: the database
+            // has nothing new for this index (a heartbeat still checks).
+            continue;
+        }
         if last_resync.elapsed() >= feed.resync_every {
             c.resync(&feed.pool).await?;
             last_resync = Instant::now();

@@ -42,10 +42,14 @@
 //!   `AuditLog::unsealed` and the `jitgate_audit_unsealed_*` gauges say what waits).
 //! - **Grant cache and change feed.** `live_grants` (the `authorize` hot path) answers from an
 //!   in-process index, with no database round trip. Every grant write records its transaction
-//!   id and sends `NOTIFY` in its transaction; a feed task on each replica `LISTEN`s and, on
-//!   every notification and heartbeat, reads the rows changed since its last cutoff (the oldest
-//!   running transaction), so no committed change is skipped whatever the commit order; it
-//!   rebuilds the index periodically and after reconnecting. If the index has not been
+//!   id and sends `NOTIFY` (with the replica's id) in its transaction; the committing replica
+//!   catches its index up right after the commit, and a feed task on each replica `LISTEN`s
+//!   and, on every other replica's notification and on each heartbeat, reads the rows changed
+//!   since its last cutoff (the oldest running transaction), so no committed change is skipped
+//!   whatever the commit order; it rebuilds the index periodically and after reconnecting. (A
+//!   failed catch-up after a commit distrusts the index and makes the feed follow the
+//!   replica's own notifications again.) The background sealer gathers the commits of 10 ms
+//!   into one sealing transaction. If the index has not been
 //!   confirmed fresh within the staleness bound, `live_grants` reads the database (and says so
 //!   in `tracing`) until it is.
 //! - **Sweeps and outbox on many replicas.** `due_requests`, `due_grants`, `due_reminders`

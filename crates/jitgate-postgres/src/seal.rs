@@ -202,17 +202,26 @@ pub(crate) fn report_unsealed(u: &Unsealed, now: DateTime<Utc>) {
 /// How often the background sealer counts what is left unsealed for the gauges.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
-/// Seals in the background: after local commits (notified) and every 250 ms; sets the
+/// How long the background sealer waits after a commit's wake-up before sealing.
+const COALESCE: Duration = Duration::from_millis(10);
+
+/// Seals in the background: after local commits (notified, gathering those of the next
+/// [`COALESCE`]) and every 250 ms; sets the
 /// unsealed gauges at most every second.
 pub(crate) async fn run_sealer(wake: Weak<tokio::sync::Notify>, pool: PgPool) {
     let mut gauged: Option<Instant> = None;
     loop {
         let Some(notify) = wake.upgrade() else { return };
-        tokio::select! {
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
+        let woken = tokio::select! {
+            _ = notify.notified() => true,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => false,
+        };
         drop(notify);
+        if woken {
+            // Let the commits of the next few milliseconds join this batch: one sealing
+            // transaction for many commits, not one each (reads seal what they need themselves).
+            tokio::time::sleep(COALESCE).await;
+        }
         loop {
             match seal_batch(&pool, false).await {
                 Ok(Some((_, n))) if n as i64 == BATCH => continue,

@@ -48,7 +48,7 @@ impl PgStore {
              queued AS ( \
                  INSERT INTO outbox (event_id, body, destination) SELECT * FROM UNNEST($3::text[], $4::jsonb[], $8::text[]) \
                  ON CONFLICT (event_id, destination) DO NOTHING) \
-             SELECT pg_notify($5, 'grants') WHERE $6",
+             SELECT pg_notify($5, $9) WHERE $6",
         )
         .bind(reqs)
         .bind(entries)
@@ -58,6 +58,7 @@ impl PgStore {
         .bind(changed_grants)
         .bind(digests)
         .bind(destinations)
+        .bind(&self.origin)
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
@@ -199,6 +200,8 @@ impl Store for PgStore {
                 if changed_grants {
                     // Read-your-writes on this replica; the feed covers the others.
                     if let Err(e) = self.cache.catch_up(&self.pool).await {
+                        // The feed then catches up on this commit's notification too.
+                        self.cache.own_catch_up_failed();
                         tracing::warn!(error = %jitgate_core::ErrorChain(&e), "grant cache catch-up after commit failed");
                     }
                 }

@@ -34,6 +34,8 @@ pub struct PgStore {
     options: PgStoreOptions,
     cache: Arc<GrantCache>,
     channel: String,
+    /// This replica's payload on the change feed's channel.
+    origin: String,
     sealer: Arc<tokio::sync::Notify>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -61,9 +63,11 @@ impl PgStore {
             .map_err(PgError::Connect)?;
         let cache = Arc::new(GrantCache::new(options.staleness_bound));
         let channel = format!("jitgate_grants_{}", options.schema);
+        let origin = uuid::Uuid::new_v4().simple().to_string();
         let feed = Feed {
             pool: pool.clone(),
             channel: channel.clone(),
+            origin: origin.clone(),
             heartbeat: options.heartbeat,
             resync_every: options.resync_every,
         };
@@ -75,6 +79,7 @@ impl PgStore {
             options,
             cache,
             channel,
+            origin,
             sealer,
             tasks: vec![feed_task, seal_task],
         })
@@ -101,6 +106,13 @@ impl PgStore {
     /// The connection pool (its sessions use jitgate's schema).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many times this replica's grant cache has caught up with the database: after each of
+    /// its own commits that changed grants, and when another replica's commit notified it (its
+    /// own notifications are skipped: the catch-up at commit covered them). For metrics.
+    pub fn grant_cache_catch_ups(&self) -> u64 {
+        self.cache.catch_ups()
     }
 
     /// Whether this replica's grant cache is confirmed fresh (caught up within the staleness

@@ -1,0 +1,67 @@
+//! The change feed skips a replica's own notifications (each of its commits caught up at once)
+//! and follows every other replica's.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use jitgate_core::*;
+use jitgate_testkit::fixtures::{self, ask, lee, restart, sam};
+
+fn gate(store: Arc<jitgate_postgres::PgStore>) -> Gate {
+    Gate::builder()
+        .policy(Arc::new(fixtures::policy()))
+        .destination(fixtures::security_alerts())
+        .store(store)
+        .clock(Arc::new(ManualClock::default()))
+        .notifier(Arc::new(MemoryNotifier::new()))
+        .background_delivery(false)
+        .build()
+        .expect("a gate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_catches_up_once_per_own_commit_and_on_every_other_replicas() {
+    // No heartbeat within the test: every catch-up counted comes from a commit.
+    let quiet = |o: jitgate_postgres::PgStoreOptions| o.heartbeat(StdDuration::from_secs(600));
+    let Some(a) = common::store_with(quiet).await else {
+        return;
+    };
+    let a = Arc::new(a);
+    let b = Arc::new(common::replica(&a).await);
+    let (ga, gb) = (gate(a.clone()), gate(b.clone()));
+    // Both feeds listening and caught up.
+    for store in [&a, &b] {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(5);
+        while !store.grant_cache_fresh() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+        assert!(store.grant_cache_fresh());
+    }
+    let (a0, b0) = (a.grant_cache_catch_ups(), b.grant_cache_catch_ups());
+    for db in ["one", "two", "three"] {
+        let RequestOutcome::Pending(r) = ga.request(ask(restart(db), 30)).await.unwrap() else {
+            panic!("pending")
+        };
+        let grant = ga.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
+        assert!(
+            ga.authorize(&restart(db), &sam()).await.is_allowed(),
+            "read-your-writes on A"
+        );
+        ga.revoke(grant.id, &lee(), None).await.unwrap();
+        assert!(
+            !ga.authorize(&restart(db), &sam()).await.is_allowed(),
+            "read-your-writes on A"
+        );
+    }
+    // Let the notifications arrive on both feeds.
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert_eq!(
+        a.grant_cache_catch_ups() - a0,
+        6,
+        "A caught up after each of its 6 grant commits, and not again for its own notifications"
+    );
+    assert!(b.grant_cache_catch_ups() > b0, "B follows A's notifications");
+    assert!(!gb.authorize(&restart("three"), &sam()).await.is_allowed());
+}
