@@ -10,10 +10,10 @@ use jitgate_core::{AttrValue, Attributes, EntityRef, PolicyError};
 /// How many distinct entity type names [`TypeNames`] keeps parsed.
 pub(crate) const MAX_CACHED_TYPE_NAMES: usize = 1_024;
 
-/// How many converted contexts [`TypeNames`] keeps, and the largest it keeps (in bytes of
-/// names and strings).
+/// How many converted contexts [`TypeNames`] keeps, and the largest it keeps (as
+/// [`context_bytes`] estimates it).
 pub(crate) const MAX_CACHED_CONTEXTS: usize = 4_096;
-const MAX_CACHED_CONTEXT_BYTES: usize = 1_024;
+const MAX_CACHED_CONTEXT_BYTES: usize = 2_048;
 
 /// Parses entity type names once and keeps them (up to [`MAX_CACHED_TYPE_NAMES`]), and keeps
 /// the Cedar form of recent small contexts: building an extension value (`ip("…")`) costs a
@@ -25,16 +25,17 @@ pub(crate) struct TypeNames(
     std::sync::Mutex<HashMap<Attributes, Context>>,
 );
 
-/// Whether `attrs` is small enough to keep converted.
-fn small(attrs: &Attributes) -> bool {
+/// An estimate of a context's size in memory: its names and strings, and a fixed overhead per
+/// name and value (computed without recursion).
+pub(crate) fn context_bytes(context: &Attributes) -> usize {
     let mut bytes = 0;
     let mut stack: Vec<&AttrValue> = Vec::new();
-    for (k, v) in attrs {
-        bytes += k.len();
-        stack.push(v);
+    for (name, value) in context {
+        bytes += name.len() + 32;
+        stack.push(value);
     }
     while let Some(v) = stack.pop() {
-        bytes += 8;
+        bytes += 32;
         match v {
             AttrValue::Bool(_) | AttrValue::Long(_) => {}
             AttrValue::String(s)
@@ -45,17 +46,14 @@ fn small(attrs: &Attributes) -> bool {
             AttrValue::Entity(e) => bytes += e.type_name.len() + e.id.len(),
             AttrValue::Set(items) => stack.extend(items),
             AttrValue::Record(fields) => {
-                for (k, v) in fields {
-                    bytes += k.len();
+                for (name, v) in fields {
+                    bytes += name.len() + 32;
                     stack.push(v);
                 }
             }
         }
-        if bytes > MAX_CACHED_CONTEXT_BYTES {
-            return false;
-        }
     }
-    true
+    bytes
 }
 
 impl TypeNames {
@@ -111,7 +109,7 @@ impl TypeNames {
         if attrs.is_empty() {
             return Ok(Context::empty());
         }
-        let keep = small(attrs);
+        let keep = context_bytes(attrs) <= MAX_CACHED_CONTEXT_BYTES;
         if keep {
             if let Some(c) = self.1.lock().unwrap_or_else(|p| p.into_inner()).get(attrs) {
                 return Ok(c.clone());

@@ -3,7 +3,7 @@
 
 use std::num::NonZeroUsize;
 
-use jitgate_core::{AttrValue, PolicyDecision};
+use jitgate_core::PolicyDecision;
 
 use crate::entities::DecisionKey;
 
@@ -73,30 +73,7 @@ fn size_of_entry((principal, scope, context): &DecisionKey, decision: &PolicyDec
         + scope.action.id.len()
         + scope.resource.type_name.len()
         + scope.resource.id.len();
-    let mut stack: Vec<&AttrValue> = Vec::new();
-    for (name, value) in context {
-        bytes += name.len() + 32;
-        stack.push(value);
-    }
-    while let Some(v) = stack.pop() {
-        bytes += 32;
-        match v {
-            AttrValue::String(s)
-            | AttrValue::Ip(s)
-            | AttrValue::Decimal(s)
-            | AttrValue::Datetime(s)
-            | AttrValue::Duration(s) => bytes += s.len(),
-            AttrValue::Entity(e) => bytes += e.type_name.len() + e.id.len(),
-            AttrValue::Set(items) => stack.extend(items),
-            AttrValue::Record(fields) => {
-                for (name, v) in fields {
-                    bytes += name.len() + 32;
-                    stack.push(v);
-                }
-            }
-            _ => {}
-        }
-    }
+    bytes += crate::convert::context_bytes(context);
     bytes
         + match decision {
             PolicyDecision::Standing { policy_ids } | PolicyDecision::Forbidden { policy_ids } => {
