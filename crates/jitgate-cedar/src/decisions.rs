@@ -19,7 +19,8 @@ pub const DEFAULT_DECISION_CACHE_BYTES: usize = 32 << 20;
 
 /// Decisions, least recently used evicted first once either bound is reached.
 pub(crate) struct DecisionCache {
-    lru: lru::LruCache<DecisionKey, (PolicyDecision, usize)>,
+    // foldhash (seeded per process): the key's strings are hashed on every call.
+    lru: lru::LruCache<DecisionKey, (PolicyDecision, usize), foldhash::fast::RandomState>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -27,7 +28,7 @@ pub(crate) struct DecisionCache {
 impl DecisionCache {
     pub(crate) fn new(limits: DecisionLimits) -> Self {
         Self {
-            lru: lru::LruCache::new(limits.entries),
+            lru: lru::LruCache::with_hasher(limits.entries, foldhash::fast::RandomState::default()),
             bytes: 0,
             max_bytes: limits.bytes,
         }
