@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod replicas;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
