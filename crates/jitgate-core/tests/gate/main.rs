@@ -13,6 +13,7 @@ mod recording;
 mod request;
 mod retention;
 mod review;
+mod sinks;
 mod streaming;
 mod sweep;
 
