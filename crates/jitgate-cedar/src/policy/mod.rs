@@ -142,6 +142,33 @@ impl CedarPolicy {
     }
 }
 
+impl CedarPolicy {
+    /// Whether `actor` may end a grant (`Jit::Grant::"<id>"`) held by `holder` on `scope`: its
+    /// holder always may; anyone else needs a `Jit::Action::"revoke"` permit.
+    fn may_end(
+        &self,
+        actor: &EntityRef,
+        id: String,
+        (holder, scope, break_glass): (&EntityRef, &jitgate_core::Scope, bool),
+    ) -> Result<bool, PolicyError> {
+        if actor == holder {
+            return Ok(true);
+        }
+        let (response, _) = self.ask_about_jit_entity(
+            &self.types.uid(actor)?,
+            &self.revoke_action,
+            ("Grant", id),
+            vec![
+                ("holder", RestrictedExpression::new_entity_uid(self.types.uid(holder)?)),
+                ("action", RestrictedExpression::new_string(scope.action.id.to_string())),
+                ("break_glass", RestrictedExpression::new_bool(break_glass)),
+            ],
+            (&scope.resource, holder),
+        )?;
+        Ok(response.decision() == Decision::Allow)
+    }
+}
+
 impl Policy for CedarPolicy {
     fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
         let snapshot = self.entities.current()?;
@@ -219,53 +246,21 @@ impl Policy for CedarPolicy {
     }
 
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, _request: &AccessRequest) -> Result<bool, PolicyError> {
-        if *actor == grant.principal {
-            return Ok(true);
-        }
-        let (response, _) = self.ask_about_jit_entity(
-            &self.types.uid(actor)?,
-            &self.revoke_action,
-            ("Grant", grant.id.0.to_string()),
-            vec![
-                (
-                    "holder",
-                    RestrictedExpression::new_entity_uid(self.types.uid(&grant.principal)?),
-                ),
-                (
-                    "action",
-                    RestrictedExpression::new_string(grant.scope.action.id.to_string()),
-                ),
-                ("break_glass", RestrictedExpression::new_bool(grant.break_glass)),
-            ],
-            (&grant.scope.resource, &grant.principal),
-        )?;
-        Ok(response.decision() == Decision::Allow)
+        self.may_end(
+            actor,
+            grant.id.0.to_string(),
+            (&grant.principal, &grant.scope, grant.break_glass),
+        )
     }
 
     /// As for the grant the request would become: a Cedar `Jit::Action::"revoke"` decision on a
     /// `Jit::Grant` whose holder is the requester.
     fn may_withdraw(&self, actor: &EntityRef, request: &AccessRequest) -> Result<bool, PolicyError> {
-        if *actor == request.principal {
-            return Ok(true);
-        }
-        let (response, _) = self.ask_about_jit_entity(
-            &self.types.uid(actor)?,
-            &self.revoke_action,
-            ("Grant", format!("for-{}", request.id.0)),
-            vec![
-                (
-                    "holder",
-                    RestrictedExpression::new_entity_uid(self.types.uid(&request.principal)?),
-                ),
-                (
-                    "action",
-                    RestrictedExpression::new_string(request.scope().action.id.to_string()),
-                ),
-                ("break_glass", RestrictedExpression::new_bool(request.break_glass)),
-            ],
-            (&request.scope().resource, &request.principal),
-        )?;
-        Ok(response.decision() == Decision::Allow)
+        self.may_end(
+            actor,
+            format!("for-{}", request.id.0),
+            (&request.principal, request.scope(), request.break_glass),
+        )
     }
 
     /// The policy's annotations that are not jitgate's own (`@advice`, `@owner`,
