@@ -17,6 +17,27 @@ use jitgate_webhook::signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use jitgate_webhook::{verify, PayloadFormat, SignatureError, WebhookNotifier};
 use tokio::net::TcpListener;
 
+/// `verify` on what a receiver got: its headers (the id replaced by `id` when given), its body,
+/// `now`, a five-minute tolerance.
+fn verify_received(
+    key: &[u8],
+    headers: &HeaderMap,
+    id: Option<&str>,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    verify(
+        key,
+        id.unwrap_or(&h(ID_HEADER)),
+        &h(TIMESTAMP_HEADER),
+        &h(SIGNATURE_HEADER),
+        body,
+        now,
+        Duration::minutes(5),
+    )
+}
+
 const SECRET: &[u8] = b"test-secret";
 
 #[derive(Clone, Default)]
@@ -123,18 +144,7 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     assert_eq!(got.len(), 1);
     let (headers, body) = &got[0];
     let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
-    assert_eq!(
-        verify(
-            SECRET,
-            &h(ID_HEADER),
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            body,
-            Utc::now(),
-            Duration::minutes(5)
-        ),
-        Ok(())
-    );
+    assert_eq!(verify_received(SECRET, headers, None, body, Utc::now()), Ok(()));
     let json: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(json["event"]["type"], "approval_needed");
     assert_eq!(json["event"]["id"], h(ID_HEADER));
@@ -144,51 +154,19 @@ async fn a_signed_approval_needed_reaches_the_receiver_addressed_to_the_approver
     let mut tampered = body.to_vec();
     tampered[10] ^= 1;
     assert_eq!(
-        verify(
-            SECRET,
-            &h(ID_HEADER),
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            &tampered,
-            Utc::now(),
-            Duration::minutes(5)
-        ),
+        verify_received(SECRET, headers, None, &tampered, Utc::now()),
         Err(SignatureError::Mismatch)
     );
     assert_eq!(
-        verify(
-            b"other",
-            &h(ID_HEADER),
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            body,
-            Utc::now(),
-            Duration::minutes(5)
-        ),
+        verify_received(b"other", headers, None, body, Utc::now()),
         Err(SignatureError::Mismatch)
     );
     // The id is signed: the same request under a new id does not verify.
     assert_eq!(
-        verify(
-            SECRET,
-            "evt_someone_else",
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            body,
-            Utc::now(),
-            Duration::minutes(5)
-        ),
+        verify_received(SECRET, headers, Some("evt_someone_else"), body, Utc::now()),
         Err(SignatureError::Mismatch)
     );
-    let replay = verify(
-        SECRET,
-        &h(ID_HEADER),
-        &h(TIMESTAMP_HEADER),
-        &h(SIGNATURE_HEADER),
-        body,
-        Utc::now() + Duration::minutes(10),
-        Duration::minutes(5),
-    );
+    let replay = verify_received(SECRET, headers, None, body, Utc::now() + Duration::minutes(10));
     assert!(matches!(replay, Err(SignatureError::Expired { .. })));
 }
 
@@ -442,16 +420,7 @@ async fn audit_records_stream_to_a_siem_webhook_at_least_once() {
     let (headers, body) = &got[0];
     let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
     assert_eq!(h(ID_HEADER), "audit-1-4");
-    verify(
-        b"siem-secret",
-        &h(ID_HEADER),
-        &h(TIMESTAMP_HEADER),
-        &h(SIGNATURE_HEADER),
-        body,
-        Utc::now(),
-        Duration::minutes(5),
-    )
-    .expect("signed with the SIEM's secret");
+    verify_received(b"siem-secret", headers, None, body, Utc::now()).expect("signed with the SIEM's secret");
     let json: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(json["type"], "audit_records");
     let seqs: Vec<u64> = json["records"]
@@ -511,16 +480,7 @@ async fn a_redirect_is_a_failed_attempt_and_both_keys_verify_during_rotation() {
     let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
     assert_eq!(h(SIGNATURE_HEADER).split(' ').count(), 2);
     for key in [&b"new-key"[..], SECRET] {
-        verify(
-            key,
-            "evt_2",
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            &body,
-            Utc::now(),
-            Duration::minutes(5),
-        )
-        .expect("either key verifies");
+        verify_received(key, &headers, Some("evt_2"), &body, Utc::now()).expect("either key verifies");
     }
 }
 
@@ -561,17 +521,7 @@ async fn a_destination_that_is_down_never_causes_a_redelivery_to_a_healthy_one()
         "each event once, in spite of the failing destination"
     );
     for (headers, body) in healthy.got.lock().unwrap().iter() {
-        let h = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
-        verify(
-            SECRET,
-            &h(ID_HEADER),
-            &h(TIMESTAMP_HEADER),
-            &h(SIGNATURE_HEADER),
-            body,
-            Utc::now(),
-            Duration::minutes(5),
-        )
-        .expect("Standard Webhooks signature");
+        verify_received(SECRET, headers, None, body, Utc::now()).expect("Standard Webhooks signature");
     }
     assert!(down.got.lock().unwrap().is_empty());
 
