@@ -1,11 +1,13 @@
 //! [`CedarPolicy`]: jitgate's [`Policy`] on Cedar.
 //!
-//! - `builder`: loading the schema, policies and entities, validated together;
+//! - `builder`: what to load, and `build`;
+//! - `compile`: reading, parsing, linking, splitting and validating it, every error at once;
 //! - `evaluation`: Cedar calls on the sliced policy set, the decision cache, flows from `@jit`;
 //! - `request_entities`: review and revoke decisions on a small store around jitgate's own
 //!   request and grant entities.
 
 mod builder;
+mod compile;
 mod evaluation;
 mod request_entities;
 
