@@ -58,7 +58,8 @@ impl ContextReads {
 /// (a change ticket for migrations) does not make every other call a miss.
 #[derive(Debug)]
 pub(crate) struct ReadsByAction {
-    by_action: HashMap<EntityRef, ContextReads>,
+    /// Looked up on every call: foldhash (seeded per process).
+    by_action: HashMap<EntityRef, ContextReads, foldhash::fast::RandomState>,
     /// For an action the schema does not declare: what any policy reads.
     any: ContextReads,
 }
@@ -69,7 +70,7 @@ impl ReadsByAction {
         let any = ContextReads::of(set);
         let Ok(actions) = schema.action_entities() else {
             return Self {
-                by_action: HashMap::new(),
+                by_action: HashMap::default(),
                 any,
             };
         };

@@ -22,7 +22,7 @@ const MAX_CACHED_CONTEXT_BYTES: usize = 2_048;
 #[derive(Default)]
 pub(crate) struct TypeNames(
     RwLock<HashMap<Arc<str>, EntityTypeName>>,
-    std::sync::Mutex<HashMap<Attributes, Context>>,
+    std::sync::Mutex<HashMap<Attributes, Context, foldhash::fast::RandomState>>,
 );
 
 /// An estimate of a context's size in memory: its names and strings, and a fixed overhead per

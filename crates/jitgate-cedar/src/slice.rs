@@ -113,6 +113,8 @@ impl Mentions {
     }
 }
 
+type Fast = foldhash::fast::RandomState;
+
 /// Principals that no policy scope can tell apart.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Class {
@@ -131,9 +133,10 @@ const OVERFLOW_CAPACITY: usize = 10_000;
 pub struct SliceIndex {
     all: PolicySet,
     mentions: Mentions,
-    built: HashMap<(Class, EntityUid), Arc<PolicySet>>,
+    // Looked up on every uncached call: foldhash (seeded per process).
+    built: HashMap<(Class, EntityUid), Arc<PolicySet>, Fast>,
     /// Principals the snapshot did not know: computed on first use, bounded.
-    overflow: RwLock<HashMap<(Class, EntityUid), Arc<PolicySet>>>,
+    overflow: RwLock<HashMap<(Class, EntityUid), Arc<PolicySet>, Fast>>,
     distinct: usize,
 }
 
@@ -177,7 +180,7 @@ impl SliceIndex {
         }
         let actions: Vec<&EntityUid> = actions.into_iter().collect();
         let mut shared: HashMap<Vec<cedar_policy::PolicyId>, Arc<PolicySet>> = HashMap::new();
-        let mut built = HashMap::with_capacity(classes.len() * actions.len());
+        let mut built = HashMap::with_capacity_and_hasher(classes.len() * actions.len(), Fast::default());
         for (class, principal) in classes {
             for action in &actions {
                 let ids: Vec<cedar_policy::PolicyId> = all
@@ -195,7 +198,7 @@ impl SliceIndex {
             all: all.clone(),
             mentions,
             built,
-            overflow: RwLock::new(HashMap::new()),
+            overflow: RwLock::new(HashMap::default()),
             distinct: shared.len(),
         }
     }
