@@ -61,3 +61,32 @@ async fn without_a_retention_nothing_is_forgotten() {
     pending(&gate, ask(restart("b"), 30)).await;
     assert!(store.read_request(r.id).await.unwrap().is_some());
 }
+
+/// An ended break-glass grant nobody has acknowledged stays, whatever the retention: the
+/// acknowledgement is still owed. Acknowledged, it goes once the retention has passed again.
+#[tokio::test]
+async fn an_unacknowledged_break_glass_grant_stays_until_acknowledged() {
+    let store = Arc::new(MemoryStore::with_retention(Duration::hours(1)));
+    let (gate, clock, _) = gate(store.clone());
+    let RequestOutcome::Granted { grant, .. } = gate.request(ask(restart("db"), 60).break_glass()).await.unwrap()
+    else {
+        panic!("break-glass is granted at once")
+    };
+    gate.revoke(grant.id, &lee(), Some("over")).await.unwrap();
+    clock.advance(Duration::hours(2));
+    pending(&gate, ask(restart("other"), 30)).await;
+    assert!(
+        store.read_grant(grant.id).await.unwrap().is_some(),
+        "ended, past the retention, not acknowledged: kept"
+    );
+    gate.acknowledge(grant.id, &lee(), Some("justified")).await.unwrap();
+    clock.advance(Duration::minutes(30));
+    pending(&gate, ask(restart("third"), 30)).await;
+    assert!(
+        store.read_grant(grant.id).await.unwrap().is_some(),
+        "within the retention of its acknowledgement"
+    );
+    clock.advance(Duration::minutes(31));
+    pending(&gate, ask(restart("fourth"), 30)).await;
+    assert_eq!(store.read_grant(grant.id).await.unwrap(), None);
+}

@@ -84,7 +84,7 @@ impl MemoryStore {
     }
 
     /// An empty store from which closed requests (denied, cancelled, expired, or approved with
-    /// every grant ended) and ended grants (expired, revoked, exhausted; break-glass ones once
+    /// every grant ended and acknowledged where that is owed) and ended grants (expired, revoked, exhausted; break-glass ones once
     /// acknowledged) leave memory once `retention` has passed since the commit that closed
     /// them, measured on the times of later commits (the store reads no clock). Reading one
     /// afterwards finds nothing; its audit records stay in the chain (and in
@@ -280,13 +280,15 @@ impl Inner {
                 }
                 Closed::Request(id) => {
                     let Some(r) = self.requests.get(&id) else { continue };
-                    let live_grant = self
+                    // A grant of it that lives, or awaits its acknowledgement, still needs it.
+                    let held = self
                         .live_by_principal
                         .get(&r.principal)
                         .into_iter()
                         .flatten()
+                        .chain(&self.unacknowledged)
                         .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
-                    if r.state.is_closed() && !live_grant {
+                    if r.state.is_closed() && !held {
                         self.requests.remove(&id);
                     }
                 }
