@@ -116,7 +116,8 @@ async fn check(forbids: Vec<String>, requests: Vec<(usize, usize, usize)>) {
                 matches!(
                     decision,
                     Decision::Deny {
-                        reason: DenyReason::Forbidden { .. }
+                        reason: DenyReason::Forbidden { .. },
+                        ..
                     }
                 ),
                 "{decision}"

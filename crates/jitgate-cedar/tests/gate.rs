@@ -54,7 +54,8 @@ async fn the_life_cycle_runs_on_cedar_and_the_audit_names_the_policies() {
     assert_eq!(
         g.authorize(&restart_prod(), &user("sam")).await,
         Decision::Allow {
-            basis: Basis::Grant(grant.id)
+            basis: Basis::Grant(grant.id),
+            policy_version: g.policy_version()
         }
     );
     let trail = g.request_audit(r.id, &PageRequest::first(10)).await.unwrap().items;
@@ -141,7 +142,8 @@ async fn a_forbid_beats_an_active_grant() {
         Decision::Deny {
             reason: DenyReason::Forbidden {
                 policy_ids: vec!["change-freeze".into()]
-            }
+            },
+            policy_version: g2.policy_version()
         }
     );
 }
@@ -183,7 +185,8 @@ async fn leaving_the_team_ends_what_a_grant_allows_at_the_next_authorize() {
     assert_eq!(
         g.authorize(&restart_prod(), &user("sam")).await,
         Decision::Deny {
-            reason: DenyReason::NotEligible
+            reason: DenyReason::NotEligible,
+            policy_version: g.policy_version()
         }
     );
 }
@@ -213,7 +216,7 @@ async fn entities_older_than_their_maximum_age_deny() {
     clock.advance(Duration::milliseconds(80));
     let d = g.authorize(&act("read_logs", "Service", "orders"), &user("sam")).await;
     assert!(
-        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m) } if m.contains("refresh")),
+        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m), .. } if m.contains("refresh")),
         "{d:?}"
     );
     p.refresh_entities().await.unwrap();

@@ -39,6 +39,7 @@ fn entry(i: u64) -> AuditEntry {
         policy_ids: vec!["prod-db-restart".into()],
         binding: None,
         replica: None,
+        policy_version: None,
     }
 }
 

@@ -108,6 +108,7 @@ pub use model::event::{Event, EventKind};
 pub use model::flow::{BreakGlass, Flow, FlowError, Requirement};
 pub use model::grant::{Acknowledgement, EmptyWindow, Ending, Grant, GrantState, Uses, Window};
 pub use model::ids::{EventId, GrantId, RequestId};
+pub use model::policy_version::{PolicyVersion, PolicyVersionParseError};
 pub use model::request::{AccessRequest, NewRequest, RequestState, Review, Verdict};
 pub use ports::audit_log::{AuditLog, Unsealed};
 pub use ports::clock::{Clock, ManualClock, SystemClock};

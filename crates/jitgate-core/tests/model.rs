@@ -442,6 +442,7 @@ async fn run(ops: Vec<Op>) {
                 match got {
                     Decision::Allow {
                         basis: Basis::Grant(id),
+                        ..
                     } => {
                         let g = usable
                             .into_iter()

@@ -233,6 +233,7 @@ impl CedarPolicyBuilder {
             main,
             review,
             kinds,
+            version,
         } = on_loader_thread(move || compile(inputs, &limits)).await??;
         let provider = self.provider.unwrap_or_else(|| Arc::new(StaticEntities::default()));
         let slicing = Slicing::new(main.clone(), &schemas.service);
@@ -262,6 +263,7 @@ impl CedarPolicyBuilder {
         let revoke_action = internal(uid(&format!("{NAMESPACE}::Action"), "revoke"))?;
         let context_reads = crate::context_reads::ReadsByAction::of(&main, &schemas.service);
         Ok(CedarPolicy {
+            version,
             context_reads,
             principal_types: schemas.principal_types,
             schema: schemas.review,

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
+use jitgate_core::PolicyVersion;
 use miette::Diagnostic;
 
 use crate::annotations::{classify, is_jit_action_policy, mixes_jit_and_service_actions, AnnotationLimits, Kind};
@@ -68,6 +69,8 @@ pub(super) struct Compiled {
     /// The policies of jitgate's own actions.
     pub(super) review: PolicySet,
     pub(super) kinds: HashMap<cedar_policy::PolicyId, Kind>,
+    /// A digest of the texts it was compiled from.
+    pub(super) version: PolicyVersion,
 }
 
 fn sources_of(inputs: &[Input], errors: &mut Vec<CedarError>) -> Vec<Source> {
@@ -104,6 +107,12 @@ pub(super) fn compile(inputs: Inputs, limits: &AnnotationLimits) -> Result<Compi
     };
     let sources = sources_of(&inputs.policies, &mut errors);
     let link_sources = sources_of(&inputs.links, &mut errors);
+    let version = version_of(
+        schema_text.as_deref(),
+        &sources,
+        &link_sources,
+        inputs.principal_types.as_deref(),
+    );
     let schemas = schema_text.and_then(|text| {
         schema::load(&text, inputs.principal_types.as_deref())
             .map_err(|e| errors.push(e))
@@ -159,7 +168,29 @@ pub(super) fn compile(inputs: Inputs, limits: &AnnotationLimits) -> Result<Compi
         main,
         review,
         kinds,
+        version,
     })
+}
+
+/// The version of a set loaded from these texts: the schema, each policy file's text in load
+/// order, each link file's, and the principal types if given. File names are left out, so the
+/// same files give the same version wherever they are checked out.
+fn version_of(
+    schema: Option<&str>,
+    policies: &[Source],
+    links: &[Source],
+    principal_types: Option<&[String]>,
+) -> PolicyVersion {
+    let types = principal_types.map(|t| t.join("\n"));
+    let parts = std::iter::once(&b"jitgate-cedar policy set 1"[..])
+        .chain(std::iter::once(schema.unwrap_or_default().as_bytes()))
+        .chain(std::iter::once(&b"policies"[..]))
+        .chain(policies.iter().map(|s| s.text.as_bytes()))
+        .chain(std::iter::once(&b"links"[..]))
+        .chain(links.iter().map(|s| s.text.as_bytes()))
+        .chain(std::iter::once(&b"principal types"[..]))
+        .chain(types.as_deref().map(str::as_bytes));
+    PolicyVersion::digest(parts)
 }
 
 /// Splits `all` into the service's policies (with their templates and links) and the policies

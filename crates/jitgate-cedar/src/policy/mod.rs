@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cedar_policy::{Authorizer, Decision, EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema};
-use jitgate_core::{AccessRequest, Action, EntityRef, Grant, Policy, PolicyDecision, PolicyError, ReviewerStanding};
+use jitgate_core::{
+    AccessRequest, Action, EntityRef, Grant, Policy, PolicyDecision, PolicyError, PolicyVersion, ReviewerStanding,
+};
 
 use crate::annotations::Kind;
 use crate::convert::TypeNames;
@@ -56,6 +58,8 @@ pub struct CedarPolicy {
     context_reads: crate::context_reads::ReadsByAction,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// A digest of the schema, policies and links it was built from.
+    version: PolicyVersion,
 }
 
 /// Hit and miss counts of the decision cache.
@@ -172,6 +176,10 @@ impl CedarPolicy {
 }
 
 impl Policy for CedarPolicy {
+    fn version(&self) -> Option<PolicyVersion> {
+        Some(self.version)
+    }
+
     fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
         let snapshot = self.entities.current()?;
         // Only the context attributes the action's policies read can change the decision: the

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::entity::{EntityRef, Scope};
 use crate::model::ids::{GrantId, RequestId};
+use crate::model::policy_version::PolicyVersion;
 
 /// What an audit record records.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
@@ -95,6 +96,11 @@ pub struct AuditEntry {
     /// For a use: the gate replica that allowed it ([`GateBuilder::replica`](crate::GateBuilder::replica)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+    /// The version of the policy set the step was decided under ([`PolicyVersion`]); absent
+    /// from steps no policy decided (sweeps, delivery) and from records written before policy
+    /// sets had versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<PolicyVersion>,
 }
 
 /// The record format this version of jitgate writes (see [`AuditRecord::v`]).

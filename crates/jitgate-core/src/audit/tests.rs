@@ -19,6 +19,7 @@ fn entry(n: i64) -> AuditEntry {
         policy_ids: vec!["p1".into()],
         binding: None,
         replica: None,
+        policy_version: None,
     }
 }
 

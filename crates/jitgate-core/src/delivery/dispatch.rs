@@ -315,6 +315,7 @@ impl Dispatcher {
                 policy_ids: Vec::new(),
                 binding: None,
                 replica: None,
+                policy_version: None,
             };
             outbox.park(entry.seq, attempts, &error, audit).await?;
             report.dead += 1;

@@ -3,7 +3,8 @@
 use super::{Basis, Decision, DenyReason, Explanation, Gate};
 use crate::audit::AuditAction;
 use crate::machine;
-use crate::ports::policy::PolicyDecision;
+use crate::model::policy_version::PolicyVersion;
+use crate::ports::policy::{PolicyDecision, PolicyError};
 
 use crate::gate::error::Error;
 use crate::model::entity::{Action, EntityRef};
@@ -23,12 +24,18 @@ impl Gate {
     ///   after its expiry, whether or not [`Gate::sweep`] has run.
     /// - Any policy or store error denies (fail closed) and is logged.
     pub async fn authorize(&self, action: &Action, principal: &EntityRef) -> Decision {
-        self.decide(action, principal, true).await.0
+        let evaluate = || {
+            let in_force = self.policy.load();
+            (in_force.policy.evaluate(principal, action), in_force.version)
+        };
+        self.decide(action, principal, true, evaluate).await.0
     }
 
     /// Why `authorize` would answer what it answers, without consuming any grant use.
     pub async fn explain(&self, action: &Action, principal: &EntityRef) -> Explanation {
-        let (decision, policy, grants) = self.decide(action, principal, false).await;
+        let in_force = self.policy.load_full();
+        let evaluate = || (in_force.policy.evaluate(principal, action), in_force.version);
+        let (decision, policy, grants) = self.decide(action, principal, false, evaluate).await;
         let policy = policy.unwrap_or(PolicyDecision::NotEligible);
         let ids: &[String] = match &policy {
             PolicyDecision::Standing { policy_ids } | PolicyDecision::Forbidden { policy_ids } => policy_ids,
@@ -37,10 +44,11 @@ impl Gate {
         };
         let metadata = ids
             .iter()
-            .map(|id| (id.clone(), self.policy.metadata(id).into_iter().collect()))
+            .map(|id| (id.clone(), in_force.policy.metadata(id).into_iter().collect()))
             .filter(|(_, pairs): &(String, std::collections::BTreeMap<_, _>)| !pairs.is_empty())
             .collect();
         Explanation {
+            policy_version: decision.policy_version(),
             decision,
             policy,
             grants,
@@ -48,55 +56,45 @@ impl Gate {
         }
     }
 
+    /// The decision, what the policy said (`None` if it was not asked or failed) and the
+    /// grants considered. `evaluate` asks the policy in force and names its version.
     async fn decide(
         &self,
         action: &Action,
         principal: &EntityRef,
         consume: bool,
+        evaluate: impl FnOnce() -> (Result<PolicyDecision, PolicyError>, Option<PolicyVersion>),
     ) -> (Decision, Option<PolicyDecision>, Vec<Grant>) {
         if let Err(e) = self.limits.authorize_input(principal, action) {
             tracing::warn!(error = %e, "input over a limit; denying");
-            return (
-                Decision::Deny {
-                    reason: DenyReason::OverLimit(e),
-                },
-                None,
-                Vec::new(),
-            );
+            return (Decision::deny(DenyReason::OverLimit(e), None), None, Vec::new());
         }
-        let policy = match self.policy.evaluate(principal, action) {
+        let (evaluated, version) = evaluate();
+        let policy = match evaluated {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(&e), "policy failed; denying");
-                return (
-                    Decision::Deny {
-                        reason: DenyReason::PolicyError(ErrorChain(&e).to_string()),
-                    },
-                    None,
-                    Vec::new(),
-                );
+                let reason = DenyReason::PolicyError(ErrorChain(&e).to_string());
+                return (Decision::deny(reason, version), None, Vec::new());
             }
         };
         let flow = match &policy {
             PolicyDecision::Forbidden { policy_ids } => {
-                return (
-                    Decision::Deny {
-                        reason: DenyReason::Forbidden {
-                            policy_ids: policy_ids.clone(),
-                        },
-                    },
-                    Some(policy),
-                    Vec::new(),
-                );
+                let reason = DenyReason::Forbidden {
+                    policy_ids: policy_ids.clone(),
+                };
+                return (Decision::deny(reason, version), Some(policy), Vec::new());
             }
             PolicyDecision::Standing { .. } => {
-                return (Decision::Allow { basis: Basis::Standing }, Some(policy), Vec::new())
+                let allow = Decision::Allow {
+                    basis: Basis::Standing,
+                    policy_version: version,
+                };
+                return (allow, Some(policy), Vec::new());
             }
             PolicyDecision::NotEligible => {
                 return (
-                    Decision::Deny {
-                        reason: DenyReason::NotEligible,
-                    },
+                    Decision::deny(DenyReason::NotEligible, version),
                     Some(policy),
                     Vec::new(),
                 )
@@ -110,19 +108,27 @@ impl Gate {
         );
         let grants = match read.await {
             Ok(Ok(g)) => g,
-            Ok(Err(e)) => return (store_denial(principal, action, &e), Some(policy), Vec::new()),
+            Ok(Err(e)) => return (store_denial(principal, action, &e, version), Some(policy), Vec::new()),
             Err(elapsed) => {
                 let timeout = StoreError::timeout("live_grants", elapsed);
-                return (store_denial(principal, action, &timeout), Some(policy), Vec::new());
+                return (
+                    store_denial(principal, action, &timeout, version),
+                    Some(policy),
+                    Vec::new(),
+                );
             }
         };
-        let decision = match self.use_grant(action, &grants, consume).await {
+        let decision = match self.use_grant(action, &grants, consume, version).await {
             Ok(Some(id)) => Decision::Allow {
                 basis: Basis::Grant(id),
+                policy_version: version,
             },
-            Ok(None) => Decision::NeedsApproval { flow },
-            Err(Error::Store(e)) => store_denial(principal, action, &e),
-            Err(e) => failure_denial(principal, action, &e),
+            Ok(None) => Decision::NeedsApproval {
+                flow,
+                policy_version: version,
+            },
+            Err(Error::Store(e)) => store_denial(principal, action, &e, version),
+            Err(e) => failure_denial(principal, action, &e, version),
         };
         (decision, Some(policy), grants)
     }
@@ -131,11 +137,17 @@ impl Gate {
     /// recorded as the gate's [`UseRecording`](super::UseRecording) says); a use-limited one
     /// has a use consumed, and recorded, through [`Gate::transact`] (read again after a
     /// conflict).
-    async fn use_grant(&self, action: &Action, grants: &[Grant], consume: bool) -> Result<Option<GrantId>, Error> {
+    async fn use_grant(
+        &self,
+        action: &Action,
+        grants: &[Grant],
+        consume: bool,
+        version: Option<PolicyVersion>,
+    ) -> Result<Option<GrantId>, Error> {
         let now = self.clock.now();
         if let Some(g) = grants.iter().find(|g| g.uses.is_none() && g.allows(now, action)) {
             if consume {
-                self.record_use(g, action, now).await?;
+                self.record_use(g, action, now, version).await?;
             }
             return Ok(Some(g.id));
         }
@@ -154,7 +166,7 @@ impl Gate {
                             .await?
                             .ok_or(Error::GrantNotFound(g.id))?
                     };
-                    let mut used = machine::use_grant(&current, at.now)?;
+                    let mut used = machine::use_grant(&current, at.now)?.under(version);
                     for entry in used
                         .commit
                         .audit
@@ -178,22 +190,26 @@ impl Gate {
 }
 
 /// A store error denies; a store that did not answer in time says so in the reason.
-fn store_denial(principal: &EntityRef, action: &Action, e: &StoreError) -> Decision {
+fn store_denial(principal: &EntityRef, action: &Action, e: &StoreError, version: Option<PolicyVersion>) -> Decision {
     match e {
-        StoreError::Timeout { operation, after } => Decision::Deny {
-            reason: DenyReason::Timeout {
+        StoreError::Timeout { operation, after } => Decision::deny(
+            DenyReason::Timeout {
                 operation,
                 after: *after,
             },
-        },
-        other => failure_denial(principal, action, other),
+            version,
+        ),
+        other => failure_denial(principal, action, other, version),
     }
 }
 
 /// Any other failure on the way to a decision denies (fail closed), and is logged.
-fn failure_denial(principal: &EntityRef, action: &Action, e: &dyn std::error::Error) -> Decision {
+fn failure_denial(
+    principal: &EntityRef,
+    action: &Action,
+    e: &dyn std::error::Error,
+    version: Option<PolicyVersion>,
+) -> Decision {
     tracing::error!(%principal, scope = %action.scope, error = %ErrorChain(e), "store failed; denying");
-    Decision::Deny {
-        reason: DenyReason::StoreError(ErrorChain(e).to_string()),
-    }
+    Decision::deny(DenyReason::StoreError(ErrorChain(e).to_string()), version)
 }

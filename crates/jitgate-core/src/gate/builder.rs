@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::policies::PolicySlot;
 use super::recording::{self, UseRecording};
 use super::{Gate, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE};
 use crate::delivery::destination::Destination;
@@ -55,6 +56,14 @@ impl std::fmt::Display for BuildError {
 }
 
 impl BuildError {
+    /// An error naming `problems` (nothing missing).
+    pub(crate) fn with_problems(problems: Vec<String>) -> Self {
+        Self {
+            missing: Vec::new(),
+            problems,
+        }
+    }
+
     /// The missing parts.
     pub fn missing(&self) -> &[GatePart] {
         &self.missing
@@ -226,26 +235,17 @@ impl GateBuilder {
         }
         let dispatch = self.dispatch.unwrap_or_default();
         let mut problems = destination_problems(&destinations);
-        let break_glass = policy.break_glass_policies();
         // (A store without an outbox notifies nobody at all, which the build logs above.)
         let notifies = store.outbox().is_some();
-        if notifies && !break_glass.is_empty() && !takes_break_glass_alerts(&destinations, &dispatch.routing) {
-            problems.push(format!(
-                "the policy allows break-glass ({}) but no destination takes its alerts: add a destination \
-                 subscribing to `break_glass_used` (Destination::kinds), or name a security audience \
-                 (Routing::with_security) for a destination that takes every event",
-                break_glass.join(", ")
-            ));
-        }
+        let alerted = !notifies || takes_break_glass_alerts(&destinations, &dispatch.routing);
+        let policy = PolicySlot::new(policy, alerted).map_err(|problem| problems.push(problem));
         if destinations.is_empty() {
             destinations.push(Destination::new("default", Arc::new(NullNotifier)));
         }
-        if !problems.is_empty() {
-            return Err(BuildError {
-                missing: Vec::new(),
-                problems,
-            });
-        }
+        let policy = match policy {
+            Ok(policy) if problems.is_empty() => policy,
+            _ => return Err(BuildError::with_problems(problems)),
+        };
         for capability in Capability::ALL {
             if !capability.of(store.as_ref()) {
                 tracing::warn!(
@@ -273,7 +273,7 @@ impl GateBuilder {
         }
         Ok(Gate {
             _alive: alive,
-            policy,
+            policy: Arc::new(policy),
             store,
             clock,
             dispatcher,

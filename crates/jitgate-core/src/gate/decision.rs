@@ -8,6 +8,7 @@ use crate::gate::limits::LimitError;
 use crate::model::flow::Flow;
 use crate::model::grant::Grant;
 use crate::model::ids::GrantId;
+use crate::model::policy_version::PolicyVersion;
 use crate::model::request::AccessRequest;
 use crate::ports::policy::PolicyDecision;
 
@@ -65,7 +66,9 @@ impl fmt::Display for DenyReason {
     }
 }
 
-/// The answer of [`Gate::authorize`](crate::gate::Gate::authorize).
+/// The answer of [`Gate::authorize`](crate::gate::Gate::authorize). Each names the version
+/// of the policy set it was made under ([`Policy::version`](crate::Policy::version); `None`
+/// when the policy has none, or when no policy was consulted, as for input over a limit).
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Decision {
@@ -73,16 +76,22 @@ pub enum Decision {
     Allow {
         /// Standing permission, or the grant that allows it.
         basis: Basis,
+        /// The policy set it was decided under.
+        policy_version: Option<PolicyVersion>,
     },
     /// Not now; ask through this flow.
     NeedsApproval {
         /// The approval flow a request would go through.
         flow: Arc<Flow>,
+        /// The policy set it was decided under.
+        policy_version: Option<PolicyVersion>,
     },
     /// No.
     Deny {
         /// Why.
         reason: DenyReason,
+        /// The policy set it was decided under.
+        policy_version: Option<PolicyVersion>,
     },
 }
 
@@ -91,17 +100,34 @@ impl Decision {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allow { .. })
     }
+
+    /// The version of the policy set this decision was made under.
+    pub fn policy_version(&self) -> Option<PolicyVersion> {
+        match self {
+            Decision::Allow { policy_version, .. }
+            | Decision::NeedsApproval { policy_version, .. }
+            | Decision::Deny { policy_version, .. } => *policy_version,
+        }
+    }
+
+    /// A denial for `reason` under `policy_version`.
+    pub(crate) fn deny(reason: DenyReason, policy_version: Option<PolicyVersion>) -> Self {
+        Decision::Deny { reason, policy_version }
+    }
 }
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Decision::Allow { basis: Basis::Standing } => f.write_str("Allow (standing permission)"),
+            Decision::Allow {
+                basis: Basis::Standing, ..
+            } => f.write_str("Allow (standing permission)"),
             Decision::Allow {
                 basis: Basis::Grant(id),
+                ..
             } => write!(f, "Allow (grant {id})"),
-            Decision::NeedsApproval { flow } => write!(f, "NeedsApproval ({flow})"),
-            Decision::Deny { reason } => write!(f, "Deny ({reason})"),
+            Decision::NeedsApproval { flow, .. } => write!(f, "NeedsApproval ({flow})"),
+            Decision::Deny { reason, .. } => write!(f, "Deny ({reason})"),
         }
     }
 }
@@ -157,6 +183,8 @@ pub struct Explanation {
     pub decision: Decision,
     /// What the policy said.
     pub policy: PolicyDecision,
+    /// The version of the policy set that said it (as in [`Decision::policy_version`]).
+    pub policy_version: Option<PolicyVersion>,
     /// The principal's live grants for this scope.
     pub grants: Vec<Grant>,
     /// The authors' metadata ([`Policy::metadata`](crate::Policy::metadata)) of each policy
@@ -167,6 +195,9 @@ pub struct Explanation {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "decision: {}", self.decision)?;
+        if let Some(v) = self.policy_version {
+            writeln!(f, "policy set: {v}")?;
+        }
         match &self.policy {
             PolicyDecision::Standing { policy_ids } => {
                 writeln!(f, "policy: standing permission from {}", policy_ids.join(", "))?

@@ -12,10 +12,14 @@ use crate::model::entity::EntityRef;
 use crate::model::flow::Flow;
 use crate::model::grant::{Grant, GrantState};
 use crate::model::ids::{GrantId, RequestId};
+use crate::model::policy_version::PolicyVersion;
 use crate::model::request::{AccessRequest, NewRequest, Verdict};
 use crate::ports::listings::PageRequest;
 use crate::ports::policy::PolicyDecision;
 use crate::ports::store::{Capability, Store, StoreError, Subject};
+
+/// A value with the version of the policy set that gave it.
+type Versioned<T> = (T, Option<PolicyVersion>);
 
 impl Gate {
     /// Asks for an action.
@@ -39,7 +43,7 @@ impl Gate {
 
     async fn request_within_limits(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
         self.ensure_principal(&ask.principal)?;
-        let Some(flow) = self.eligible_flow(&ask.principal, &ask.action)? else {
+        let Some((flow, version)) = self.eligible_flow(&ask.principal, &ask.action)? else {
             return Ok(RequestOutcome::NotNeeded);
         };
         let now = self.clock.now();
@@ -49,18 +53,19 @@ impl Gate {
         if let Some(g) = grants.into_iter().find(|g| g.allows(now, &ask.action)) {
             return Ok(RequestOutcome::AlreadyCovered(g));
         }
-        self.open(ask, &flow, None).await
+        self.open(ask, &flow, None, version).await
     }
 
-    /// The flow through which `principal` may ask for `action`; `None` under standing
-    /// permission.
+    /// The flow through which `principal` may ask for `action`, with the version of the policy
+    /// set that names it; `None` under standing permission.
     fn eligible_flow(
         &self,
         principal: &EntityRef,
         action: &crate::model::entity::Action,
-    ) -> Result<Option<Arc<Flow>>, Error> {
-        match self.policy.evaluate(principal, action)? {
-            PolicyDecision::Eligible { flow } => Ok(Some(flow)),
+    ) -> Result<Option<Versioned<Arc<Flow>>>, Error> {
+        let in_force = self.policy.load();
+        match in_force.policy.evaluate(principal, action)? {
+            PolicyDecision::Eligible { flow } => Ok(Some((flow, in_force.version))),
             PolicyDecision::Standing { .. } => Ok(None),
             PolicyDecision::Forbidden { policy_ids } => Err(Error::Forbidden {
                 principal: principal.clone(),
@@ -74,7 +79,13 @@ impl Gate {
         }
     }
 
-    async fn open(&self, ask: NewRequest, flow: &Flow, extends: Option<GrantId>) -> Result<RequestOutcome, Error> {
+    async fn open(
+        &self,
+        ask: NewRequest,
+        flow: &Flow,
+        extends: Option<GrantId>,
+        version: Option<PolicyVersion>,
+    ) -> Result<RequestOutcome, Error> {
         if let Some(existing) = self
             .call(
                 "pending_request",
@@ -113,7 +124,7 @@ impl Gate {
         let opened = self
             .transact(Subject::Request(id), |at| {
                 let ask = ask.clone();
-                async move { Ok(machine::open(id, GrantId::new_random(), ask, flow, extends, at.now)?) }
+                async move { Ok(machine::open(id, GrantId::new_random(), ask, flow, extends, at.now)?.under(version)) }
             })
             .await;
         match opened {
@@ -169,7 +180,8 @@ impl Gate {
             self.ensure_principal(reviewer)?;
             self.transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
-                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let in_force = self.policy.load_full();
+                let standing = in_force.policy.reviewer_standing(reviewer, &req)?;
                 let comment = comment.map(str::to_owned);
                 Ok(machine::review(
                     &req,
@@ -179,7 +191,8 @@ impl Gate {
                     &standing,
                     GrantId::new_random(),
                     at.now,
-                )?)
+                )?
+                .under(in_force.version))
             })
             .await
         }
@@ -221,13 +234,14 @@ impl Gate {
             .transact(Subject::Grant(id), |at| async move {
                 let grant = self.read_grant(id).await?;
                 let req = self.read_request(grant.request_id).await?;
-                if !self.policy.may_revoke(actor, &grant, &req)? {
+                let in_force = self.policy.load_full();
+                if !in_force.policy.may_revoke(actor, &grant, &req)? {
                     return Err(Error::NotPermittedToRevoke {
                         actor: actor.clone(),
                         grant: id,
                     });
                 }
-                Ok(machine::revoke(&grant, actor, reason.map(str::to_owned), at.now)?)
+                Ok(machine::revoke(&grant, actor, reason.map(str::to_owned), at.now)?.under(in_force.version))
             })
             .await;
         self.audited("revoke", actor, Attempted::Grant(id), result).await
@@ -292,13 +306,14 @@ impl Gate {
         let result = self
             .transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
-                if !self.policy.may_withdraw(actor, &req)? {
+                let in_force = self.policy.load_full();
+                if !in_force.policy.may_withdraw(actor, &req)? {
                     return Err(Error::NotPermittedToWithdraw {
                         actor: actor.clone(),
                         request: id,
                     });
                 }
-                Ok(machine::withdraw(&req, actor, reason.map(str::to_owned), at.now)?)
+                Ok(machine::withdraw(&req, actor, reason.map(str::to_owned), at.now)?.under(in_force.version))
             })
             .await;
         self.audited("revoke_all", actor, Attempted::Request(id), result).await
@@ -346,10 +361,10 @@ impl Gate {
         let original = self.read_request(grant.request_id).await?;
         let mut ask = NewRequest::new(actor.clone(), original.action.clone(), duration);
         ask.justification = justification.map(str::to_owned);
-        let Some(flow) = self.eligible_flow(actor, &original.action)? else {
+        let Some((flow, version)) = self.eligible_flow(actor, &original.action)? else {
             return Ok(RequestOutcome::NotNeeded);
         };
-        self.open(ask, &flow, Some(id)).await
+        self.open(ask, &flow, Some(id), version).await
     }
 
     /// Records the after-the-fact review of a break-glass grant by an eligible reviewer
@@ -367,11 +382,10 @@ impl Gate {
             self.transact(Subject::Grant(id), |at| async move {
                 let grant = self.read_grant(id).await?;
                 let req = self.read_request(grant.request_id).await?;
-                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let in_force = self.policy.load_full();
+                let standing = in_force.policy.reviewer_standing(reviewer, &req)?;
                 let comment = comment.map(str::to_owned);
-                Ok(machine::acknowledge(
-                    &grant, &req, reviewer, &standing, comment, at.now,
-                )?)
+                Ok(machine::acknowledge(&grant, &req, reviewer, &standing, comment, at.now)?.under(in_force.version))
             })
             .await
         }
@@ -382,7 +396,7 @@ impl Gate {
 
     /// [`Error::NotAPrincipal`] unless the policy counts `entity` as a principal.
     fn ensure_principal(&self, entity: &EntityRef) -> Result<(), Error> {
-        if self.policy.is_principal(entity) {
+        if self.policy.load().policy.is_principal(entity) {
             Ok(())
         } else {
             Err(Error::NotAPrincipal { entity: entity.clone() })

@@ -10,6 +10,7 @@ mod decision;
 pub(crate) mod error;
 mod lifecycle;
 pub(crate) mod limits;
+mod policies;
 mod queries;
 mod recording;
 mod refusals;
@@ -37,7 +38,6 @@ use crate::machine::Transition;
 
 use crate::delivery::dispatch::Dispatcher;
 use crate::ports::clock::Clock;
-use crate::ports::policy::Policy;
 use crate::ports::store::{Capability, Commit, Store, StoreError, Subject};
 
 /// How many times a transition is recomputed after a version conflict before giving up.
@@ -66,7 +66,7 @@ pub const DEFAULT_VERB_DEADLINE: std::time::Duration = std::time::Duration::from
 /// ```
 #[derive(Clone)]
 pub struct Gate {
-    policy: Arc<dyn Policy>,
+    policy: Arc<policies::PolicySlot>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     dispatcher: Dispatcher,

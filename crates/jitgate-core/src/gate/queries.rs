@@ -77,7 +77,9 @@ impl Gate {
         self.limits.entity(reviewer)?;
         self.limits.page(page)?;
         let listings = self.capability("pending_for_reviewer", Capability::Listings, Store::listings)?;
-        let groups = self.policy.reviewer_groups(reviewer)?;
+        // One policy for the whole listing, though a swap may come while it reads.
+        let policy = self.policy.load_full().policy.clone();
+        let groups = policy.reviewer_groups(reviewer)?;
         let mut items = Vec::new();
         let mut cursor = page.after.clone();
         loop {
@@ -100,7 +102,7 @@ impl Gate {
                 if req.reviews.iter().any(|r| r.reviewer == *reviewer) {
                     continue;
                 }
-                let standing = self.policy.reviewer_standing(reviewer, &req)?;
+                let standing = policy.reviewer_standing(reviewer, &req)?;
                 let own = req.principal == *reviewer && !(req.flow.allow_self_approval || standing.self_approval);
                 if !own && !standing.eligible_for.is_empty() {
                     items.push(req);

@@ -22,6 +22,7 @@ use crate::gate::error::Error;
 use crate::model::entity::{Action, EntityRef};
 use crate::model::grant::Grant;
 use crate::model::ids::{GrantId, RequestId};
+use crate::model::policy_version::PolicyVersion;
 use crate::ports::store::Commit;
 use crate::report::ErrorChain;
 
@@ -110,6 +111,7 @@ struct PendingUse {
     request: RequestId,
     principal: EntityRef,
     action: Action,
+    policy_version: Option<PolicyVersion>,
 }
 
 /// A record waiting in the buffer.
@@ -184,40 +186,40 @@ impl UseLog {
     /// The record a buffered item stands for.
     fn entry(&self, item: &Pending) -> AuditEntry {
         match item {
-            Pending::Use(u) => use_entry(u.at, u.grant, u.request, u.principal.clone(), &u.action, &self.replica),
+            Pending::Use(u) => use_entry(u, &self.replica),
             Pending::Entry(e) => (**e).clone(),
         }
     }
 }
 
 /// The record of one allowed call.
-fn use_entry(
-    at: DateTime<Utc>,
-    grant: GrantId,
-    request: RequestId,
-    principal: EntityRef,
-    action: &Action,
-    replica: &str,
-) -> AuditEntry {
+fn use_entry(u: &PendingUse, replica: &str) -> AuditEntry {
     AuditEntry {
-        at,
-        actor: principal.clone(),
+        at: u.at,
+        actor: u.principal.clone(),
         action: AuditAction::GrantUsed,
-        request_id: request,
-        grant_id: Some(grant),
-        principal,
-        scope: action.scope.clone(),
+        request_id: u.request,
+        grant_id: Some(u.grant),
+        principal: u.principal.clone(),
+        scope: u.action.scope.clone(),
         text: None,
         policy_ids: Vec::new(),
-        binding: Some(action.binding().0),
+        binding: Some(u.action.binding().0),
         replica: Some(replica.to_owned()),
+        policy_version: u.policy_version,
     }
 }
 
 impl Gate {
     /// Records that `grant` (without a use limit) allowed `action` at `at`, as the gate's
     /// [`UseRecording`] says. An error means the record could not be written: the call denies.
-    pub(super) async fn record_use(&self, grant: &Grant, action: &Action, at: DateTime<Utc>) -> Result<(), Error> {
+    pub(super) async fn record_use(
+        &self,
+        grant: &Grant,
+        action: &Action,
+        at: DateTime<Utc>,
+        policy_version: Option<PolicyVersion>,
+    ) -> Result<(), Error> {
         if self.uses.mode == UseRecording::Off {
             return Ok(());
         }
@@ -227,6 +229,7 @@ impl Gate {
             request: grant.request_id,
             principal: grant.principal.clone(),
             action: action.clone(),
+            policy_version,
         });
         let Some(unbuffered) = self.uses.push(pending) else {
             return Ok(());

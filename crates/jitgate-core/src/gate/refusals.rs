@@ -86,6 +86,8 @@ impl Gate {
             policy_ids,
             binding: None,
             replica: None,
+            // The policy set in force when the refusal is recorded.
+            policy_version: self.policy.load().version,
         };
         tracing::warn!(target: "jitgate::security", verb, %actor, refusal = %refusal, "refused");
         self.record_entry(entry).await

@@ -47,6 +47,7 @@ impl Builder {
             policy_ids,
             binding: None,
             replica: None,
+            policy_version: None,
         });
     }
 
@@ -63,6 +64,7 @@ impl Builder {
             policy_ids: Vec::new(),
             binding: None,
             replica: None,
+            policy_version: None,
         });
     }
 

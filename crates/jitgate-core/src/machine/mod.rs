@@ -34,6 +34,18 @@ pub struct Transition<T> {
     pub outcome: T,
 }
 
+impl<T> Transition<T> {
+    /// Names `version` as the policy set this transition was decided under, in each of its
+    /// audit entries.
+    #[must_use]
+    pub fn under(mut self, version: Option<crate::model::policy_version::PolicyVersion>) -> Self {
+        for entry in &mut self.commit.audit {
+            entry.policy_version = version;
+        }
+        self
+    }
+}
+
 type Result<T> = std::result::Result<T, TransitionError>;
 
 /// A reviewer may not act on their own request unless the flow or a policy allows

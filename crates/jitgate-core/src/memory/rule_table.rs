@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::model::entity::{Action, EntityRef};
 use crate::model::flow::{Flow, FlowError};
 use crate::model::grant::Grant;
+use crate::model::policy_version::PolicyVersion;
 use crate::model::request::AccessRequest;
 use crate::ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
 
@@ -118,7 +119,23 @@ impl RuleTableBuilder {
             ancestors.insert(member.clone(), seen);
         }
         let groups = self.parents.values().flatten().cloned().collect();
+        let mut memberships: Vec<String> = self
+            .parents
+            .iter()
+            .map(|(m, ps)| {
+                let mut ps: Vec<String> = ps.iter().map(ToString::to_string).collect();
+                ps.sort();
+                format!("{m} in {}", ps.join(","))
+            })
+            .collect();
+        memberships.sort();
+        let parts = [
+            format!("{:?}", self.rules),
+            memberships.join("\n"),
+            format!("{:?}", self.revokers),
+        ];
         Ok(RuleTable {
+            version: PolicyVersion::digest(parts.iter().map(String::as_bytes)),
             rules: self.rules,
             ancestors,
             groups,
@@ -170,6 +187,8 @@ pub struct RuleTable {
     /// Every entity that has members: a group, never a principal.
     groups: HashSet<EntityRef>,
     revokers: Vec<Pattern>,
+    /// A digest of the rules, memberships and revokers (in this build of jitgate's terms).
+    version: PolicyVersion,
 }
 
 impl RuleTable {
@@ -202,6 +221,10 @@ impl RuleTable {
 }
 
 impl Policy for RuleTable {
+    fn version(&self) -> Option<PolicyVersion> {
+        Some(self.version)
+    }
+
     fn evaluate(&self, principal: &EntityRef, action: &Action) -> Result<PolicyDecision, PolicyError> {
         let mut forbid = Vec::new();
         let mut standing = Vec::new();

@@ -6,5 +6,6 @@ pub(crate) mod event;
 pub(crate) mod flow;
 pub(crate) mod grant;
 pub(crate) mod ids;
+pub(crate) mod policy_version;
 pub(crate) mod request;
 pub(crate) mod serde_duration;

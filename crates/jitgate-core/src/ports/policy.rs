@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::model::entity::{Action, EntityRef};
 use crate::model::flow::Flow;
 use crate::model::grant::Grant;
+use crate::model::policy_version::PolicyVersion;
 use crate::model::request::AccessRequest;
 
 /// The policy's answer for a (principal, action).
@@ -159,6 +160,12 @@ pub trait Policy: Send + Sync {
     /// refuses to build without a destination for break-glass alerts. Default: none.
     fn break_glass_policies(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// This policy set's version, named by every decision, explanation and audit record made
+    /// under it (see [`PolicyVersion`]). Default: none (the records then name no version).
+    fn version(&self) -> Option<PolicyVersion> {
+        None
     }
 
     /// Whether `entity` is a principal — a person or service account who may request, review

@@ -7,10 +7,13 @@ async fn authorize_gives_each_of_the_three_answers() {
     let (gate, ..) = setup();
     assert_eq!(
         gate.authorize(&read_logs(), &sam()).await,
-        Decision::Allow { basis: Basis::Standing }
+        Decision::Allow {
+            basis: Basis::Standing,
+            policy_version: gate.policy_version()
+        }
     );
     match gate.authorize(&restart("orders-prod"), &sam()).await {
-        Decision::NeedsApproval { flow } => {
+        Decision::NeedsApproval { flow, .. } => {
             assert_eq!(flow.requirements, vec![Requirement::new(team("sre-leads"), 1)]);
             assert_eq!(flow.policy_ids, vec!["prod-db-restart".to_string()]);
         }
@@ -21,13 +24,15 @@ async fn authorize_gives_each_of_the_three_answers() {
         Decision::Deny {
             reason: DenyReason::Forbidden {
                 policy_ids: vec!["no-drop".into()]
-            }
+            },
+            policy_version: gate.policy_version()
         }
     );
     assert_eq!(
         gate.authorize(&read_logs(), &user("nobody")).await,
         Decision::Deny {
-            reason: DenyReason::NotEligible
+            reason: DenyReason::NotEligible,
+            policy_version: gate.policy_version()
         }
     );
 }
@@ -78,7 +83,8 @@ async fn a_grant_allows_only_while_policy_still_makes_its_holder_eligible() {
     assert_eq!(
         after.authorize(&restart("db"), &sam()).await,
         Decision::Deny {
-            reason: DenyReason::NotEligible
+            reason: DenyReason::NotEligible,
+            policy_version: after.policy_version()
         }
     );
 }
@@ -112,7 +118,8 @@ async fn forbid_beats_an_active_grant() {
         Decision::Deny {
             reason: DenyReason::Forbidden {
                 policy_ids: vec!["change-freeze".into()]
-            }
+            },
+            policy_version: frozen.policy_version()
         }
     );
 }
@@ -181,7 +188,8 @@ async fn a_grant_bound_to_named_attributes_allows_only_those_values() {
     assert_eq!(
         gate.authorize(&run(Some("INC-1"), "reindex"), &sam()).await,
         Decision::Allow {
-            basis: Basis::Grant(grant.id)
+            basis: Basis::Grant(grant.id),
+            policy_version: gate.policy_version()
         },
         "another command under the same ticket"
     );

@@ -38,7 +38,8 @@ async fn a_core_only_store_serves_authorize_request_review_cancel_and_revoke() {
     assert_eq!(
         gate.authorize(&restart, &sam()).await,
         Decision::Allow {
-            basis: Basis::Grant(grant.id)
+            basis: Basis::Grant(grant.id),
+            policy_version: gate.policy_version()
         }
     );
     gate.revoke(grant.id, &lee(), Some("done")).await.unwrap();

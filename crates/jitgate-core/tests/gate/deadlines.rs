@@ -59,7 +59,8 @@ fn a_hanging_store_denies_authorize_and_fails_every_verb_with_a_timeout() {
                 reason: DenyReason::Timeout {
                     operation: "live_grants",
                     after: DEADLINE
-                }
+                },
+                policy_version: gate.policy_version()
             }
         );
         assert!(!gate.explain(&restart("other"), &sam()).await.decision.is_allowed());
@@ -93,7 +94,7 @@ fn the_timeout_names_the_call_and_the_deadline() {
         store.hang("*");
         let e = gate.request(ask(restart("db"), 30)).await.unwrap_err();
         assert_eq!(e.to_string(), "the store's live_grants did not answer within 40ms");
-        let Decision::Deny { reason } = gate.authorize(&restart("db"), &sam()).await else {
+        let Decision::Deny { reason, .. } = gate.authorize(&restart("db"), &sam()).await else {
             panic!("a hung store must deny")
         };
         assert!(
@@ -125,7 +126,8 @@ fn consuming_a_grant_use_is_bounded_by_the_authorize_deadline() {
                 reason: DenyReason::Timeout {
                     operation: "commit",
                     after: DEADLINE
-                }
+                },
+                policy_version: gate.policy_version()
             }
         );
         assert!(started.elapsed() < StdDuration::from_secs(60));

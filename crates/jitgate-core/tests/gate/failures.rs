@@ -26,7 +26,7 @@ async fn policy_and_store_failures_deny() {
         .unwrap();
     let d = gate.authorize(&read_logs(), &sam()).await;
     assert!(
-        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m) } if m.contains("unreachable")),
+        matches!(&d, Decision::Deny { reason: DenyReason::PolicyError(m), .. } if m.contains("unreachable")),
         "{d:?}"
     );
 
@@ -40,7 +40,7 @@ async fn policy_and_store_failures_deny() {
         .unwrap();
     let d = gate.authorize(&restart("db"), &sam()).await;
     assert!(
-        matches!(&d, Decision::Deny { reason: DenyReason::StoreError(m) } if m.contains("connection reset")),
+        matches!(&d, Decision::Deny { reason: DenyReason::StoreError(m), .. } if m.contains("connection reset")),
         "{d:?}"
     );
     assert!(!gate.explain(&restart("db"), &sam()).await.decision.is_allowed());

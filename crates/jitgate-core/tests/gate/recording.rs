@@ -86,7 +86,7 @@ async fn a_synchronous_use_is_in_the_chain_when_authorize_returns_and_a_failed_w
     store.fail("commit");
     let decision = gate.authorize(&restart_staging(), &sam()).await;
     assert!(
-        matches!(&decision, Decision::Deny { reason: DenyReason::StoreError(why) } if why.contains("commit")),
+        matches!(&decision, Decision::Deny { reason: DenyReason::StoreError(why), .. } if why.contains("commit")),
         "an allow that cannot be recorded is not given: {decision:?}"
     );
     store.heal();

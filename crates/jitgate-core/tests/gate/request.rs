@@ -21,7 +21,8 @@ async fn the_full_life_cycle_ends_in_an_allow_and_then_expires() {
     assert_eq!(
         gate.authorize(&restart("orders-prod"), &sam()).await,
         Decision::Allow {
-            basis: Basis::Grant(grant.id)
+            basis: Basis::Grant(grant.id),
+            policy_version: gate.policy_version()
         }
     );
     assert!(
@@ -108,7 +109,8 @@ async fn overlapping_grants_are_independent() {
     assert_eq!(
         gate.authorize(&restart("db"), &sam()).await,
         Decision::Allow {
-            basis: Basis::Grant(second.id)
+            basis: Basis::Grant(second.id),
+            policy_version: gate.policy_version()
         }
     );
     assert!(matches!(
@@ -127,7 +129,8 @@ async fn auto_approved_flows_grant_without_review() {
     assert_eq!(
         gate.authorize(&restart_staging(), &sam()).await,
         Decision::Allow {
-            basis: Basis::Grant(grant.id)
+            basis: Basis::Grant(grant.id),
+            policy_version: gate.policy_version()
         }
     );
 }

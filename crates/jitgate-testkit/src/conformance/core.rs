@@ -253,11 +253,7 @@ pub async fn use_limited_grant_allows_exactly_n_uses_concurrently(store: Arc<dyn
         .collect();
     let mut allowed = 0;
     for t in tasks {
-        if t.await.unwrap()
-            == (Decision::Allow {
-                basis: Basis::Grant(grant.id),
-            })
-        {
+        if matches!(t.await.unwrap(), Decision::Allow { basis: Basis::Grant(id), .. } if id == grant.id) {
             allowed += 1;
         }
     }

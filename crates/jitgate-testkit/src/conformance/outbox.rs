@@ -60,6 +60,7 @@ pub async fn outbox_retries_wait_and_dead_letters_are_kept(store: Arc<dyn Store>
         policy_ids: Vec::new(),
         binding: None,
         replica: None,
+        policy_version: None,
     };
     let before = audit_all(&store).await.len();
     outbox(&store).park(seq, 2, "gave up", audit).await.unwrap();
