@@ -38,6 +38,7 @@ pub mod duration;
 mod entities;
 mod error;
 mod links;
+mod live;
 mod load;
 mod loader;
 mod policy;
@@ -51,6 +52,7 @@ pub use cedar_policy;
 pub use decisions::DEFAULT_DECISION_CACHE_BYTES;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, CedarErrors, Location};
+pub use live::{LiveCedar, ReloadError, ReloadOutcome};
 pub use load::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_POLICY_BYTES};
 pub use loader::MAX_HIERARCHY_DEPTH;
 

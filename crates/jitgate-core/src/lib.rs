@@ -87,6 +87,7 @@ mod memory;
 mod model;
 mod ports;
 mod report;
+pub mod runtime;
 
 pub use delivery::destination::Destination;
 pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};

@@ -65,3 +65,18 @@ async fn a_replica_catches_up_once_per_own_commit_and_on_every_other_replicas() 
     assert!(b.grant_cache_catch_ups() > b0, "B follows A's notifications");
     assert!(!gb.authorize(&restart("three"), &sam()).await.is_allowed());
 }
+
+/// A fresh deployment: nothing that reads jitgate's tables runs before `migrate` creates them;
+/// after it, the change feed and the sealer run.
+#[tokio::test]
+async fn the_feed_and_the_sealer_start_only_once_the_tables_exist() {
+    let Some(store) = common::unmigrated(|o| o).await else {
+        return;
+    };
+    assert!(!store.background_running(), "started before the schema existed");
+    store.migrate().await.unwrap();
+    assert!(store.background_running());
+    // A replica connecting to the migrated schema starts them at once.
+    let replica = common::replica(&store).await;
+    assert!(replica.background_running());
+}

@@ -23,7 +23,9 @@ use crate::schema::NAMESPACE;
 use crate::CedarError;
 
 /// Builds a [`CedarPolicy`]: schema, policies, entities. Setters take the builder by value
-/// and do no I/O; [`build`](Self::build) does it all.
+/// and do no I/O; [`build`](Self::build) does it all. A clone builds the same policy again
+/// from the files as they are then (what [`LiveCedar`](crate::LiveCedar) does to reload).
+#[derive(Clone)]
 pub struct CedarPolicyBuilder {
     schema: Option<Input>,
     principal_types: Option<Vec<String>>,
@@ -209,6 +211,23 @@ impl CedarPolicyBuilder {
         self
     }
 
+    /// What it loads (schema, policies, links, principal types).
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            schema: self.schema.clone(),
+            policies: self.sources.clone(),
+            links: self.links.clone(),
+            principal_types: self.principal_types.clone(),
+        }
+    }
+
+    /// The version the policy would have if built now: a digest of the schema, policy and link
+    /// texts as the files read now (see [`CedarPolicy`]'s [`version`](jitgate_core::Policy::version)).
+    /// Reads the files; an unreadable one gives a digest of the error.
+    pub fn fingerprint(&self) -> jitgate_core::PolicyVersion {
+        super::compile::fingerprint(&self.inputs())
+    }
+
     /// Reads every file, parses every policy and template, links the templates, validates the
     /// service's policies against its schema and the review/revoke policies against the review
     /// schema (strict mode), checks every annotation, then loads the entities.
@@ -219,12 +238,7 @@ impl CedarPolicyBuilder {
     /// annotation, located), duplicate id — or the entities' error. Each is a
     /// [`miette::Diagnostic`] with the source text and a labelled span.
     pub async fn build(self) -> Result<CedarPolicy, CedarErrors> {
-        let inputs = Inputs {
-            schema: self.schema,
-            policies: self.sources,
-            links: self.links,
-            principal_types: self.principal_types,
-        };
+        let inputs = self.inputs();
         let limits = self.annotation_limits;
         // Reading, parsing and validating run on a thread of their own with a deep stack: Cedar's
         // parser recurses, and no async worker waits on files or on a large policy set.

@@ -53,7 +53,31 @@ fn read_dir(dir: &Path, errors: &mut Vec<CedarError>) -> Vec<Source> {
     files.iter().filter_map(|f| read(f, errors)).collect()
 }
 
+fn read_schema(input: &Input, errors: &mut Vec<CedarError>) -> Option<std::sync::Arc<str>> {
+    match input {
+        Input::Text(s) => Some(s.text.clone()),
+        Input::File(path) | Input::Dir(path) => read(path, errors).map(|s| s.text),
+    }
+}
+
+/// The version `inputs` would load as if read now (what a reloader compares with the policy
+/// in force): [`compile`]'s version when every file reads; otherwise a digest of the read
+/// errors, so another error is another fingerprint.
+pub(super) fn fingerprint(inputs: &Inputs) -> PolicyVersion {
+    let mut errors = Vec::new();
+    let schema = inputs.schema.as_ref().and_then(|s| read_schema(s, &mut errors));
+    let sources = sources_of(&inputs.policies, &mut errors);
+    let links = sources_of(&inputs.links, &mut errors);
+    if errors.is_empty() {
+        version_of(schema.as_deref(), &sources, &links, inputs.principal_types.as_deref())
+    } else {
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        PolicyVersion::digest(std::iter::once(&b"unreadable"[..]).chain(texts.iter().map(String::as_bytes)))
+    }
+}
+
 /// What the builder was given to load.
+#[derive(Clone, Debug)]
 pub(super) struct Inputs {
     pub(super) schema: Option<Input>,
     pub(super) policies: Vec<Input>,
@@ -91,9 +115,7 @@ fn sources_of(inputs: &[Input], errors: &mut Vec<CedarError>) -> Vec<Source> {
 pub(super) fn compile(inputs: Inputs, limits: &AnnotationLimits) -> Result<Compiled, CedarErrors> {
     let mut errors = Vec::new();
     let schema_text = match &inputs.schema {
-        Some(Input::Text(s)) => Some(s.text.clone()),
-        Some(Input::File(path)) => read(path, &mut errors).map(|s| s.text),
-        Some(Input::Dir(dir)) => read(dir, &mut errors).map(|s| s.text),
+        Some(input) => read_schema(input, &mut errors),
         None => {
             errors.push(CedarError::Schema {
                 message: "no schema given".into(),

@@ -171,6 +171,11 @@ impl Dispatcher {
         }
     }
 
+    /// How often it polls, and what wakes it when a commit queues events (for the runtime).
+    pub(crate) fn schedule(&self) -> (std::time::Duration, Arc<tokio::sync::Notify>) {
+        (self.config.poll_interval, self.wake.clone())
+    }
+
     /// Tells [`Dispatcher::run`] (of this dispatcher or a clone) that events were queued, so
     /// it delivers them now rather than at its next poll.
     pub fn wake(&self) {

@@ -261,17 +261,20 @@ impl GateBuilder {
             .fold(Dispatcher::new(store.clone(), clock.clone()), Dispatcher::destination)
             .config(dispatch);
         let alive = Arc::new(dispatcher.liveness());
+        let mut background_delivery = false;
         if self.background_delivery.unwrap_or(true) && store.outbox().is_some() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn(dispatcher.clone().run_while(Arc::downgrade(&alive)));
+                    background_delivery = true;
                 }
                 Err(_) => tracing::warn!(
-                    "Gate built outside a tokio runtime: no background delivery; run gate.dispatcher().run(..) or call deliver_outbox"
+                    "Gate built outside a tokio runtime: no background delivery; run gate.dispatcher().run(..), start a Runtime, or call deliver_outbox"
                 ),
             }
         }
         Ok(Gate {
+            background_delivery,
             _alive: alive,
             policy: Arc::new(policy),
             store,

@@ -78,6 +78,9 @@ pub struct Gate {
     authorize_deadline: std::time::Duration,
     verb_deadline: std::time::Duration,
     uses: Arc<recording::UseLog>,
+    /// Whether the build spawned a dispatcher of its own (see
+    /// [`GateBuilder::background_delivery`]).
+    background_delivery: bool,
 }
 
 impl std::fmt::Debug for Gate {
@@ -215,6 +218,13 @@ impl Gate {
     /// A store error ([`StoreError::Unsupported`] without an [`Outbox`](crate::Outbox)).
     pub async fn deliver_outbox(&self) -> Result<usize, StoreError> {
         Ok(self.dispatcher.dispatch_once().await?.delivered)
+    }
+
+    /// Whether the gate delivers its outbox in the background itself (a dispatcher spawned at
+    /// build, see [`GateBuilder::background_delivery`]); the [`Runtime`](crate::runtime::Runtime)
+    /// then starts no second one.
+    pub fn delivers_in_background(&self) -> bool {
+        self.background_delivery
     }
 
     /// This gate's dispatcher (store, notifier, clock, configuration, and the wake-up its

@@ -128,7 +128,7 @@ pub(super) struct UseLog {
     replica: String,
     buffer: Mutex<VecDeque<Pending>>,
     /// Wakes the writer when a batch is waiting.
-    wake: tokio::sync::Notify,
+    wake: std::sync::Arc<tokio::sync::Notify>,
     /// One write at a time, so batches reach the chain in the order they were taken.
     writing: tokio::sync::Mutex<()>,
     /// A full buffer was logged since the last write.
@@ -141,7 +141,7 @@ impl UseLog {
             mode,
             replica,
             buffer: Mutex::new(VecDeque::new()),
-            wake: tokio::sync::Notify::new(),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             writing: tokio::sync::Mutex::new(()),
             warned_full: AtomicBool::new(false),
         }
@@ -287,6 +287,15 @@ impl Gate {
                 return Err(e.into());
             }
             written += n;
+        }
+    }
+
+    /// With buffered uses: how often the writer must write at least, and what wakes it when a
+    /// batch waits (for the runtime's audit writer).
+    pub(crate) fn audit_writer_schedule(&self) -> Option<(Duration, std::sync::Arc<tokio::sync::Notify>)> {
+        match self.uses.mode {
+            UseRecording::Buffered(b) => Some((b.interval, self.uses.wake.clone())),
+            _ => None,
         }
     }
 

@@ -14,6 +14,7 @@ mod recording;
 mod request;
 mod retention;
 mod review;
+mod runtime;
 mod sinks;
 mod streaming;
 mod sweep;

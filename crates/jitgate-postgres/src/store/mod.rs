@@ -37,7 +37,9 @@ pub struct PgStore {
     /// This replica's payload on the change feed's channel.
     origin: String,
     sealer: Arc<tokio::sync::Notify>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The change feed and the sealer: started once jitgate's tables exist (at connect, or
+    /// after `migrate`), never before.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -49,11 +51,13 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects a pool whose sessions use the configured schema, and starts the change feed
-    /// that keeps this replica's grant cache fresh (on the current tokio runtime).
+    /// Connects a pool whose sessions use the configured schema. If jitgate's tables exist
+    /// there, starts (on the current tokio runtime) the change feed that keeps this replica's
+    /// grant cache fresh and the audit sealer; otherwise they start when [`PgStore::migrate`]
+    /// has created them, so a fresh deployment logs no errors about missing tables.
     ///
     /// # Errors
-    /// [`PgError::Connect`].
+    /// [`PgError::Connect`]; [`PgError::Query`] if the schema cannot be inspected.
     pub async fn connect(options: PgStoreOptions) -> Result<Self, PgError> {
         let connect = options.validate()?.options([("search_path", options.schema.as_str())]);
         let pool = PgPoolOptions::new()
@@ -64,25 +68,62 @@ impl PgStore {
         let cache = Arc::new(GrantCache::new(options.staleness_bound));
         let channel = format!("jitgate_grants_{}", options.schema);
         let origin = uuid::Uuid::new_v4().simple().to_string();
-        let feed = Feed {
-            pool: pool.clone(),
-            channel: channel.clone(),
-            origin: origin.clone(),
-            heartbeat: options.heartbeat,
-            resync_every: options.resync_every,
-        };
-        let feed_task = tokio::spawn(run_feed(Arc::downgrade(&cache), feed));
-        let sealer = Arc::new(tokio::sync::Notify::new());
-        let seal_task = tokio::spawn(seal::run_sealer(Arc::downgrade(&sealer), pool.clone()));
-        Ok(Self {
+        let store = Self {
             pool,
             options,
             cache,
             channel,
             origin,
-            sealer,
-            tasks: vec![feed_task, seal_task],
-        })
+            sealer: Arc::new(tokio::sync::Notify::new()),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        };
+        if store.migrated().await? {
+            store.start_background();
+        } else {
+            tracing::info!(
+                schema = %store.options.schema,
+                "jitgate's tables do not exist yet: the change feed and the audit sealer start after migrate()"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Whether jitgate's tables exist in the store's schema.
+    async fn migrated(&self) -> Result<bool, PgError> {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'audit_head')",
+        )
+        .bind(&self.options.schema)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(PgError::Query)
+    }
+
+    /// Starts the change feed and the sealer, once.
+    fn start_background(&self) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if !tasks.is_empty() {
+            return;
+        }
+        let feed = Feed {
+            pool: self.pool.clone(),
+            channel: self.channel.clone(),
+            origin: self.origin.clone(),
+            heartbeat: self.options.heartbeat,
+            resync_every: self.options.resync_every,
+        };
+        tasks.push(tokio::spawn(run_feed(Arc::downgrade(&self.cache), feed)));
+        tasks.push(tokio::spawn(seal::run_sealer(
+            Arc::downgrade(&self.sealer),
+            self.pool.clone(),
+        )));
+    }
+
+    /// Whether the change feed and the audit sealer run (they start once jitgate's tables
+    /// exist). For health checks.
+    pub fn background_running(&self) -> bool {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished())
     }
 
     /// Creates the schema if needed and applies the migrations not yet applied. Replicas may
@@ -100,6 +141,7 @@ impl PgStore {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.dangerous_set_table_name(format!("\"{}\"._sqlx_migrations", self.options.schema));
         migrator.run(&self.pool).await.map_err(PgError::Migrate)?;
+        self.start_background();
         Ok(())
     }
 
@@ -174,7 +216,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).iter() {
             task.abort();
         }
         if !self.options.ephemeral {

@@ -46,6 +46,13 @@ pub async fn store() -> Option<PgStore> {
 
 /// As [`store`], with adjusted options.
 pub async fn store_with(adjust: impl FnOnce(PgStoreOptions) -> PgStoreOptions) -> Option<PgStore> {
+    let store = unmigrated(adjust).await?;
+    store.migrate().await.expect("migrations apply");
+    Some(store)
+}
+
+/// A store connected to a fresh, empty schema (dropped with it), not migrated.
+pub async fn unmigrated(adjust: impl FnOnce(PgStoreOptions) -> PgStoreOptions) -> Option<PgStore> {
     if let Some(why) = unreachable().await {
         if required() {
             panic!(
@@ -62,9 +69,7 @@ pub async fn store_with(adjust: impl FnOnce(PgStoreOptions) -> PgStoreOptions) -
             .ephemeral(true)
             .seal_wait(Duration::from_secs(10)),
     );
-    let store = PgStore::connect(opts).await.expect("PostgreSQL answered a moment ago");
-    store.migrate().await.expect("migrations apply");
-    Some(store)
+    Some(PgStore::connect(opts).await.expect("PostgreSQL answered a moment ago"))
 }
 
 /// Why the database cannot be used (checked once per test binary, with one quick attempt).
