@@ -17,6 +17,8 @@
 //!   (`jitgate-webhook`).
 //! - `postgres`: `jitgate::postgres`, the PostgreSQL store shared by many replicas
 //!   (`jitgate-postgres`; needs Rust 1.94).
+//! - `config`: `jitgate::config`, one TOML configuration (with environment overrides) for a
+//!   whole deployment, started as a gate with its [`runtime`] (see `docs/configuration.md`).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub use async_trait::async_trait;
@@ -24,18 +26,19 @@ pub use chrono;
 
 pub use jitgate_core::audit;
 pub use jitgate_core::deadline;
+pub use jitgate_core::runtime;
 pub use jitgate_core::{
     route, AccessRequest, Acknowledgement, Action, ActionBinding, AttrValue, Attributes, AuditError, AuditLog,
     AuditReport, AuditStreamer, Basis, BreakGlass, BuildError, Capability, Checkpointer, Clock, Commit, CommitParts,
     Cursor, Decision, Delivery, DenyReason, Destination, DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork,
-    EmptyWindow, Ending, EntityRef, EntityRefParseError, Error, Event, EventId, EventKind, Explanation, Flow,
-    FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, Listings, ManualClock, MemoryNotifier,
-    MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry, Page, PageRequest,
-    Pattern, Policy, PolicyDecision, PolicyError, PrincipalCounts, RequestId, RequestOutcome, RequestState,
-    Requirement, Retry, Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError,
-    Scope, Store, StoreError, StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier,
-    TransitionError, Unsealed, UseBuffer, UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
+    EmptyWindow, Ending, EntityRef, EntityRefParseError, Error, Event, EventId, EventKind, Explanation, Field, Flow,
+    FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, LimitError, Limits, Listings, ManualClock,
+    MemoryNotifier, MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry,
+    Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, PolicyVersion, PolicyVersionParseError,
+    PrincipalCounts, RequestId, RequestOutcome, RequestState, Requirement, Retry, Review, ReviewOutcome,
+    ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope, Store, StoreError, StreamReport,
+    Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError, Unsealed, UseBuffer, UseRecording,
+    Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
 };
 
 /// Cedar policies (feature `cedar`, on by default).
@@ -50,6 +53,9 @@ pub use jitgate_cedar::cedar_policy;
 /// Signed webhooks and Slack messages (feature `webhook`).
 #[cfg(feature = "webhook")]
 pub use jitgate_webhook as webhook;
+
+#[cfg(feature = "config")]
+pub mod config;
 
 /// The PostgreSQL store (feature `postgres`).
 #[cfg(feature = "postgres")]
