@@ -266,6 +266,11 @@ impl EntityCache {
         }
     }
 
+    /// When the current snapshot was loaded.
+    pub(crate) fn loaded_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).loaded_at
+    }
+
     /// The current snapshot, unless it is older than the maximum age (then callers deny).
     pub(crate) fn current(&self) -> Result<Arc<Snapshot>, PolicyError> {
         let snap = Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()));

@@ -52,7 +52,7 @@ pub use cedar_policy;
 pub use decisions::DEFAULT_DECISION_CACHE_BYTES;
 pub use entities::{entities_from_json, EntityProvider, JsonEntitiesFile, StaticEntities};
 pub use error::{CedarError, CedarErrors, Location};
-pub use live::{LiveCedar, ReloadError, ReloadOutcome};
+pub use live::{LiveCedar, ReloadError, ReloadOutcome, ENTITIES_AGE, POLICY_RELOADS};
 pub use load::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_POLICY_BYTES};
 pub use loader::MAX_HIERARCHY_DEPTH;
 

@@ -12,6 +12,11 @@ use jitgate_core::{BuildError, Gate, Policy, PolicyVersion};
 
 use crate::{CedarErrors, CedarPolicy, CedarPolicyBuilder};
 
+/// `jitgate_policy_reloads_total{result="loaded"|"refused"}`: reloads of the policy files.
+pub const POLICY_RELOADS: &str = "jitgate_policy_reloads_total";
+/// `jitgate_entities_age_seconds`: the age of the entities in use, after each refresh round.
+pub const ENTITIES_AGE: &str = "jitgate_entities_age_seconds";
+
 /// Why a new policy set was not put in force. The old one stays.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -185,12 +190,14 @@ impl LiveCedar {
                 *self.inner.recipe.lock().unwrap_or_else(|p| p.into_inner()) = recipe;
                 *self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(POLICY_RELOADS, "result" => "loaded").increment(1);
                 tracing::info!(version = %version, "policy set reloaded");
                 ReloadOutcome::Loaded(version)
             }
             Err(e) => {
                 *self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(fingerprint);
                 self.inner.failures.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(POLICY_RELOADS, "result" => "refused").increment(1);
                 tracing::error!(error = %e, in_force = ?self.version().map(|v| v.to_string()), "policy reload refused");
                 *self.inner.last.lock().unwrap_or_else(|p| p.into_inner()) = ReloadOutcome::Refused {
                     fingerprint,
@@ -231,13 +238,20 @@ impl LiveCedar {
         })
     }
 
-    /// A runtime task that refreshes the entities every `every`; a failed refresh fails the
-    /// round (the runtime reports it and tries again after its backoff).
+    /// A runtime task that refreshes the entities every `every` and sets
+    /// `jitgate_entities_age_seconds`; a failed refresh fails the round (the runtime reports it
+    /// and tries again after its backoff).
     pub fn entity_refresher(&self, every: Duration) -> impl Task {
         let live = self.clone();
         Rounds::new("entity refresher", every, move || {
             let live = live.clone();
-            async move { live.refresh_entities().await.map_err(TaskError::from) }
+            async move {
+                let refreshed = live.refresh_entities().await;
+                let current = live.current();
+                let age = live.inner.gate.now() - current.entities_loaded_at();
+                metrics::gauge!(ENTITIES_AGE).set(age.to_std().unwrap_or_default().as_secs_f64());
+                refreshed.map_err(TaskError::from)
+            }
         })
     }
 }

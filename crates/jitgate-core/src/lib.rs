@@ -84,6 +84,7 @@ pub mod machine;
 #[cfg(not(feature = "testing"))]
 mod machine;
 mod memory;
+pub mod metrics;
 mod model;
 mod ports;
 mod report;
@@ -118,5 +119,7 @@ pub use ports::listings::{Cursor, Listings, Page, PageRequest};
 pub use ports::notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
 pub use ports::outbox::{Outbox, OutboxEntry, Retry};
 pub use ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};
-pub use ports::store::{Capability, Commit, CommitParts, PrincipalCounts, Store, StoreError, Subject, Write};
+pub use ports::store::{
+    Capability, Commit, CommitParts, OutboxGauge, PrincipalCounts, Store, StoreError, StoreGauges, Subject, Write,
+};
 pub use report::ErrorChain;

@@ -125,6 +125,11 @@ impl GrantCache {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long ago the index last caught up with the database (`None`: never yet).
+    pub(crate) fn staleness(&self) -> Option<Duration> {
+        self.read().synced_at.map(|t| t.elapsed())
+    }
+
     /// Whether the feed is up and the last successful catch-up is within the staleness bound.
     pub(crate) fn is_fresh(&self) -> bool {
         self.feed_up.load(std::sync::atomic::Ordering::SeqCst)

@@ -70,3 +70,7 @@ mod store;
 pub use error::PgError;
 pub use options::PgStoreOptions;
 pub use store::PgStore;
+
+/// `jitgate_grant_cache_staleness_seconds`: how long ago this replica's grant index last caught
+/// up with the change feed (set with the runtime's gauges; `+Inf` before the first catch-up).
+pub const GRANT_CACHE_STALENESS: &str = "jitgate_grant_cache_staleness_seconds";

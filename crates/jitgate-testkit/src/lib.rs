@@ -93,6 +93,7 @@ macro_rules! __conformance_group {
             outbox_holds_events_until_done,
             outbox_retries_wait_and_dead_letters_are_kept,
             each_destination_has_its_own_entry,
+            gauges_count_what_waits,
         );
     };
     ($factory:expr, audit_log) => {

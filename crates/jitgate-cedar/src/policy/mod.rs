@@ -121,6 +121,11 @@ impl CedarPolicy {
         self.entities.refresh().await
     }
 
+    /// When the entities in use were loaded (at build, or by the last successful refresh).
+    pub fn entities_loaded_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.entities.loaded_at()
+    }
+
     /// The slices of the current entity snapshot: principal classes × actions, and how many
     /// distinct slices they share (zero when the entities are too old).
     pub fn slice_stats(&self) -> crate::slice::SliceStats {

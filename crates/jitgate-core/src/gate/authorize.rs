@@ -23,12 +23,28 @@ impl Gate {
     /// - A grant allows only while the policy still makes its holder eligible, and never
     ///   after its expiry, whether or not [`Gate::sweep`] has run.
     /// - Any policy or store error denies (fail closed) and is logged.
+    /// - Each call is counted and timed ([`metrics`](crate::metrics)) and logged at DEBUG
+    ///   in a DEBUG span `jitgate.authorize` (principal, scope, outcome).
     pub async fn authorize(&self, action: &Action, principal: &EntityRef) -> Decision {
+        let started = std::time::Instant::now();
         let evaluate = || {
             let in_force = self.policy.load();
             (in_force.policy.evaluate(principal, action), in_force.version)
         };
-        self.decide(action, principal, true, evaluate).await.0
+        let span = tracing::debug_span!("jitgate.authorize", %principal, scope = %action.scope, outcome = tracing::field::Empty);
+        let decision = if span.is_disabled() {
+            self.decide(action, principal, true, evaluate).await.0
+        } else {
+            let decision =
+                tracing::Instrument::instrument(self.decide(action, principal, true, evaluate), span.clone())
+                    .await
+                    .0;
+            span.record("outcome", tracing::field::display(&decision));
+            span.in_scope(|| tracing::debug!(%decision, "decided"));
+            decision
+        };
+        self.metrics.decided(&decision, started.elapsed());
+        decision
     }
 
     /// Why `authorize` would answer what it answers, without consuming any grant use.

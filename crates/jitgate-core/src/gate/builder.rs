@@ -274,6 +274,7 @@ impl GateBuilder {
             }
         }
         Ok(Gate {
+            metrics: Arc::new(crate::metrics::GateMetrics::register()),
             background_delivery,
             _alive: alive,
             policy: Arc::new(policy),

@@ -33,6 +33,7 @@ impl Gate {
     /// # Errors
     /// [`Error::Forbidden`], [`Error::NotEligible`], a [`TransitionError`] (reason required,
     /// duration above the maximum, break-glass not allowed, ...), a policy or store error.
+    #[tracing::instrument(name = "jitgate.request", level = "info", skip_all, fields(principal = %ask.principal, scope = %ask.action.scope, break_glass = ask.break_glass, request_id, outcome))]
     pub async fn request(&self, ask: NewRequest) -> Result<RequestOutcome, Error> {
         self.limits.request(&ask, self.clock.now())?;
         let (who, scope) = (ask.principal.clone(), ask.action.scope.clone());
@@ -121,6 +122,7 @@ impl Gate {
             self.limits.pending(counts.pending)?;
         }
         let id = RequestId::new_random();
+        tracing::Span::current().record("request_id", tracing::field::display(id));
         let opened = self
             .transact(Subject::Request(id), |at| {
                 let ask = ask.clone();
@@ -167,6 +169,7 @@ impl Gate {
         self.review(id, reviewer, Verdict::Deny, comment).await
     }
 
+    #[tracing::instrument(name = "jitgate.review", level = "info", skip_all, fields(reviewer = %reviewer, request_id = %id, verdict = ?verdict, outcome))]
     async fn review(
         &self,
         id: RequestId,
@@ -202,6 +205,9 @@ impl Gate {
             Verdict::Deny => "deny",
         };
         let (request, grant) = self.audited(verb, reviewer, Attempted::Request(id), result).await?;
+        if let Some(g) = &grant {
+            self.metrics.approved_after(g.created_at - request.created_at);
+        }
         Ok(ReviewOutcome { request, grant })
     }
 
@@ -210,6 +216,7 @@ impl Gate {
     /// # Errors
     /// [`Error::RequestNotFound`], [`TransitionError::NotRequester`],
     /// [`TransitionError::RequestClosed`], store errors.
+    #[tracing::instrument(name = "jitgate.cancel", level = "info", skip_all, fields(actor = %actor, request_id = %id, outcome))]
     pub async fn cancel(&self, id: RequestId, actor: &EntityRef) -> Result<AccessRequest, Error> {
         self.limits.entity(actor)?;
         let result = self
@@ -227,6 +234,7 @@ impl Gate {
     /// # Errors
     /// [`Error::GrantNotFound`], [`Error::NotPermittedToRevoke`],
     /// [`TransitionError::GrantNotActive`] (already ended), policy and store errors.
+    #[tracing::instrument(name = "jitgate.revoke", level = "info", skip_all, fields(actor = %actor, grant_id = %id, outcome))]
     pub async fn revoke(&self, id: GrantId, actor: &EntityRef, reason: Option<&str>) -> Result<Grant, Error> {
         self.limits.entity(actor)?;
         self.limits.text(Field::Reason, reason)?;
@@ -255,6 +263,7 @@ impl Gate {
     /// [`Error::Unsupported`] without [`Listings`](crate::Listings);
     /// [`Error::NotPermittedToRevoke`] / [`Error::NotPermittedToWithdraw`]; the first other
     /// error (what was done before it stays done).
+    #[tracing::instrument(name = "jitgate.revoke_all", level = "info", skip_all, fields(principal = %principal, actor = %actor, outcome))]
     pub async fn revoke_all(
         &self,
         principal: &EntityRef,
@@ -326,6 +335,7 @@ impl Gate {
     /// # Errors
     /// [`Error::GrantNotFound`], [`Error::NotGrantHolder`],
     /// [`TransitionError::GrantNotActive`], and the errors of [`Gate::request`].
+    #[tracing::instrument(name = "jitgate.extend", level = "info", skip_all, fields(actor = %actor, grant_id = %id, request_id, outcome))]
     pub async fn extend(
         &self,
         id: GrantId,
@@ -374,6 +384,7 @@ impl Gate {
     /// [`Error::GrantNotFound`], [`TransitionError::NotBreakGlass`],
     /// [`TransitionError::AlreadyAcknowledged`], [`TransitionError::SelfApproval`],
     /// [`TransitionError::NotEligibleReviewer`], policy and store errors.
+    #[tracing::instrument(name = "jitgate.acknowledge", level = "info", skip_all, fields(reviewer = %reviewer, grant_id = %id, outcome))]
     pub async fn acknowledge(&self, id: GrantId, reviewer: &EntityRef, comment: Option<&str>) -> Result<Grant, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;

@@ -8,6 +8,7 @@ mod builder;
 mod checkpoints;
 mod decision;
 pub(crate) mod error;
+mod gauges;
 mod lifecycle;
 pub(crate) mod limits;
 mod policies;
@@ -78,6 +79,8 @@ pub struct Gate {
     authorize_deadline: std::time::Duration,
     verb_deadline: std::time::Duration,
     uses: Arc<recording::UseLog>,
+    /// The handles metrics are recorded through.
+    metrics: Arc<crate::metrics::GateMetrics>,
     /// Whether the build spawned a dispatcher of its own (see
     /// [`GateBuilder::background_delivery`]).
     background_delivery: bool,

@@ -89,6 +89,7 @@ impl Gate {
         let version = next.version;
         let previous = self.policy.current.swap(Arc::new(next));
         self.policy.replaced.fetch_add(1, Ordering::Relaxed);
+        self.metrics.policy_replaced();
         tracing::info!(
             from = ?previous.version.map(|v| v.to_string()),
             to = ?version.map(|v| v.to_string()),

@@ -34,10 +34,21 @@ impl Gate {
         attempted: Attempted<'_>,
         result: Result<T, Error>,
     ) -> Result<T, Error> {
+        let span = tracing::Span::current();
         let refusal = match result {
             Err(e) if e.is_refusal() => e,
-            other => return other,
+            Ok(done) => {
+                span.record("outcome", "ok");
+                tracing::debug!(verb, %actor, "done");
+                return Ok(done);
+            }
+            Err(e) => {
+                span.record("outcome", "failed");
+                tracing::warn!(verb, %actor, error = %ErrorChain(&e), "failed");
+                return Err(e);
+            }
         };
+        span.record("outcome", "refused");
         if let Err(e) = self.record_refusal(verb, actor, attempted, &refusal).await {
             tracing::error!(verb, %actor, error = %ErrorChain(&e), "could not record a refusal in the audit chain");
         }
@@ -89,7 +100,7 @@ impl Gate {
             // The policy set in force when the refusal is recorded.
             policy_version: self.policy.load().version,
         };
-        tracing::warn!(target: "jitgate::security", verb, %actor, refusal = %refusal, "refused");
+        tracing::info!(target: "jitgate::security", verb, %actor, refusal = %refusal, "refused");
         self.record_entry(entry).await
     }
 }

@@ -39,6 +39,7 @@ impl Gate {
     /// # Errors
     /// [`Error::Unsupported`] without [`DueWork`](crate::DueWork); a store error (steps done
     /// before it stay done).
+    #[tracing::instrument(name = "jitgate.sweep", level = "debug", skip_all, fields(outcome))]
     pub async fn sweep(&self) -> Result<SweepReport, Error> {
         let due = self.capability("sweep", Capability::DueWork, Store::due_work)?;
         let mut report = SweepReport::default();

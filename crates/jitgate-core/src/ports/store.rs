@@ -430,4 +430,60 @@ pub trait Store: Send + Sync {
     fn audit_log(&self) -> Option<&dyn AuditLog> {
         None
     }
+
+    /// Counts for the runtime's gauges (pending requests, active grants, the outbox per
+    /// destination), if the store can count them cheaply. Default: `None` (no such gauges).
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn gauges(&self, now: DateTime<Utc>) -> Result<Option<StoreGauges>, StoreError> {
+        let _ = now;
+        Ok(None)
+    }
+}
+
+/// What [`Store::gauges`] counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreGauges {
+    /// Requests waiting for review.
+    pub pending_requests: u64,
+    /// Grants in force now (active, not past their end).
+    pub active_grants: u64,
+    /// The outbox, per destination (`""`: entries for every notifier), sorted by name.
+    pub outbox: Vec<OutboxGauge>,
+}
+
+/// One destination's outbox in [`StoreGauges`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxGauge {
+    /// The destination's name.
+    pub destination: String,
+    /// Entries waiting for delivery (or a retry).
+    pub pending: u64,
+    /// Entries parked as dead.
+    pub dead: u64,
+}
+
+impl StoreGauges {
+    /// Counts of `pending_requests` and `active_grants`, with `outbox` per destination.
+    pub fn new(pending_requests: u64, active_grants: u64, outbox: Vec<OutboxGauge>) -> Self {
+        Self {
+            pending_requests,
+            active_grants,
+            outbox,
+        }
+    }
+}
+
+impl OutboxGauge {
+    /// `pending` and `dead` entries of `destination`.
+    pub fn new(destination: impl Into<String>, pending: u64, dead: u64) -> Self {
+        Self {
+            destination: destination.into(),
+            pending,
+            dead,
+        }
+    }
 }

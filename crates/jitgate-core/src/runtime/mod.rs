@@ -105,12 +105,15 @@ impl Backoff {
 pub struct Intervals {
     /// Between sweeps (expiring requests and grants, reminders). Default 30 s.
     pub sweep: Duration,
+    /// Between readings of the store's gauges ([`Gate::record_gauges`]). Default 15 s.
+    pub gauges: Duration,
 }
 
 impl Default for Intervals {
     fn default() -> Self {
         Self {
             sweep: Duration::from_secs(30),
+            gauges: Duration::from_secs(15),
         }
     }
 }
@@ -159,7 +162,8 @@ impl Runtime {
     /// [`DueWork`](crate::DueWork)), the dispatcher (when it has an [`Outbox`](crate::Outbox)
     /// and the gate does not already deliver in the background, see
     /// [`GateBuilder::background_delivery`](crate::GateBuilder::background_delivery)), and the
-    /// audit writer of buffered grant uses (flushed at shutdown).
+    /// audit writer of buffered grant uses (flushed at shutdown), and the gauges
+    /// ([`Gate::record_gauges`]).
     pub fn for_gate(gate: &Gate, intervals: Intervals) -> Self {
         let mut runtime = Self::new();
         if gate.missing_capabilities().iter().all(|c| *c != Capability::DueWork) {
@@ -172,6 +176,11 @@ impl Runtime {
         if gate.missing_capabilities().iter().all(|c| *c != Capability::Outbox) && !gate.delivers_in_background() {
             runtime = runtime.task(supervise::dispatcher(gate.dispatcher()));
         }
+        let g = gate.clone();
+        runtime = runtime.task(Rounds::new("gauges", intervals.gauges, move || {
+            let g = g.clone();
+            async move { g.record_gauges().await.map(drop).map_err(TaskError::from) }
+        }));
         match supervise::audit_writer(gate.clone()) {
             Some(writer) => runtime.task(writer),
             None => runtime,

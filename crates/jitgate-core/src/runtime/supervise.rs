@@ -44,6 +44,7 @@ pub(super) async fn supervise(
             Err(join) => format!("was cancelled: {join}"),
         };
         let at = chrono::Utc::now();
+        metrics::counter!(crate::metrics::TASK_FAILURES, "task" => task.name().to_owned()).increment(1);
         set(&|s| {
             s.failures += 1;
             s.last_error = Some(failure.clone());

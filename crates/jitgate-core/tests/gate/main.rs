@@ -9,6 +9,7 @@ mod capabilities;
 mod deadlines;
 mod delivery;
 mod failures;
+mod observability;
 mod policy_swap;
 mod recording;
 mod request;

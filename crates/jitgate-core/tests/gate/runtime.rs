@@ -39,7 +39,10 @@ async fn the_gates_runtime_sweeps_and_delivers_and_stops_within_its_bound() {
         .unwrap();
     assert!(!gate.delivers_in_background());
     let runtime = Runtime::for_gate(&gate, quick());
-    assert_eq!(runtime.task_names(), ["sweeper", "dispatcher", "audit writer"]);
+    assert_eq!(
+        runtime.task_names(),
+        ["sweeper", "dispatcher", "gauges", "audit writer"]
+    );
     let handle = runtime.start();
     let r = pending(&gate, ask(restart("db"), 30)).await;
     // The dispatcher (woken by the commit) delivers the request's event.
@@ -61,7 +64,7 @@ async fn the_gates_runtime_sweeps_and_delivers_and_stops_within_its_bound() {
         handle.status()
     );
     let report = handle.shutdown(StdDuration::from_secs(5)).await;
-    assert_eq!(report.stopped.len(), 3);
+    assert_eq!(report.stopped.len(), 4);
     assert!(report.aborted.is_empty());
 }
 

@@ -316,4 +316,12 @@ impl Store for PgStore {
     fn audit_log(&self) -> Option<&dyn AuditLog> {
         Some(self)
     }
+
+    /// Also sets `jitgate_grant_cache_staleness_seconds`: how long ago this replica's grant
+    /// index last caught up with the change feed.
+    async fn gauges(&self, now: DateTime<Utc>) -> Result<Option<jitgate_core::StoreGauges>, StoreError> {
+        let staleness = self.cache.staleness().map_or(f64::INFINITY, |d| d.as_secs_f64());
+        metrics::gauge!(crate::GRANT_CACHE_STALENESS).set(staleness);
+        self.count_gauges(now).await.map(Some)
+    }
 }

@@ -196,3 +196,41 @@ impl PgStore {
         seal::seal_committed(&self.pool, wait).await.map_err(backend)
     }
 }
+
+impl PgStore {
+    /// The runtime's gauges: pending requests (the one-pending index), active grants, and per
+    /// destination the outbox entries waiting and dead (the two partial outbox indexes); one
+    /// round trip.
+    pub(super) async fn count_gauges(&self, now: DateTime<Utc>) -> Result<jitgate_core::StoreGauges, StoreError> {
+        use sqlx::Row as _;
+        let rows = sqlx::query(
+            "SELECT 'requests' AS what, '' AS destination, count(*) AS n FROM requests WHERE state = 'pending' \
+             UNION ALL SELECT 'grants', '', count(*) FROM grants WHERE state = 'active' AND expires_at > $1 \
+             UNION ALL (SELECT 'pending', destination, count(*) FROM outbox \
+                        WHERE done_at IS NULL AND dead_at IS NULL GROUP BY destination) \
+             UNION ALL (SELECT 'dead', destination, count(*) FROM outbox WHERE dead_at IS NOT NULL GROUP BY destination)",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let (mut pending_requests, mut active_grants) = (0, 0);
+        let mut outbox: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
+        for row in rows {
+            let what: String = row.try_get("what").map_err(backend)?;
+            let destination: String = row.try_get("destination").map_err(backend)?;
+            let n = u64::try_from(row.try_get::<i64, _>("n").map_err(backend)?).unwrap_or(0);
+            match what.as_str() {
+                "requests" => pending_requests = n,
+                "grants" => active_grants = n,
+                "pending" => outbox.entry(destination).or_default().0 = n,
+                _ => outbox.entry(destination).or_default().1 = n,
+            }
+        }
+        let outbox = outbox
+            .into_iter()
+            .map(|(d, (pending, dead))| jitgate_core::OutboxGauge::new(d, pending, dead))
+            .collect();
+        Ok(jitgate_core::StoreGauges::new(pending_requests, active_grants, outbox))
+    }
+}

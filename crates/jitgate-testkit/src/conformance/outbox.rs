@@ -130,3 +130,40 @@ pub async fn each_destination_has_its_own_entry(store: Arc<dyn Store>) {
     let plain = outbox(&store).claim(t0() + Duration::seconds(100), 10).await.unwrap();
     assert!(plain.iter().any(|e| e.destination.is_empty()), "{plain:?}");
 }
+
+/// The gauges (when the store counts them): pending requests, grants in force, and per
+/// destination the entries waiting and dead.
+pub async fn gauges_count_what_waits(store: Arc<dyn Store>) {
+    let Some(empty) = store.gauges(t0()).await.unwrap() else {
+        return; // The store does not count: nothing to check.
+    };
+    assert_eq!((empty.pending_requests, empty.active_grants), (0, 0));
+    assert!(empty.outbox.iter().all(|o| o.pending == 0 && o.dead == 0), "{empty:?}");
+    let (r, c) = open(&sam(), "a", t0());
+    let routes = vec![vec!["slack".to_owned(), "siem".to_owned()]; c.events().len()];
+    store.commit(c.routed(routes)).await.unwrap();
+    let (_, c) = open(&lee(), "b", t0());
+    store.commit(c).await.unwrap();
+    let approved = machine::review(
+        &r,
+        &lin(),
+        Verdict::Approve,
+        None,
+        &lead_standing(),
+        GrantId::new_random(),
+        t0(),
+    )
+    .unwrap();
+    store.commit(approved.commit).await.unwrap();
+    let g = store.gauges(t0()).await.unwrap().unwrap();
+    assert_eq!((g.pending_requests, g.active_grants), (1, 1), "{g:?}");
+    let waiting = outbox(&store).claim(t0(), 100).await.unwrap();
+    for name in ["", "siem", "slack"] {
+        let expected = waiting.iter().filter(|e| e.destination == name).count() as u64;
+        let counted = g.outbox.iter().find(|o| o.destination == name).map_or(0, |o| o.pending);
+        assert_eq!(counted, expected, "entries waiting for `{name}`: {g:?}");
+    }
+    // Past the grant's end it is no longer in force, whatever its stored state.
+    let later = store.gauges(t0() + Duration::days(1)).await.unwrap().unwrap();
+    assert_eq!(later.active_grants, 0);
+}

@@ -16,7 +16,7 @@ use crate::ports::audit_log::AuditLog;
 use crate::ports::due::DueWork;
 use crate::ports::listings::{Listings, Page};
 use crate::ports::outbox::{Outbox, OutboxEntry};
-use crate::ports::store::{Commit, PrincipalCounts, Store, StoreError, Subject, Write};
+use crate::ports::store::{Commit, OutboxGauge, PrincipalCounts, Store, StoreError, StoreGauges, Subject, Write};
 
 /// A thread-safe in-memory [`Store`].
 ///
@@ -434,6 +434,33 @@ impl Store for MemoryStore {
 
     fn audit_log(&self) -> Option<&dyn AuditLog> {
         Some(self)
+    }
+
+    async fn gauges(&self, now: DateTime<Utc>) -> Result<Option<StoreGauges>, StoreError> {
+        let inner = self.read();
+        let active = inner
+            .live
+            .values()
+            .flat_map(|by_scope| by_scope.values().flatten())
+            .filter_map(|id| inner.grants.get(id))
+            .filter(|g| g.status_at(now) == GrantState::Active)
+            .count();
+        let mut outbox: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for row in inner.outbox.values() {
+            outbox.entry(&row.entry.destination).or_default().0 += 1;
+        }
+        for entry in inner.dead.values() {
+            outbox.entry(&entry.destination).or_default().1 += 1;
+        }
+        let outbox = outbox
+            .into_iter()
+            .map(|(d, (pending, dead))| OutboxGauge::new(d, pending, dead))
+            .collect();
+        Ok(Some(StoreGauges::new(
+            inner.pending_order.len() as u64,
+            active as u64,
+            outbox,
+        )))
     }
 }
 
