@@ -34,7 +34,7 @@ pub const TASK_FAILURES: &str = "jitgate_task_failures_total";
 pub const POLICY_REPLACEMENTS: &str = "jitgate_policy_replacements_total";
 
 /// Every (outcome, reason) pair a decision can have, in [`slot`] order.
-const KINDS: [(&str, &str); 10] = [
+const KINDS: [(&str, &str); 9] = [
     ("allow", "standing"),
     ("allow", "grant"),
     ("needs_approval", "eligible"),
@@ -44,7 +44,6 @@ const KINDS: [(&str, &str); 10] = [
     ("deny", "store_error"),
     ("deny", "timeout"),
     ("deny", "over_limit"),
-    ("deny", "other"),
 ];
 
 /// The index of `decision`'s (outcome, reason) in [`KINDS`].
@@ -63,8 +62,6 @@ fn slot(decision: &Decision) -> usize {
             DenyReason::Timeout { .. } => 7,
             DenyReason::OverLimit(_) => 8,
         },
-        #[allow(unreachable_patterns)]
-        _ => 9,
     }
 }
 
