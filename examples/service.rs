@@ -12,6 +12,7 @@
 //! `jitgate_policy_reloads_total{result="loaded"}` counts it (an invalid edit is refused, its
 //! errors logged, and the old set stays).
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +43,23 @@ pub async fn start(config: &Path, metrics_addr: SocketAddr) -> Result<Service, B
     );
     let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
     let metrics_addr = listener.local_addr()?;
+    let upkeep = metrics.clone();
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics endpoint stopped");
+        // The exporter keeps histogram samples until they are drained: drain them every 5 s,
+        // scraped or not, so memory stays flat.
+        let drain = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                upkeep.run_upkeep();
+            }
+        };
+        tokio::select! {
+            served = axum::serve(listener, app).into_future() => {
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics endpoint stopped");
+                }
+            }
+            () = drain => {}
         }
     });
     Ok(Service {

@@ -6,8 +6,6 @@
 //! Label values are bounded: outcomes, reasons, destinations, task names; never a principal,
 //! a scope or an id. `docs/metrics.md` lists every metric.
 
-use std::time::Duration;
-
 use metrics::{Counter, Histogram};
 
 use crate::gate::{Basis, Decision, DenyReason};
@@ -67,6 +65,9 @@ fn slot(decision: &Decision) -> usize {
 
 /// The handles a gate records through, registered once when it is built.
 pub(crate) struct GateMetrics {
+    /// The TSC clock `authorize` is timed with: a raw read (`rdtsc`) at the start and the end,
+    /// scaled to nanoseconds only to record, costs a fraction of two `clock_gettime` calls.
+    clock: quanta::Clock,
     decisions: [Counter; KINDS.len()],
     authorize: Histogram,
     time_to_approval: Histogram,
@@ -76,6 +77,7 @@ pub(crate) struct GateMetrics {
 impl GateMetrics {
     pub(crate) fn register() -> Self {
         Self {
+            clock: quanta::Clock::new(),
             decisions: KINDS
                 .map(|(outcome, reason)| metrics::counter!(DECISIONS, "outcome" => outcome, "reason" => reason)),
             authorize: metrics::histogram!(AUTHORIZE_DURATION),
@@ -84,11 +86,18 @@ impl GateMetrics {
         }
     }
 
-    /// Counts `decision` and the time `authorize` took to make it.
+    /// The start of a timed call, for [`decided`](Self::decided).
     #[inline]
-    pub(crate) fn decided(&self, decision: &Decision, took: Duration) {
+    pub(crate) fn start(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    /// Counts `decision`, and the time since `started` that `authorize` took to make it.
+    #[inline]
+    pub(crate) fn decided(&self, decision: &Decision, started: u64) {
+        let took = self.clock.delta_as_nanos(started, self.clock.raw());
         self.decisions[slot(decision)].increment(1);
-        self.authorize.record(took.as_secs_f64());
+        self.authorize.record(took as f64 * 1e-9);
     }
 
     /// A request was approved `after` it was made.

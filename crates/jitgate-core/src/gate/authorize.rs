@@ -26,7 +26,7 @@ impl Gate {
     /// - Each call is counted and timed ([`metrics`](crate::metrics)) and logged at DEBUG
     ///   in a DEBUG span `jitgate.authorize` (principal, scope, outcome).
     pub async fn authorize(&self, action: &Action, principal: &EntityRef) -> Decision {
-        let started = std::time::Instant::now();
+        let started = self.metrics.start();
         let evaluate = || {
             let in_force = self.policy.load();
             (in_force.policy.evaluate(principal, action), in_force.version)
@@ -35,15 +35,13 @@ impl Gate {
         let decision = if span.is_disabled() {
             self.decide(action, principal, true, evaluate).await.0
         } else {
-            let decision =
-                tracing::Instrument::instrument(self.decide(action, principal, true, evaluate), span.clone())
-                    .await
-                    .0;
+            let decided = tracing::Instrument::instrument(self.decide(action, principal, true, evaluate), span.clone());
+            let decision = decided.await.0;
             span.record("outcome", tracing::field::display(&decision));
             span.in_scope(|| tracing::debug!(%decision, "decided"));
             decision
         };
-        self.metrics.decided(&decision, started.elapsed());
+        self.metrics.decided(&decision, started);
         decision
     }
 
