@@ -239,6 +239,30 @@ async fn start_errors_name_what_is_wrong() {
         assert!(message.contains("destinations[0].kind"), "{message}");
     }
 
+    let bad_recipient = Dir::new(
+        "start-recipient",
+        &[(
+            "jitgate.toml",
+            &format!("{MINIMAL}[[destinations]]\nname = \"sre\"\nrecipients = [\"not an entity\"]\n"),
+        )],
+    );
+    let err = load(&bad_recipient)
+        .unwrap()
+        .start()
+        .await
+        .expect_err("not an entity reference");
+    assert!(err.to_string().contains("destinations[0].recipients[0]"), "{err}");
+
+    let no_key = Dir::new(
+        "start-key",
+        &[(
+            "jitgate.toml",
+            &format!("{MINIMAL}[audit]\ncheckpoint_key_env = \"JITGATE_TEST_UNSET_KEY\"\n"),
+        )],
+    );
+    let err = load(&no_key).unwrap().start().await.expect_err("the key is not set");
+    assert!(err.to_string().contains("audit.checkpoint_key_env"), "{err}");
+
     let broken = Dir::new(
         "start-broken",
         &[

@@ -198,3 +198,38 @@ async fn a_task_that_does_not_stop_is_aborted_at_the_bound() {
     assert_eq!(report.aborted, ["deaf"]);
     assert!(started.elapsed() < StdDuration::from_secs(5));
 }
+
+/// The checkpointer and the streamer run at start, and once more at shutdown: the last
+/// checkpoint covers the whole chain, and the stream holds every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_takes_a_last_checkpoint_and_streams_the_last_records() {
+    use jitgate_core::audit::{CheckpointSigner, JsonLinesCheckpoints, JsonLinesRecords};
+    let dir = std::env::temp_dir().join(format!("jitgate-runtime-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gate, ..) = setup();
+    let checkpoints = Arc::new(JsonLinesCheckpoints::new(dir.join("checkpoints.jsonl")));
+    let hour = StdDuration::from_secs(3_600);
+    let handle = Runtime::new()
+        .checkpoints(
+            gate.checkpointer(CheckpointSigner::from_seed([7; 32]))
+                .sink(checkpoints.clone()),
+            hour,
+        )
+        .streaming(
+            gate.audit_streamer()
+                .sink(Arc::new(JsonLinesRecords::new(dir.join("records.jsonl"))))
+                .cursor_file(dir.join("records.cursor")),
+            hour,
+        )
+        .start();
+    let r = pending(&gate, ask(restart("db"), 30)).await;
+    gate.approve(r.id, &lee(), None).await.unwrap();
+    let report = handle.shutdown(StdDuration::from_secs(5)).await;
+    assert!(report.aborted.is_empty(), "{report:?}");
+    let head = gate.verify_audit().await.unwrap().head;
+    let last = checkpoints.latest().unwrap().expect("checkpoints were written");
+    assert_eq!(last.seq, head.seq, "the checkpoint at shutdown covers every record");
+    let streamed = std::fs::read_to_string(dir.join("records.jsonl")).unwrap();
+    assert_eq!(streamed.lines().count() as u64, head.seq);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -299,6 +299,9 @@ pub struct DestinationConfig {
     pub secret_env: Option<String>,
     /// The event kinds it takes (default: every event).
     pub events: Vec<String>,
+    /// Only events addressed to one of these entities (Cedar references such as
+    /// `Team::"sre-leads"`: a team's channel takes what its team must act on; default: all).
+    pub recipients: Vec<String>,
 }
 
 /// `[runtime]`.

@@ -62,6 +62,24 @@ impl Config {
     /// [`StartError`]: a field that names something unusable (an unset secret variable, a
     /// feature not built in), policies that do not load, a store that does not answer.
     pub async fn start(&self) -> Result<Running, StartError> {
+        // Secrets first: a missing one fails before anything connects.
+        let signer = match &self.audit.checkpoint_key_env {
+            Some(var) => {
+                let field = "audit.checkpoint_key_env";
+                let seed = secret(field, var)?;
+                Some(
+                    CheckpointSigner::from_seed_hex(seed.trim())
+                        .map_err(|e| ConfigError::invalid(field, format!("${var} is not a checkpoint key: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let destinations = self
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| destination(i, d))
+            .collect::<Result<Vec<_>, _>>()?;
         let store = self.store().await?;
         let recipe = self.recipe();
         let policy = Arc::new(recipe.clone().build().await.map_err(StartError::Policy)?);
@@ -87,8 +105,8 @@ impl Config {
                 .map_err(|_| ConfigError::invalid("gate.expiry_reminder", "too long"))?;
             builder = builder.expiry_reminder(lead);
         }
-        for (i, d) in self.destinations.iter().enumerate() {
-            builder = builder.destination(destination(i, d)?);
+        for d in destinations {
+            builder = builder.destination(d);
         }
         let gate = builder.build().map_err(StartError::Gate)?;
         let live = LiveCedar::new(gate.clone(), recipe, policy);
@@ -98,11 +116,7 @@ impl Config {
             .backoff(Backoff::new(self.runtime.backoff_first, self.runtime.backoff_max))
             .task(live.reloader(self.policy.reload_every))
             .task(live.entity_refresher(self.entities.refresh_every));
-        if let Some(var) = &self.audit.checkpoint_key_env {
-            let field = "audit.checkpoint_key_env";
-            let seed = secret(field, var)?;
-            let signer = CheckpointSigner::from_seed_hex(seed.trim())
-                .map_err(|e| ConfigError::invalid(field, format!("${var} is not a checkpoint key: {e}")))?;
+        if let Some(signer) = signer {
             let checkpointer = match &self.audit.checkpoints_file {
                 Some(path) => gate
                     .checkpointer(signer)
@@ -258,6 +272,18 @@ fn destination(i: usize, d: &DestinationConfig) -> Result<Destination, ConfigErr
     let mut destination = Destination::new(d.name.clone(), notifier);
     if !d.events.is_empty() {
         destination = destination.kinds(d.events.iter().cloned());
+    }
+    if !d.recipients.is_empty() {
+        let recipients = d
+            .recipients
+            .iter()
+            .enumerate()
+            .map(|(j, who)| {
+                who.parse::<EntityRef>()
+                    .map_err(|e| ConfigError::invalid(format!("destinations[{i}].recipients[{j}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        destination = destination.recipients(recipients);
     }
     Ok(destination)
 }
