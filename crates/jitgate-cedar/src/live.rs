@@ -175,22 +175,24 @@ impl LiveCedar {
         fingerprint: PolicyVersion,
     ) -> Result<ReloadOutcome, ReloadError> {
         let built = recipe.clone().build().await.map_err(ReloadError::Invalid);
-        let swapped = built.and_then(|policy| {
-            let policy = Arc::new(policy);
+        let checked = built.and_then(|policy| {
             self.inner
                 .gate
-                .replace_policy(policy.clone())
-                .map_err(ReloadError::Refused)?;
-            Ok(policy)
+                .check_policy(&policy)
+                .map(|()| Arc::new(policy))
+                .map_err(ReloadError::Refused)
         });
-        let outcome = match swapped {
+        let outcome = match checked {
             Ok(policy) => {
                 let version = policy.version().unwrap_or(fingerprint);
-                self.inner.current.store(policy);
+                // The bookkeeping first: whoever sees the new set decide also sees it counted.
+                self.inner.current.store(policy.clone());
                 *self.inner.recipe.lock().unwrap_or_else(|p| p.into_inner()) = recipe;
                 *self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.inner.reloads.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(POLICY_RELOADS, "result" => "loaded").increment(1);
+                // Checked above, and what it checks does not change: this cannot refuse.
+                self.inner.gate.replace_policy(policy).map_err(ReloadError::Refused)?;
                 tracing::info!(version = %version, "policy set reloaded");
                 ReloadOutcome::Loaded(version)
             }

@@ -160,3 +160,33 @@ async fn a_set_handed_in_through_the_api_is_put_in_force() {
     assert!(matches!(live.load(bad).await, Err(ReloadError::Invalid(_))));
     assert_eq!(gate.policy_version(), Some(version));
 }
+
+#[tokio::test]
+async fn a_set_that_does_not_fit_the_gate_is_refused_and_the_old_one_stays() {
+    let copy = Copy::new("refused");
+    // A gate with no destination for break-glass alerts, on a set without break-glass.
+    let plain = CedarPolicy::builder()
+        .schema_file(copy.0.join("app.cedarschema"))
+        .policies(
+            "plain.cedar",
+            "@id(\"logs\")\npermit(principal, action == Action::\"read_logs\", resource);",
+        );
+    let policy = Arc::new(plain.clone().build().await.unwrap());
+    let gate = Gate::builder()
+        .policy(policy.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .notifier(Arc::new(MemoryNotifier::new()))
+        .build()
+        .unwrap();
+    let live = LiveCedar::new(gate.clone(), plain, policy);
+    let before = gate.policy_version();
+    // The example set allows break-glass: its alerts would reach nobody.
+    let refused = live.load(copy.recipe()).await.unwrap_err();
+    assert!(
+        matches!(&refused, ReloadError::Refused(e) if e.to_string().contains("break-glass")),
+        "{refused}"
+    );
+    assert_eq!(gate.policy_version(), before);
+    assert_eq!(live.version(), before);
+    assert_eq!((live.reloads(), live.failures()), (0, 1));
+}

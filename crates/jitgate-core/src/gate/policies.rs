@@ -82,9 +82,7 @@ impl Gate {
     /// # Errors
     /// [`BuildError`] naming why the policy does not fit this gate.
     pub fn replace_policy(&self, policy: Arc<dyn Policy>) -> Result<Option<PolicyVersion>, BuildError> {
-        if let Some(problem) = break_glass_problem(policy.as_ref(), self.policy.break_glass_alerted) {
-            return Err(BuildError::with_problems(vec![problem]));
-        }
+        self.check_policy(policy.as_ref())?;
         let next = InForce::new(policy);
         let version = next.version;
         let previous = self.policy.current.swap(Arc::new(next));
@@ -96,6 +94,18 @@ impl Gate {
             "policy replaced"
         );
         Ok(version)
+    }
+
+    /// The checks [`Gate::replace_policy`] runs, without putting `policy` in force: whether it
+    /// fits this gate.
+    ///
+    /// # Errors
+    /// [`BuildError`] naming why it does not.
+    pub fn check_policy(&self, policy: &dyn Policy) -> Result<(), BuildError> {
+        match break_glass_problem(policy, self.policy.break_glass_alerted) {
+            Some(problem) => Err(BuildError::with_problems(vec![problem])),
+            None => Ok(()),
+        }
     }
 
     /// The version of the policy in force ([`Policy::version`]).
