@@ -185,7 +185,9 @@ impl Config {
         .into())
     }
 
-    fn recipe(&self) -> jitgate_cedar::CedarPolicyBuilder {
+    /// The Cedar policy this configuration describes (schema, policies, links, principal types,
+    /// entities), not yet built: what [`Config::start`] builds, and what `jitgate check` checks.
+    pub fn recipe(&self) -> jitgate_cedar::CedarPolicyBuilder {
         let p = &self.policy;
         let mut recipe = CedarPolicy::builder()
             .entities_max_age(self.entities.max_age)

@@ -1,0 +1,135 @@
+//! `jitgate`: Cedar policies for jitgate checked, tested and explained from the command line.
+//!
+//! Exit codes: 0 — everything passed; 1 — the check found errors, or a test case failed;
+//! 2 — the command could not run (bad arguments, a file that cannot be read).
+
+mod cases;
+mod check;
+mod explain;
+mod inputs;
+mod parse;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Check, test and explain Cedar policies for jitgate.
+#[derive(Parser, Debug)]
+#[command(name = "jitgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the schema, the policies (with jitgate's annotations) and the entities together.
+    ///
+    /// Every error is reported at once, with the offending source lines.
+    #[command(
+        after_help = "Examples:\n  jitgate check examples/policies\n  jitgate check --config jitgate.toml --format github\n  jitgate check --schema app.cedarschema --policies policies/ --entities entities.json\n\nExit codes: 0 valid, 1 errors found, 2 could not run."
+    )]
+    Check {
+        #[command(flatten)]
+        policy: inputs::PolicyArgs,
+        /// `human` (default), `json`, or `github` (annotations a CI system shows on the change).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Run policy test cases: principal, action, resource, context → the expected answer.
+    #[command(
+        after_help = "Examples:\n  jitgate test examples/policies\n  jitgate test examples/policies --cases examples/policies/access.test.toml --format json\n\nWithout --cases, every *.test.toml in the policy directory runs.\nExit codes: 0 every case passed, 1 a case failed (or the policies do not load), 2 could not run."
+    )]
+    Test {
+        #[command(flatten)]
+        policy: inputs::PolicyArgs,
+        /// A TOML file of `[[case]]`s (repeatable).
+        #[arg(long)]
+        cases: Vec<std::path::PathBuf>,
+        /// `human` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Explain one request: which policies matched, the approval flow, why it is not allowed.
+    #[command(
+        after_help = "Examples:\n  jitgate explain examples/policies --principal 'User::\"sam\"' --action 'Action::\"db_restart\"' --resource 'Database::\"orders-prod\"'\n  jitgate explain examples/policies --principal 'User::\"sam\"' --action 'Action::\"db_restart\"' --resource 'Database::\"orders-prod\"' --context '{\"ticket\": \"INC-1\"}' --format json\n\nExit codes: 0 explained, 1 the policies do not load, 2 could not run."
+    )]
+    Explain {
+        #[command(flatten)]
+        policy: inputs::PolicyArgs,
+        /// Who asks, as a Cedar entity reference: `User::"sam"`.
+        #[arg(long)]
+        principal: String,
+        /// The action: `Action::"db_restart"`.
+        #[arg(long)]
+        action: String,
+        /// The resource: `Database::"orders-prod"`.
+        #[arg(long)]
+        resource: String,
+        /// The context, as a JSON object: `{"ticket": "INC-1"}`.
+        #[arg(long)]
+        context: Option<String>,
+        /// `human` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// For people.
+    Human,
+    /// One JSON document on standard output.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…::…`); `check` only.
+    Github,
+}
+
+/// Why a command stopped.
+#[derive(Debug)]
+enum Failure {
+    /// It ran and found problems (exit 1); what it found is printed already.
+    Found,
+    /// It could not run (exit 2).
+    Usage(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Usage(message)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jitgate: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Check { policy, format } => check::run(&policy, format).await,
+            Command::Test { policy, cases, format } => cases::run(&policy, &cases, format).await,
+            Command::Explain {
+                policy,
+                principal,
+                action,
+                resource,
+                context,
+                format,
+            } => explain::run(&policy, &principal, &action, &resource, context.as_deref(), format).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Found) => ExitCode::from(1),
+        Err(Failure::Usage(message)) => {
+            eprintln!("jitgate: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
