@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jitgate::cedar::{CedarPolicy, CedarPolicyBuilder, JsonEntitiesFile};
 
 /// The policy set, named by a directory, by files, or by a configuration file.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct PolicyArgs {
     /// A directory holding one schema (`*.cedarschema`), the policies (`*.cedar`), and
     /// optionally the entities (`entities.json`) and template links (`*.links.json`).
@@ -37,6 +37,20 @@ impl PolicyArgs {
     /// The directory the command looks in for more files (test cases), if one was named.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// The entities file the policy set reads, if any.
+    pub fn entities_path(&self) -> Option<PathBuf> {
+        if let Some(config) = &self.config {
+            let config = jitgate::config::Config::load(config).ok()?;
+            return config.entities.file.as_ref().map(|f| f.relative());
+        }
+        self.entities.clone().or_else(|| {
+            self.dir
+                .as_ref()
+                .map(|d| d.join("entities.json"))
+                .filter(|p| p.is_file())
+        })
     }
 
     /// What to build.

@@ -3,11 +3,14 @@
 //! Exit codes: 0 — everything passed; 1 — the check found errors, or a test case failed;
 //! 2 — the command could not run (bad arguments, a file that cannot be read).
 
+mod audit;
 mod cases;
+mod chart;
 mod check;
 mod explain;
 mod inputs;
 mod parse;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -73,6 +76,47 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// The audit trail: verify an export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Replay a log of actions against the policies: what would be standing, auto-approved,
+    /// need approval or be denied, per action and per team; the approval load per reviewer
+    /// group per day; rarely used standing permissions; with --baseline, what changes.
+    #[command(
+        after_help = "Examples:\n  jitgate simulate examples/policies --log actions.jsonl\n  jitgate simulate policies-new/ --baseline policies-old/ --log actions.csv --chart load.svg\n\nA JSON-lines row: {\"principal\": \"User::\\\"sam\\\"\", \"action\": \"Action::\\\"db_restart\\\"\", \"resource\": \"Database::\\\"orders-prod\\\"\", \"context\": {}, \"time\": \"2026-11-02T09:00:00Z\"}\nA CSV log has the header principal,action,resource,time,context.\nExit codes: 0 simulated, 1 the policies do not load, 2 could not run."
+    )]
+    Simulate {
+        #[command(flatten)]
+        policy: inputs::PolicyArgs,
+        #[command(flatten)]
+        args: simulate::SimulateArgs,
+        /// `human` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify an audit export (JSON lines): every record's hash and link, and with --checkpoint
+    /// and --key, that it reaches a checkpoint signed outside the store (a cut tail or a
+    /// rewritten chain is found).
+    #[command(
+        after_help = "Examples:\n  jitgate audit verify audit.jsonl\n  jitgate audit verify audit.jsonl --checkpoint checkpoints.jsonl --key 3b6a27bc…\n\nExit codes: 0 intact, 1 the first bad record is named, 2 could not run."
+    )]
+    Verify {
+        /// The export, as `Gate::export_audit` writes it.
+        export: std::path::PathBuf,
+        /// A checkpoint (JSON), or a JSON-lines file of them (the last is used).
+        #[arg(long, requires = "key")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The checkpoint signer's public key (hex).
+        #[arg(long, requires = "checkpoint")]
+        key: Option<String>,
+        /// `human` (default) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
 }
 
 /// How results are printed.
@@ -122,6 +166,13 @@ fn main() -> ExitCode {
                 context,
                 format,
             } => explain::run(&policy, &principal, &action, &resource, context.as_deref(), format).await,
+            Command::Simulate { policy, args, format } => simulate::run(&policy, &args, format).await,
+            Command::Audit(AuditCommand::Verify {
+                export,
+                checkpoint,
+                key,
+                format,
+            }) => audit::verify(&export, checkpoint.as_deref().zip(key.as_deref()), format),
         }
     });
     match result {

@@ -206,3 +206,190 @@ fn what_cannot_run_exits_2_and_says_why() {
         "{stdout}"
     );
 }
+
+/// A small log with known answers: 3 standing, 1 auto-approved, 3 needing a lead (2 on the
+/// first day, 1 on the second), 2 denied.
+fn log_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    let mut rows = vec![
+        (
+            r#"User::"sam""#,
+            r#"Action::"read_logs""#,
+            r#"Service::"orders""#,
+            "2026-11-02T09:00:00Z"
+        );
+        3
+    ];
+    rows.extend(
+        [(
+            r#"User::"sam""#,
+            r#"Action::"db_restart""#,
+            r#"Database::"orders-prod""#,
+            "2026-11-02T10:00:00Z",
+        ); 2],
+    );
+    rows.push((
+        r#"User::"sam""#,
+        r#"Action::"db_restart""#,
+        r#"Database::"orders-prod""#,
+        "2026-11-03T10:00:00Z",
+    ));
+    rows.push((
+        r#"User::"sam""#,
+        r#"Action::"db_restart""#,
+        r#"Database::"orders-staging""#,
+        "2026-11-03T11:00:00Z",
+    ));
+    rows.push((
+        r#"User::"eve""#,
+        r#"Action::"read_logs""#,
+        r#"Service::"orders""#,
+        "2026-11-03T12:00:00Z",
+    ));
+    rows.push((
+        r#"User::"lee""#,
+        r#"Action::"db_drop""#,
+        r#"Database::"orders-prod""#,
+        "2026-11-03T13:00:00Z",
+    ));
+    rows
+}
+
+#[test]
+fn simulate_reports_the_answers_the_approval_load_and_what_a_change_would_do() {
+    let jsonl: String = log_rows()
+        .iter()
+        .map(|(p, a, r, t)| {
+            serde_json::json!({"principal": p, "action": a, "resource": r, "time": t}).to_string() + "\n"
+        })
+        .collect();
+    let mut csv = String::from("principal,action,resource,time,context\n");
+    for (p, a, r, t) in log_rows() {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        csv.push_str(&format!("{},{},{},{t},\n", q(p), q(a), q(r)));
+    }
+    let freeze =
+        "@id(\"no-logs-for-sam\")\nforbid(principal == User::\"sam\", action == Action::\"read_logs\", resource);\n";
+    let new = Copy::with("simulate-new", &[("freeze.cedar", freeze)]);
+    let logs = Copy::with("simulate-logs", &[("actions.jsonl", &jsonl), ("actions.csv", &csv)]);
+    let chart = Path::new(logs.path()).join("load.svg");
+    for log in ["actions.jsonl", "actions.csv"] {
+        let log = Path::new(logs.path()).join(log);
+        let out = jitgate(&[
+            "simulate",
+            examples().to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["rows"], 9);
+        assert_eq!(
+            report["totals"],
+            serde_json::json!({"standing": 3, "auto_approved": 1, "needs_approval": 3, "denied": 2}),
+            "{log:?}"
+        );
+        assert_eq!(report["approval_load"][r#"Team::"sre-leads""#]["2026-11-02"], 2);
+        assert_eq!(report["approval_load"][r#"Team::"sre-leads""#]["2026-11-03"], 1);
+        assert_eq!(report["by_team"][r#"Team::"sre""#]["standing"], 3);
+        assert_eq!(report["by_team"]["(no group)"]["denied"], 1, "eve is in no group");
+    }
+
+    let log = Path::new(logs.path()).join("actions.jsonl");
+    let out = jitgate(&[
+        "simulate",
+        new.path(),
+        "--baseline",
+        examples().to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("3 rows change answer against the baseline"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "line       1: User::\"sam\" Action::\"read_logs\" on Service::\"orders\": standing -> forbidden"
+        ),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("Team::&quot;sre-leads&quot;: 2 on 2026-11-02"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn audit_verify_finds_an_edit_and_a_cut_tail() {
+    use jitgate::audit::CheckpointSigner;
+    use jitgate_testkit::fixtures::{ask, gate, lee, restart};
+    let dir = Copy::with("audit", &[]);
+    let export = Path::new(dir.path()).join("audit.jsonl");
+    let checkpoint = Path::new(dir.path()).join("checkpoint.json");
+    let signer = CheckpointSigner::from_seed([5; 32]);
+    let key = signer.public_key_hex();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (g, ..) = gate(std::sync::Arc::new(jitgate::MemoryStore::new()));
+        for db in ["a", "b"] {
+            let jitgate::RequestOutcome::Pending(r) = g.request(ask(restart(db), 30)).await.unwrap() else {
+                panic!("pending")
+            };
+            g.approve(r.id, &lee(), Some("ok")).await.unwrap();
+        }
+        let mut out = Vec::new();
+        g.export_audit(&mut out).await.unwrap();
+        std::fs::write(&export, out).unwrap();
+        let cp = g.checkpointer(signer).checkpoint_now().await.unwrap();
+        std::fs::write(&checkpoint, serde_json::to_string(&cp).unwrap()).unwrap();
+    });
+    let args = |file: &Path| {
+        vec![
+            "audit".to_owned(),
+            "verify".to_owned(),
+            file.to_str().unwrap().to_owned(),
+            "--checkpoint".to_owned(),
+            checkpoint.to_str().unwrap().to_owned(),
+            "--key".to_owned(),
+            key.clone(),
+        ]
+    };
+    let run = |a: Vec<String>| jitgate(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let ok = run(args(&export));
+    let (stdout, stderr) = text(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok: 8 records, chain intact and reaching the checkpoint"),
+        "{stdout}"
+    );
+
+    let lines: Vec<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let edited = Path::new(dir.path()).join("edited.jsonl");
+    let mut changed = lines.clone();
+    changed[1] = changed[1].replace("\"ok\"", "\"OK\"");
+    assert_ne!(changed[1], lines[1], "the test edits a review's comment");
+    std::fs::write(&edited, changed.join("\n") + "\n").unwrap();
+    let out = run(args(&edited));
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("line 2"), "{stderr}");
+
+    let cut = Path::new(dir.path()).join("cut.jsonl");
+    std::fs::write(&cut, lines[..6].join("\n") + "\n").unwrap();
+    let alone = jitgate(&["audit", "verify", cut.to_str().unwrap()]);
+    assert_eq!(alone.status.code(), Some(0), "a cut tail verifies alone");
+    let out = run(args(&cut));
+    assert_eq!(out.status.code(), Some(1), "but not against the checkpoint");
+}
