@@ -12,11 +12,6 @@ pub async fn load(policy: &PolicyArgs, format: Format) -> Result<CedarPolicy, Fa
     built(policy.recipe()?, format).await
 }
 
-/// As [`load`], with a decision cache (for replaying logs, where requests repeat).
-pub async fn load_cached(policy: &PolicyArgs, format: Format) -> Result<CedarPolicy, Failure> {
-    built(policy.recipe()?.decision_cache(1 << 16), format).await
-}
-
 async fn built(recipe: jitgate::cedar::CedarPolicyBuilder, format: Format) -> Result<CedarPolicy, Failure> {
     match recipe.build().await {
         Ok(built) => Ok(built),
