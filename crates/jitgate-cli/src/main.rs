@@ -9,6 +9,7 @@ mod chart;
 mod check;
 mod explain;
 mod inputs;
+mod ops;
 mod parse;
 mod simulate;
 
@@ -76,9 +77,108 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// The audit trail: verify an export.
+    /// The audit trail: verify an export, or export a store's.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Apply jitgate's migrations to the configuration's PostgreSQL store, or print their SQL.
+    #[command(
+        after_help = "Examples:\n  jitgate migrate --config jitgate.toml\n  jitgate migrate --config jitgate.toml --print > jitgate.sql   # for a database administrator\n\nExit codes: 0 migrated (or printed), 2 could not run."
+    )]
+    Migrate {
+        /// The deployment's configuration file (its `[store]`).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Print the SQL (with the rows recording it) instead of applying it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// List pending requests (all, or those a reviewer may review).
+    #[command(
+        after_help = "Examples:\n  jitgate requests --config jitgate.toml\n  jitgate requests --config jitgate.toml --reviewer 'User::\"lee\"' --format json"
+    )]
+    Requests {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Only the requests this reviewer may review.
+        #[arg(long)]
+        reviewer: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// List a principal's grants in force or scheduled.
+    #[command(after_help = "Example:\n  jitgate grants --config jitgate.toml --principal 'User::\"sam\"'")]
+    Grants {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        principal: String,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Approve a request as a named reviewer (checked by the policy, audited).
+    #[command(
+        after_help = "Example:\n  jitgate approve req_… --config jitgate.toml --as 'User::\"lee\"' --comment 'go ahead'\n\nExit codes: 0 done, 1 refused by the rules (and audited), 2 could not run."
+    )]
+    Approve {
+        /// The request's id (`req_…`).
+        id: String,
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// The reviewer, as a Cedar entity reference.
+        #[arg(long = "as")]
+        reviewer: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Deny a request as a named reviewer (checked by the policy, audited).
+    #[command(
+        after_help = "Example:\n  jitgate deny req_… --config jitgate.toml --as 'User::\"lee\"' --comment 'use staging'\n\nExit codes: 0 done, 1 refused by the rules (and audited), 2 could not run."
+    )]
+    Deny {
+        id: String,
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long = "as")]
+        reviewer: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Revoke one grant.
+    #[command(
+        after_help = "Example:\n  jitgate revoke grt_… --config jitgate.toml --as 'User::\"lee\"' --reason 'incident over'\n\nExit codes: 0 revoked, 1 refused by the rules (and audited), 2 could not run."
+    )]
+    Revoke {
+        /// The grant's id (`grt_…`).
+        id: String,
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long = "as")]
+        actor: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Off-board a principal: revoke every grant and close every pending request.
+    #[command(
+        after_help = "Example:\n  jitgate offboard 'User::\"sam\"' --config jitgate.toml --as 'User::\"lee\"' --reason 'left the company'\n\nExit codes: 0 done, 1 refused by the rules (and audited), 2 could not run."
+    )]
+    Offboard {
+        /// The principal, as a Cedar entity reference.
+        principal: String,
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long = "as")]
+        actor: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Replay a log of actions against the policies: what would be standing, auto-approved,
     /// need approval or be denied, per action and per team; the approval load per reviewer
     /// group per day; rarely used standing permissions; with --baseline, what changes.
@@ -116,6 +216,17 @@ enum AuditCommand {
         /// `human` (default) or `json`.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+    },
+    /// Export the audit trail of the configuration's store as JSON lines.
+    #[command(
+        after_help = "Example:\n  jitgate audit export --config jitgate.toml --out audit.jsonl && jitgate audit verify audit.jsonl"
+    )]
+    Export {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -173,6 +284,46 @@ fn main() -> ExitCode {
                 key,
                 format,
             }) => audit::verify(&export, checkpoint.as_deref().zip(key.as_deref()), format),
+            Command::Audit(AuditCommand::Export { config, out }) => ops::export(&config, out.as_ref()).await,
+            Command::Migrate { config, print } => ops::migrate(&config, print).await,
+            Command::Requests {
+                config,
+                reviewer,
+                format,
+            } => ops::requests(&config, reviewer.as_deref(), format).await,
+            Command::Grants {
+                config,
+                principal,
+                format,
+            } => ops::grants(&config, &principal, format).await,
+            Command::Approve {
+                id,
+                config,
+                reviewer,
+                comment,
+                format,
+            } => ops::review(&config, &id, &reviewer, comment.as_deref(), true, format).await,
+            Command::Deny {
+                id,
+                config,
+                reviewer,
+                comment,
+                format,
+            } => ops::review(&config, &id, &reviewer, comment.as_deref(), false, format).await,
+            Command::Revoke {
+                id,
+                config,
+                actor,
+                reason,
+                format,
+            } => ops::revoke(&config, &id, &actor, reason.as_deref(), format).await,
+            Command::Offboard {
+                principal,
+                config,
+                actor,
+                reason,
+                format,
+            } => ops::offboard(&config, &principal, &actor, reason.as_deref(), format).await,
         }
     });
     match result {

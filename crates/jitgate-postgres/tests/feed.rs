@@ -80,3 +80,29 @@ async fn the_feed_and_the_sealer_start_only_once_the_tables_exist() {
     let replica = common::replica(&store).await;
     assert!(replica.background_running());
 }
+
+/// The SQL a database administrator applies by hand (`jitgate migrate --print`) makes the same
+/// schema `migrate` would, and records it: a later `migrate` has nothing to do and the store
+/// works.
+#[tokio::test]
+async fn the_printed_migrations_applied_by_hand_leave_nothing_for_migrate() {
+    let Some(probe) = common::unmigrated(|o| o).await else {
+        return;
+    };
+    let schema = probe.schema().to_owned();
+    let sql = jitgate_postgres::PgStore::migration_sql(&schema);
+    assert!(sql.contains("CREATE TABLE requests"), "{sql}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(probe.pool())
+        .await
+        .expect("the printed SQL applies");
+    assert!(!probe.background_running());
+    probe
+        .migrate()
+        .await
+        .expect("migrate finds every migration applied, with its checksum");
+    assert!(probe.background_running());
+    let gate = gate(Arc::new(probe));
+    let r = gate.request(ask(restart("db"), 30)).await.unwrap();
+    assert!(matches!(r, RequestOutcome::Pending(_)));
+}

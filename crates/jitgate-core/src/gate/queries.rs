@@ -136,6 +136,21 @@ impl Gate {
         Ok(p)
     }
 
+    /// Every pending request, oldest first (an operator's view; a reviewer's own queue is
+    /// [`Gate::pending_for_reviewer`]). Requests whose deadline has passed but that no sweep has
+    /// closed yet are left out.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error.
+    pub async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, Error> {
+        self.limits.page(page)?;
+        let listings = self.capability("pending_requests", Capability::Listings, Store::listings)?;
+        let now = self.clock.now();
+        let mut p = self.call("pending_requests", listings.pending_requests(page)).await?;
+        p.items.retain(|r| now < r.deadline);
+        Ok(p)
+    }
+
     /// Break-glass grants still awaiting their after-the-fact review.
     ///
     /// # Errors

@@ -145,6 +145,38 @@ impl PgStore {
         Ok(())
     }
 
+    /// The SQL [`PgStore::migrate`] would run on an empty `schema`, for a database administrator
+    /// to review and apply by hand (`jitgate migrate --print`): the schema, every migration in
+    /// order, and the rows of the migrator's own table that record them, so a later `migrate`
+    /// finds them applied. `schema` must be a plain identifier (as [`PgStoreOptions::schema`]
+    /// requires).
+    pub fn migration_sql(schema: &str) -> String {
+        use std::fmt::Write as _;
+        let migrator = sqlx::migrate!("./migrations");
+        let mut out = format!(
+            "-- jitgate migrations for the schema \"{schema}\": run in one session, in order.\n\
+             BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"{schema}\";\nSET LOCAL search_path TO \"{schema}\";\n\
+             CREATE TABLE IF NOT EXISTS _sqlx_migrations (\n    version BIGINT PRIMARY KEY,\n    description TEXT NOT NULL,\n    \
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),\n    success BOOLEAN NOT NULL,\n    checksum BYTEA NOT NULL,\n    \
+             execution_time BIGINT NOT NULL\n);\n"
+        );
+        for m in migrator.iter() {
+            let _ = write!(
+                out,
+                "\n-- {:04} {}\n{}\nINSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES ({}, '{}', true, '\\x{}', 0);\n",
+                m.version,
+                m.description,
+                m.sql.as_str().trim_end(),
+                m.version,
+                m.description.replace('\'', "''"),
+                m.checksum.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+        }
+        out.push_str("COMMIT;\n");
+        out
+    }
+
     /// The connection pool (its sessions use jitgate's schema).
     pub fn pool(&self) -> &PgPool {
         &self.pool

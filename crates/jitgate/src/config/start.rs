@@ -74,6 +74,53 @@ impl Config {
             }
             None => None,
         };
+        let (gate, live) = self.gate().await?;
+        let mut intervals = Intervals::default();
+        intervals.sweep = self.runtime.sweep_every;
+        let mut runtime = Runtime::for_gate(&gate, intervals)
+            .backoff(Backoff::new(self.runtime.backoff_first, self.runtime.backoff_max))
+            .task(live.reloader(self.policy.reload_every))
+            .task(live.entity_refresher(self.entities.refresh_every));
+        if let Some(signer) = signer {
+            let checkpointer = match &self.audit.checkpoints_file {
+                Some(path) => gate
+                    .checkpointer(signer)
+                    .sink(Arc::new(JsonLinesCheckpoints::new(resolved(path)))),
+                None => gate.checkpointer(signer).sink(Arc::new(TracingCheckpoints)),
+            };
+            runtime = runtime.checkpoints(checkpointer, self.audit.checkpoint_every);
+        }
+        if let Some(path) = &self.audit.stream_file {
+            let file = resolved(path);
+            let cursor = self
+                .audit
+                .stream_cursor
+                .as_ref()
+                .map(resolved)
+                .unwrap_or_else(|| file.with_extension("cursor"));
+            let streamer = gate
+                .audit_streamer()
+                .sink(Arc::new(JsonLinesRecords::new(file)))
+                .cursor_file(cursor);
+            runtime = runtime.streaming(streamer, self.audit.stream_every);
+        }
+        Ok(Running {
+            gate,
+            policy: live,
+            runtime: runtime.start(),
+            shutdown_within: self.runtime.shutdown_within,
+        })
+    }
+
+    /// Builds the store, the Cedar policy, the destinations and the gate, and starts nothing:
+    /// for one-shot operations (the `jitgate` command approving a request or exporting the
+    /// audit trail). A service calls [`Config::start`]. With buffered use recording (the
+    /// default), call `Gate::flush_audit_buffer` before the process ends: nothing else writes
+    /// the refusals and uses the buffer holds.
+    ///
+    /// # Errors
+    /// As [`Config::start`].
+    pub async fn gate(&self) -> Result<(Gate, LiveCedar), StartError> {
         let destinations = self
             .destinations
             .iter()
@@ -110,41 +157,7 @@ impl Config {
         }
         let gate = builder.build().map_err(StartError::Gate)?;
         let live = LiveCedar::new(gate.clone(), recipe, policy);
-        let mut intervals = Intervals::default();
-        intervals.sweep = self.runtime.sweep_every;
-        let mut runtime = Runtime::for_gate(&gate, intervals)
-            .backoff(Backoff::new(self.runtime.backoff_first, self.runtime.backoff_max))
-            .task(live.reloader(self.policy.reload_every))
-            .task(live.entity_refresher(self.entities.refresh_every));
-        if let Some(signer) = signer {
-            let checkpointer = match &self.audit.checkpoints_file {
-                Some(path) => gate
-                    .checkpointer(signer)
-                    .sink(Arc::new(JsonLinesCheckpoints::new(resolved(path)))),
-                None => gate.checkpointer(signer).sink(Arc::new(TracingCheckpoints)),
-            };
-            runtime = runtime.checkpoints(checkpointer, self.audit.checkpoint_every);
-        }
-        if let Some(path) = &self.audit.stream_file {
-            let file = resolved(path);
-            let cursor = self
-                .audit
-                .stream_cursor
-                .as_ref()
-                .map(resolved)
-                .unwrap_or_else(|| file.with_extension("cursor"));
-            let streamer = gate
-                .audit_streamer()
-                .sink(Arc::new(JsonLinesRecords::new(file)))
-                .cursor_file(cursor);
-            runtime = runtime.streaming(streamer, self.audit.stream_every);
-        }
-        Ok(Running {
-            gate,
-            policy: live,
-            runtime: runtime.start(),
-            shutdown_within: self.runtime.shutdown_within,
-        })
+        Ok((gate, live))
     }
 
     async fn store(&self) -> Result<Arc<dyn Store>, StartError> {
