@@ -183,7 +183,7 @@ enum Command {
     /// need approval or be denied, per action and per team; the approval load per reviewer
     /// group per day; rarely used standing permissions; with --baseline, what changes.
     #[command(
-        after_help = "Examples:\n  jitgate simulate examples/policies --log actions.jsonl\n  jitgate simulate policies-new/ --baseline policies-old/ --log actions.csv --chart load.svg\n\nA JSON-lines row: {\"principal\": \"User::\\\"sam\\\"\", \"action\": \"Action::\\\"db_restart\\\"\", \"resource\": \"Database::\\\"orders-prod\\\"\", \"context\": {}, \"time\": \"2026-11-02T09:00:00Z\"}\nA CSV log has the header principal,action,resource,time,context.\nExit codes: 0 simulated, 1 the policies do not load, 2 could not run."
+        after_help = "Examples:\n  jitgate simulate examples/policies --log actions.jsonl\n  jitgate simulate policies-new/ --baseline policies-old/ --log actions.csv --chart load.svg\n\nA JSON-lines row: {\"principal\": \"User::\\\"sam\\\"\", \"action\": \"Action::\\\"db_restart\\\"\", \"resource\": \"Database::\\\"orders-prod\\\"\", \"context\": {}, \"time\": \"2026-11-02T09:00:00Z\"}\nA CSV log has a header naming principal, action, resource, and optionally time and context, in any order.\nExit codes: 0 simulated, 1 the policies do not load, 2 could not run."
     )]
     Simulate {
         #[command(flatten)]

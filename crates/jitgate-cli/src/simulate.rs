@@ -87,13 +87,23 @@ fn read_log(path: &Path) -> Result<Vec<Request>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let rows: Vec<(usize, Row)> = if path.extension().is_some_and(|x| x == "csv") {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
+        // Columns by their header's names, in any order; `context` and `time` may be left out.
+        let headers = reader
+            .headers()
+            .map_err(|e| format!("{}:1: {e}", path.display()))?
+            .clone();
+        let column = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+        let required =
+            |name: &str| column(name).ok_or_else(|| format!("{}:1: the header has no `{name}` column", path.display()));
+        let (principal, action, resource) = (required("principal")?, required("action")?, required("resource")?);
+        let (time, context) = (column("time"), column("context"));
         reader
             .records()
             .enumerate()
             .map(|(i, r)| {
                 let r = r.map_err(|e| format!("{}:{}: {e}", path.display(), i + 2))?;
-                let get = |n: usize| r.get(n).unwrap_or_default().to_owned();
-                let context = match get(4).trim() {
+                let get = |n: Option<usize>| n.and_then(|n| r.get(n)).unwrap_or_default().to_owned();
+                let context = match get(context).trim() {
                     "" => None,
                     c => Some(
                         serde_json::from_str(c).map_err(|e| format!("{}:{}: context: {e}", path.display(), i + 2))?,
@@ -102,10 +112,10 @@ fn read_log(path: &Path) -> Result<Vec<Request>, String> {
                 Ok((
                     i + 2,
                     Row {
-                        principal: get(0),
-                        action: get(1),
-                        resource: get(2),
-                        time: Some(get(3)),
+                        principal: get(Some(principal)),
+                        action: get(Some(action)),
+                        resource: get(Some(resource)),
+                        time: Some(get(time)).filter(|t| !t.is_empty()),
                         context,
                     },
                 ))
@@ -203,7 +213,7 @@ fn standing_policies(policy: &CedarPolicy) -> Vec<String> {
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
     /// The log: JSON lines (`{"principal", "action", "resource", "context", "time"}`) or CSV
-    /// (`principal,action,resource,time,context`, with a header), by extension.
+    /// (a header naming `principal`, `action`, `resource`, and optionally `time` and `context`, in any order), by extension.
     #[arg(long)]
     pub log: PathBuf,
     /// Another policy directory to compare with: every row whose answer changes is listed.

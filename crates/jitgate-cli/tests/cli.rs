@@ -262,10 +262,11 @@ fn simulate_reports_the_answers_the_approval_load_and_what_a_change_would_do() {
             serde_json::json!({"principal": p, "action": a, "resource": r, "time": t}).to_string() + "\n"
         })
         .collect();
-    let mut csv = String::from("principal,action,resource,time,context\n");
+    // Columns in another order than the documented one: read by their names.
+    let mut csv = String::from("time,resource,principal,action\n");
     for (p, a, r, t) in log_rows() {
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        csv.push_str(&format!("{},{},{},{t},\n", q(p), q(a), q(r)));
+        csv.push_str(&format!("{t},{},{},{}\n", q(r), q(p), q(a)));
     }
     let freeze =
         "@id(\"no-logs-for-sam\")\nforbid(principal == User::\"sam\", action == Action::\"read_logs\", resource);\n";
