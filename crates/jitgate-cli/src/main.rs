@@ -119,34 +119,12 @@ enum Command {
     #[command(
         after_help = "Example:\n  jitgate approve req_… --config jitgate.toml --as 'User::\"lee\"' --comment 'go ahead'\n\nExit codes: 0 done, 1 refused by the rules (and audited), 2 could not run."
     )]
-    Approve {
-        /// The request's id (`req_…`).
-        id: String,
-        #[arg(long)]
-        config: std::path::PathBuf,
-        /// The reviewer, as a Cedar entity reference.
-        #[arg(long = "as")]
-        reviewer: String,
-        #[arg(long)]
-        comment: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-    },
+    Approve(ReviewArgs),
     /// Deny a request as a named reviewer (checked by the policy, audited).
     #[command(
         after_help = "Example:\n  jitgate deny req_… --config jitgate.toml --as 'User::\"lee\"' --comment 'use staging'\n\nExit codes: 0 done, 1 refused by the rules (and audited), 2 could not run."
     )]
-    Deny {
-        id: String,
-        #[arg(long)]
-        config: std::path::PathBuf,
-        #[arg(long = "as")]
-        reviewer: String,
-        #[arg(long)]
-        comment: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-    },
+    Deny(ReviewArgs),
     /// Revoke one grant.
     #[command(
         after_help = "Example:\n  jitgate revoke grt_… --config jitgate.toml --as 'User::\"lee\"' --reason 'incident over'\n\nExit codes: 0 revoked, 1 refused by the rules (and audited), 2 could not run."
@@ -230,6 +208,25 @@ enum AuditCommand {
     },
 }
 
+/// What `approve` and `deny` take.
+#[derive(clap::Args, Debug)]
+struct ReviewArgs {
+    /// The request's id (`req_…`).
+    id: String,
+    /// The deployment's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// The reviewer, as a Cedar entity reference.
+    #[arg(long = "as")]
+    reviewer: String,
+    /// The review's comment (in the audit trail).
+    #[arg(long)]
+    comment: Option<String>,
+    /// `human` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -296,20 +293,10 @@ fn main() -> ExitCode {
                 principal,
                 format,
             } => ops::grants(&config, &principal, format).await,
-            Command::Approve {
-                id,
-                config,
-                reviewer,
-                comment,
-                format,
-            } => ops::review(&config, &id, &reviewer, comment.as_deref(), true, format).await,
-            Command::Deny {
-                id,
-                config,
-                reviewer,
-                comment,
-                format,
-            } => ops::review(&config, &id, &reviewer, comment.as_deref(), false, format).await,
+            Command::Approve(r) => {
+                ops::review(&r.config, &r.id, &r.reviewer, r.comment.as_deref(), true, r.format).await
+            }
+            Command::Deny(r) => ops::review(&r.config, &r.id, &r.reviewer, r.comment.as_deref(), false, r.format).await,
             Command::Revoke {
                 id,
                 config,
