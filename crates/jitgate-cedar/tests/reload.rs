@@ -190,3 +190,33 @@ async fn a_set_that_does_not_fit_the_gate_is_refused_and_the_old_one_stays() {
     assert_eq!(live.version(), before);
     assert_eq!((live.reloads(), live.failures()), (0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_entity_refresh_is_reported_and_the_entities_in_use_stay() {
+    let copy = Copy::new("refresh");
+    let (gate, live) = live(&copy).await;
+    std::fs::remove_file(copy.0.join("entities.json")).unwrap();
+    let handle = Runtime::new()
+        .backoff(jitgate_core::runtime::Backoff::new(
+            Duration::from_millis(5),
+            Duration::from_millis(20),
+        ))
+        .task(live.entity_refresher(Duration::from_millis(10)))
+        .start();
+    let mut failed = None;
+    for _ in 0..500 {
+        let status = handle.status();
+        if status[0].failures > 0 {
+            failed = status[0].last_error.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let failed = failed.expect("the refresher's failure is reported within 5 s");
+    assert!(failed.contains("entities.json"), "{failed}");
+    assert!(
+        gate.authorize(&logs(), &user("sam")).await.is_allowed(),
+        "the loaded entities stay"
+    );
+    handle.shutdown(Duration::from_secs(5)).await;
+}

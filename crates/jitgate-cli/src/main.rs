@@ -132,14 +132,8 @@ enum Command {
     Revoke {
         /// The grant's id (`grt_…`).
         id: String,
-        #[arg(long)]
-        config: std::path::PathBuf,
-        #[arg(long = "as")]
-        actor: String,
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[command(flatten)]
+        act: ActArgs,
     },
     /// Off-board a principal: revoke every grant and close every pending request.
     #[command(
@@ -148,14 +142,8 @@ enum Command {
     Offboard {
         /// The principal, as a Cedar entity reference.
         principal: String,
-        #[arg(long)]
-        config: std::path::PathBuf,
-        #[arg(long = "as")]
-        actor: String,
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[command(flatten)]
+        act: ActArgs,
     },
     /// Replay a log of actions against the policies: what would be standing, auto-approved,
     /// need approval or be denied, per action and per team; the approval load per reviewer
@@ -222,6 +210,23 @@ struct ReviewArgs {
     /// The review's comment (in the audit trail).
     #[arg(long)]
     comment: Option<String>,
+    /// `human` (default) or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// What `revoke` and `offboard` take besides their subject.
+#[derive(clap::Args, Debug)]
+struct ActArgs {
+    /// The deployment's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Who acts, as a Cedar entity reference (checked by the policy, audited).
+    #[arg(long = "as")]
+    actor: String,
+    /// Why (in the audit trail).
+    #[arg(long)]
+    reason: Option<String>,
     /// `human` (default) or `json`.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -297,20 +302,12 @@ fn main() -> ExitCode {
                 ops::review(&r.config, &r.id, &r.reviewer, r.comment.as_deref(), true, r.format).await
             }
             Command::Deny(r) => ops::review(&r.config, &r.id, &r.reviewer, r.comment.as_deref(), false, r.format).await,
-            Command::Revoke {
-                id,
-                config,
-                actor,
-                reason,
-                format,
-            } => ops::revoke(&config, &id, &actor, reason.as_deref(), format).await,
-            Command::Offboard {
-                principal,
-                config,
-                actor,
-                reason,
-                format,
-            } => ops::offboard(&config, &principal, &actor, reason.as_deref(), format).await,
+            Command::Revoke { id, act } => {
+                ops::revoke(&act.config, &id, &act.actor, act.reason.as_deref(), act.format).await
+            }
+            Command::Offboard { principal, act } => {
+                ops::offboard(&act.config, &principal, &act.actor, act.reason.as_deref(), act.format).await
+            }
         }
     });
     match result {

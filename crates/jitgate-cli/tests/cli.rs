@@ -394,3 +394,39 @@ fn audit_verify_finds_an_edit_and_a_cut_tail() {
     let out = run(args(&cut));
     assert_eq!(out.status.code(), Some(1), "but not against the checkpoint");
 }
+
+#[test]
+fn bad_logs_and_store_less_configurations_exit_2_naming_the_problem() {
+    let logs = Copy::with(
+        "bad-logs",
+        &[
+            ("bad.jsonl", "{\"principal\": \"User::\\\"sam\\\"\", \"action\": \"Action::\\\"read_logs\\\"\", \"resource\": \"Service::\\\"orders\\\"\"}\nnot json\n"),
+            ("bad.csv", "principal,resource\n\"User::\"\"sam\"\"\",\"Service::\"\"orders\"\"\"\n"),
+        ],
+    );
+    for (log, expected) in [
+        ("bad.jsonl", "bad.jsonl:2:"),
+        ("bad.csv", "the header has no `action` column"),
+    ] {
+        let path = Path::new(logs.path()).join(log);
+        let out = jitgate(&[
+            "simulate",
+            examples().to_str().unwrap(),
+            "--log",
+            path.to_str().unwrap(),
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    // The example service's configuration keeps its store in memory: nothing to operate on.
+    let config = repo().join("examples/service/jitgate.toml");
+    let migrate = jitgate(&["migrate", "--config", config.to_str().unwrap()]);
+    let (_, stderr) = text(&migrate);
+    assert_eq!(migrate.status.code(), Some(2));
+    assert!(stderr.contains("PostgreSQL store"), "{stderr}");
+    let requests = jitgate(&["requests", "--config", config.to_str().unwrap()]);
+    let (_, stderr) = text(&requests);
+    assert_eq!(requests.status.code(), Some(2));
+    assert!(stderr.contains("in memory"), "{stderr}");
+}

@@ -76,6 +76,10 @@ async fn verbs_that_need_a_missing_capability_name_it() {
         ("pending_for_reviewer", Capability::Listings)
     );
     assert_eq!(
+        unsupported(gate.pending_requests(&page).await.unwrap_err()),
+        ("pending_requests", Capability::Listings)
+    );
+    assert_eq!(
         unsupported(gate.dead_letters(&page).await.unwrap_err()),
         ("dead_letters", Capability::Outbox)
     );

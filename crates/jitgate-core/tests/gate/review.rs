@@ -195,3 +195,24 @@ async fn a_group_never_requests_reviews_or_counts_towards_a_quorum() {
         "a person still can"
     );
 }
+
+/// The operator's list of pending requests leaves out those whose deadline passed, though no
+/// sweep has closed them yet.
+#[tokio::test]
+async fn pending_requests_lists_what_still_waits() {
+    let (gate, clock, ..) = setup();
+    let first = pending(&gate, ask(restart("a"), 30)).await;
+    clock.advance(Duration::minutes(20));
+    let second = pending(&gate, ask(restart("b"), 30)).await;
+    let ids = |p: Page<AccessRequest>| p.items.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(gate.pending_requests(&PageRequest::first(10)).await.unwrap()),
+        [first.id, second.id]
+    );
+    clock.advance(Duration::minutes(15));
+    assert_eq!(
+        ids(gate.pending_requests(&PageRequest::first(10)).await.unwrap()),
+        [second.id],
+        "the first request's 30 minutes are over"
+    );
+}

@@ -233,3 +233,31 @@ async fn shutdown_takes_a_last_checkpoint_and_streams_the_last_records() {
     assert_eq!(streamed.lines().count() as u64, head.seq);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Returns at once, without waiting for shutdown.
+struct Quitter(Arc<AtomicU32>);
+
+#[async_trait]
+impl Task for Quitter {
+    fn name(&self) -> &str {
+        "quitter"
+    }
+    async fn run(&self, _: Shutdown) -> Result<(), TaskError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_task_that_returns_before_shutdown_is_a_failure_and_runs_again() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let handle = Runtime::new()
+        .backoff(Backoff::new(StdDuration::from_millis(5), StdDuration::from_millis(10)))
+        .task(Quitter(runs.clone()))
+        .start();
+    eventually("a second run", || runs.load(Ordering::SeqCst) >= 2).await;
+    let status = handle.status();
+    assert!(status[0].failures >= 1, "{status:?}");
+    assert_eq!(status[0].last_error.as_deref(), Some("returned before shutdown"));
+    handle.shutdown(StdDuration::from_secs(5)).await;
+}
