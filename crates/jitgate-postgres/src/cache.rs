@@ -144,19 +144,23 @@ impl GrantCache {
         if !self.feed_up.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
         }
+        self.get_within_bound(principal, scope)
+    }
+
+    /// The cached live grants if the last catch-up is within the staleness bound, even with
+    /// the feed down: for when the database cannot be read at all (a failover), where the
+    /// bound is still the promise.
+    pub(crate) fn get_within_bound(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Grant>> {
         let index = self.read();
         let fresh = index.synced_at.is_some_and(|t| t.elapsed() <= self.staleness_bound);
-        if !fresh {
-            return None;
-        }
-        Some(
+        fresh.then(|| {
             index
                 .by_key
                 .get(principal)
                 .and_then(|m| m.get(scope))
                 .cloned()
-                .unwrap_or_default(),
-        )
+                .unwrap_or_default()
+        })
     }
 
     /// Applies every grant change made by transactions at or after the last cutoff, and moves
@@ -227,6 +231,8 @@ pub(crate) struct Feed {
     pub(crate) origin: String,
     pub(crate) heartbeat: Duration,
     pub(crate) resync_every: Duration,
+    /// Told when the feed is lost, so it checks the server at once.
+    pub(crate) primary: Weak<crate::primary::Primary>,
 }
 
 /// The first wait before reconnecting a lost feed; it doubles while reconnecting fails, up to
@@ -242,6 +248,9 @@ pub(crate) async fn run_feed(cache: Weak<GrantCache>, feed: Feed) {
         let result = follow(&cache, &feed, &mut healthy).await;
         if let Some(c) = cache.upgrade() {
             c.feed_lost();
+        }
+        if let Some(p) = feed.primary.upgrade() {
+            p.suspect();
         }
         match result {
             Ok(()) => return,

@@ -24,6 +24,13 @@ pub enum PgError {
     /// The database could not be reached.
     #[error("cannot connect to PostgreSQL")]
     Connect(#[source] sqlx::Error),
+    /// None of the hosts is a server that accepts writes (each was down, unreachable, or a
+    /// standby).
+    #[error("no writable PostgreSQL server: {}", tried.join("; "))]
+    NoWritableServer {
+        /// What each host answered, in the order tried: `host:port (why)`.
+        tried: Vec<String>,
+    },
     /// Applying the migrations failed.
     #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -32,8 +39,15 @@ pub enum PgError {
     Query(#[source] sqlx::Error),
 }
 
+/// A failed store call: [`StoreError::Unavailable`] when the server could not be reached or
+/// cannot take writes (see [`is_unavailable`](crate::primary::is_unavailable)), else
+/// [`StoreError::Backend`].
 pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sql) if crate::primary::is_unavailable(sql) => StoreError::Unavailable(e),
+        _ => StoreError::Backend(e),
+    }
 }
 
 /// A row whose JSON body no longer decodes: reported as a backend error.

@@ -64,6 +64,7 @@
 mod cache;
 mod error;
 mod options;
+mod primary;
 mod seal;
 mod store;
 

@@ -1,4 +1,5 @@
-//! How to connect, where to live, and how fresh the grant cache must be.
+//! How to connect (to one server, or to the writable one of several), where to live, and how
+//! fresh the grant cache must be.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,7 +24,26 @@ use crate::PgError;
 /// assert!(bad.validate().is_err());
 /// ```
 ///
-/// Its `Debug` shows where it connects (user, host, port, database), never the password.
+/// Its `Debug` shows where it connects (user, hosts, database), never the password.
+///
+/// ## Several servers (a primary and its standbys)
+///
+/// A URL may name several hosts, as libpq's do:
+/// `postgres://app@db1:5432,db2:5432/jit?target_session_attrs=read-write`. The store connects
+/// to the one that accepts writes (`pg_is_in_recovery()` is false), watches it, and when it
+/// stops answering or turns read-only, looks for the writable one again, with backoff (see
+/// [`PgStoreOptions::primary_check`]). Meanwhile verbs fail with
+/// [`StoreError::Unavailable`](jitgate_core::StoreError::Unavailable). jitgate writes, so
+/// `target_session_attrs`, if given, must be `read-write` or `primary`.
+///
+/// ```
+/// use jitgate_postgres::PgStoreOptions;
+/// let opts = PgStoreOptions::new("postgres://app@db1:5432,db2:5433/jit?target_session_attrs=read-write");
+/// let hosts = opts.validate().unwrap();
+/// assert_eq!(hosts.len(), 2);
+/// assert_eq!((hosts[1].get_host(), hosts[1].get_port()), ("db2", 5433));
+/// assert!(PgStoreOptions::new("postgres://db1,db2/jit?target_session_attrs=read-only").validate().is_err());
+/// ```
 #[derive(Clone)]
 pub struct PgStoreOptions {
     pub(crate) target: Target,
@@ -34,16 +54,16 @@ pub struct PgStoreOptions {
     pub(crate) resync_every: Duration,
     pub(crate) claim_lease: Duration,
     pub(crate) seal_wait: Duration,
+    pub(crate) primary_check: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) ephemeral: bool,
 }
 
 impl std::fmt::Debug for PgStoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = match &self.target {
-            Target::Url(url) => {
-                PgConnectOptions::from_str(url).map_or_else(|_| "<invalid URL>".to_owned(), |o| place(&o))
-            }
-            Target::Options(o) => place(o),
+        let at = match self.hosts() {
+            Ok(hosts) => hosts.iter().map(place).collect::<Vec<_>>().join(", "),
+            Err(_) => "<invalid URL>".to_owned(),
         };
         f.debug_struct("PgStoreOptions")
             .field("at", &at)
@@ -65,11 +85,53 @@ fn place(o: &PgConnectOptions) -> String {
     )
 }
 
-/// Where to connect: a URL (parsed by `connect`) or ready options.
+/// Where to connect: a URL (parsed by `connect`) or ready options, one per server.
 #[derive(Clone)]
 pub(crate) enum Target {
     Url(String),
-    Options(Box<PgConnectOptions>),
+    Options(Vec<PgConnectOptions>),
+}
+
+/// The URL of each host of a libpq-style URL (`scheme://[userinfo@]h1[:p1],h2[:p2]/rest`),
+/// without `target_session_attrs` (checked here: jitgate needs a writable server).
+fn host_urls(url: &str) -> Result<Vec<String>, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "a PostgreSQL URL starts with postgres:// or postgresql://".to_owned())?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("target_session_attrs", "read-write" | "primary")) => {}
+            Some(("target_session_attrs", other)) => {
+                return Err(format!(
+                    "target_session_attrs={other}: jitgate writes, so it needs `read-write` (or `primary`)"
+                ))
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let query = if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    };
+    hosts
+        .split(',')
+        .map(|host| {
+            if host.is_empty() && hosts.contains(',') {
+                Err(format!("an empty host in the host list `{hosts}`"))
+            } else {
+                Ok(format!("{scheme}://{userinfo}{host}{path}{query}"))
+            }
+        })
+        .collect()
 }
 
 impl PgStoreOptions {
@@ -81,7 +143,13 @@ impl PgStoreOptions {
 
     /// Options from ready connect options (TLS, credentials... as the host service set them).
     pub fn from_connect_options(connect: PgConnectOptions) -> Self {
-        Self::with_target(Target::Options(Box::new(connect)))
+        Self::with_target(Target::Options(vec![connect]))
+    }
+
+    /// Options for a primary and its standbys, each with ready connect options, in the order to
+    /// try them: the store uses whichever accepts writes (see [Several servers](Self#several-servers-a-primary-and-its-standbys)).
+    pub fn from_hosts(hosts: impl IntoIterator<Item = PgConnectOptions>) -> Self {
+        Self::with_target(Target::Options(hosts.into_iter().collect()))
     }
 
     fn with_target(target: Target) -> Self {
@@ -94,6 +162,8 @@ impl PgStoreOptions {
             resync_every: Duration::from_secs(300),
             claim_lease: Duration::from_secs(30),
             seal_wait: Duration::from_secs(1),
+            primary_check: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
             ephemeral: false,
         }
     }
@@ -107,19 +177,15 @@ impl PgStoreOptions {
         self
     }
 
-    /// Checks every option and returns the connect options to use.
+    /// Checks every option and returns the connect options of each server, in the order the
+    /// store tries them.
     ///
     /// # Errors
     /// [`PgError::InvalidUrl`], [`PgError::InvalidSchemaName`], or [`PgError::InvalidOptions`]
     /// holding every problem when there are several.
-    pub fn validate(&self) -> Result<PgConnectOptions, PgError> {
+    pub fn validate(&self) -> Result<Vec<PgConnectOptions>, PgError> {
         let mut problems = Vec::new();
-        let connect = match &self.target {
-            Target::Url(url) => PgConnectOptions::from_str(url)
-                .map_err(|e| problems.push(PgError::InvalidUrl(e)))
-                .ok(),
-            Target::Options(o) => Some(o.as_ref().clone()),
-        };
+        let connect = self.hosts().map_err(|e| problems.push(e)).ok();
         let name = &self.schema;
         let valid = !name.is_empty()
             && name.len() <= 63
@@ -135,6 +201,24 @@ impl PgStoreOptions {
             (_, 1) => Err(problems.remove(0)),
             _ => Err(PgError::InvalidOptions { problems }),
         }
+    }
+
+    /// The connect options of each server, parsed from the URL.
+    fn hosts(&self) -> Result<Vec<PgConnectOptions>, PgError> {
+        let hosts = match &self.target {
+            Target::Url(url) => host_urls(url)
+                .map_err(|e| PgError::InvalidUrl(sqlx::Error::Configuration(e.into())))?
+                .iter()
+                .map(|u| PgConnectOptions::from_str(u).map_err(PgError::InvalidUrl))
+                .collect::<Result<Vec<_>, _>>()?,
+            Target::Options(hosts) => hosts.clone(),
+        };
+        if hosts.is_empty() {
+            return Err(PgError::InvalidUrl(sqlx::Error::Configuration(
+                "no host to connect to".into(),
+            )));
+        }
+        Ok(hosts)
     }
 
     /// The schema name.
@@ -187,6 +271,26 @@ impl PgStoreOptions {
     #[must_use]
     pub fn seal_wait(mut self, d: Duration) -> Self {
         self.seal_wait = d;
+        self
+    }
+
+    /// How often the store checks that the server it writes to is still up and writable
+    /// (default 500 ms; a failed statement or a lost change feed checks at once). When it is
+    /// not, the store looks through its hosts for the one that is, with backoff; until it finds
+    /// one, verbs fail with [`StoreError::Unavailable`](jitgate_core::StoreError::Unavailable)
+    /// and `authorize` answers from the grant cache only while its last catch-up is within the
+    /// [staleness bound](Self::staleness_bound), then denies.
+    #[must_use]
+    pub fn primary_check(mut self, d: Duration) -> Self {
+        self.primary_check = d;
+        self
+    }
+
+    /// How long to wait for a server to accept a connection, and for a pooled connection
+    /// (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
         self
     }
 

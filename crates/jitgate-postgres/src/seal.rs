@@ -69,7 +69,8 @@ async fn seal_batch(pool: &PgPool, wait: bool) -> Result<Option<(u64, usize)>, s
     let cutoff: String = sqlx::query_scalar(CUTOFF).bind(&snapshot).fetch_one(&mut *tx).await?;
     let rows = sqlx::query(
         "SELECT id, xid::text AS xid, request_id, entry, digest FROM audit_entries \
-         WHERE (xid, id) > ($1::text::xid8, $2) AND xid < $3::text::xid8 ORDER BY xid, id LIMIT $4",
+         WHERE (xid, id) > ($1::text::xid8, $2) AND xid < $3::text::xid8 \
+         ORDER BY audit_entries.xid, audit_entries.id LIMIT $4",
     )
     .bind(&sealed_xid)
     .bind(sealed_id)

@@ -297,3 +297,40 @@ async fn an_entry_edited_before_it_is_sealed_is_refused() {
         "the request's record and the two approval entries before the edited one; not the edited one"
     );
 }
+
+/// Entries are chained in the order of their transactions' ids as numbers: across a change in
+/// the number of digits (999 before 1000), where sorting the ids as text would put 1000 first
+/// and then chain 999's entries after entries sealed later (a fresh server crosses 1000 within
+/// seconds; every later crossing of a power of ten did the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn entries_are_sealed_in_numeric_transaction_order() {
+    let Some(source) = common::store().await else { return };
+    let source = Arc::new(source);
+    pending(
+        &gate(source.clone(), Arc::new(ManualClock::default())),
+        ask(restart("db0"), 10),
+    )
+    .await;
+    let Some(a) = common::store().await else { return };
+    let a = Arc::new(a);
+    // Two copies of a real entry, as if written by transactions 1000 and then 999.
+    let mut ids = Vec::new();
+    for xid in ["1000", "999"] {
+        let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_entries (xid, request_id, entry, digest) \
+             SELECT '{xid}'::xid8, request_id, entry, digest FROM \"{}\".audit_entries LIMIT 1 RETURNING id",
+            source.schema()
+        )))
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let g = gate(a.clone(), Arc::new(ManualClock::default()));
+    assert_eq!(g.verify_audit().await.unwrap().head.seq, 2);
+    let chained: Vec<i64> = sqlx::query_scalar("SELECT entry_id FROM audit ORDER BY seq")
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(chained, vec![ids[1], ids[0]], "999's entry first, then 1000's");
+}

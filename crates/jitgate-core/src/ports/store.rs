@@ -299,6 +299,13 @@ pub enum StoreError {
         /// The deadline that passed.
         after: std::time::Duration,
     },
+    /// The store cannot reach a database that accepts writes now (its server is down, or a
+    /// failover is under way); the cause is the error's `source()`. Worth retrying after a
+    /// moment: a store may look for a writable server by itself (PostgreSQL's does). As with a
+    /// timeout, a `commit` whose connection was lost while committing may or may not have been
+    /// applied; one refused before it reached the database was not.
+    #[error("the store's database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backend failed; the cause is the error's `source()`.
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

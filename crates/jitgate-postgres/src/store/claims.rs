@@ -70,7 +70,7 @@ impl Outbox for PgStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(self.options.claim_lease)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
         let mut out = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
@@ -92,7 +92,7 @@ impl Outbox for PgStore {
         .bind(attempts as i32)
         .bind(next_attempt_at)
         .bind(error)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -113,7 +113,7 @@ impl Outbox for PgStore {
         .bind(attempts)
         .bind(next)
         .bind(errors)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -132,7 +132,7 @@ impl Outbox for PgStore {
         .bind(error)
         .bind(audit.request_id.0)
         .bind(entry)
-        .execute(&self.pool)
+        .execute(self.db()?)
         .await
         .map_err(backend)?;
         self.sealer.notify_one();
@@ -146,7 +146,7 @@ impl Outbox for PgStore {
         )
         .bind(after)
         .bind(limit_param(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
         let items = rows.iter().map(outbox_entry).collect::<Result<Vec<_>, StoreError>>()?;
@@ -157,7 +157,7 @@ impl Outbox for PgStore {
         let seqs: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
         sqlx::query("UPDATE outbox SET done_at = clock_timestamp() WHERE seq = ANY($1)")
             .bind(seqs)
-            .execute(&self.pool)
+            .execute(self.db()?)
             .await
             .map_err(backend)?;
         Ok(())

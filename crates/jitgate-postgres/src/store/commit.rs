@@ -17,7 +17,7 @@ impl PgStore {
     /// Runs one commit's transaction. `Ok(Err(..))` is a refusal (conflict, duplicate) after
     /// which the transaction was rolled back.
     async fn try_commit(&self, c: &Commit) -> Result<Result<bool, Refusal>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.db()?.begin().await.map_err(backend)?;
         if let Some(w) = c.request() {
             if let Some(refusal) = write_request(&mut tx, w).await? {
                 return Ok(Err(refusal));
@@ -194,7 +194,7 @@ fn refusal<T>(
 #[async_trait]
 impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        match self.try_commit(&commit).await? {
+        match self.try_commit(&commit).await.map_err(|e| self.noticed(e))? {
             Ok(changed_grants) => {
                 self.sealer.notify_one();
                 if changed_grants {
@@ -230,7 +230,7 @@ impl Store for PgStore {
                 )
                 .bind(principal_key(&principal))
                 .bind(scope)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await
                 .map_err(backend)?;
                 match existing {
@@ -253,7 +253,7 @@ impl Store for PgStore {
     async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
         let row = sqlx::query("SELECT body FROM requests WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await
             .map_err(backend)?;
         row.map(|r| decode(&r, "body", "requests")).transpose()
@@ -266,7 +266,7 @@ impl Store for PgStore {
         )
         .bind(principal_key(principal))
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(self.db()?)
         .await
         .map_err(backend)?;
         let n = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
@@ -276,7 +276,7 @@ impl Store for PgStore {
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
         let row = sqlx::query("SELECT body FROM grants WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await
             .map_err(backend)?;
         row.map(|r| decode(&r, "body", "grants")).transpose()
@@ -286,8 +286,25 @@ impl Store for PgStore {
         if let Some(grants) = self.cache.get(principal, scope) {
             return Ok(grants);
         }
-        tracing::warn!(schema = %self.options.schema, "grant cache is stale (change feed lost?); reading grants from the database");
-        self.live_grants_from_db(principal, scope).await
+        let read = match self.ensure_writable() {
+            Ok(()) => {
+                tracing::warn!(schema = %self.options.schema, "grant cache is stale (change feed lost?); reading grants from the database");
+                self.live_grants_from_db(principal, scope)
+                    .await
+                    .map_err(|e| self.noticed(e))
+            }
+            Err(down) => Err(down),
+        };
+        match read {
+            // The database cannot be reached: the cache may still answer while its last
+            // catch-up is within the staleness bound (the promise made when it is fresh), then
+            // `authorize` denies.
+            Err(StoreError::Unavailable(e)) => self
+                .cache
+                .get_within_bound(principal, scope)
+                .ok_or(StoreError::Unavailable(e)),
+            other => other,
+        }
     }
 
     async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
@@ -295,7 +312,7 @@ impl Store for PgStore {
             sqlx::query("SELECT body FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending'")
                 .bind(principal_key(principal))
                 .bind(scope_key(scope))
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await
                 .map_err(backend)?;
         row.map(|r| decode(&r, "body", "requests")).transpose()

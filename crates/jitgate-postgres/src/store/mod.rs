@@ -22,6 +22,7 @@ use uuid::Uuid;
 use self::codec::{decode, principal_key, scope_key};
 use crate::cache::{run_feed, Feed, GrantCache};
 use crate::error::backend;
+use crate::primary::{run_watch, Primary};
 use crate::seal;
 use crate::{PgError, PgStoreOptions};
 
@@ -37,6 +38,9 @@ pub struct PgStore {
     /// This replica's payload on the change feed's channel.
     origin: String,
     sealer: Arc<tokio::sync::Notify>,
+    /// The server written to, among the configured hosts, and its watcher.
+    primary: Arc<Primary>,
+    watcher: tokio::task::JoinHandle<()>,
     /// The change feed and the sealer: started once jitgate's tables exist (at connect, or
     /// after `migrate`), never before.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -51,20 +55,43 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects a pool whose sessions use the configured schema. If jitgate's tables exist
-    /// there, starts (on the current tokio runtime) the change feed that keeps this replica's
-    /// grant cache fresh and the audit sealer; otherwise they start when [`PgStore::migrate`]
-    /// has created them, so a fresh deployment logs no errors about missing tables.
+    /// Connects a pool whose sessions use the configured schema, on the first of the
+    /// configured hosts that accepts writes, and starts (on the current tokio runtime) the
+    /// watcher that finds the writable one again after a failover. If jitgate's tables exist,
+    /// also starts the change feed that keeps this replica's grant cache fresh and the audit
+    /// sealer; otherwise they start when [`PgStore::migrate`] has created them, so a fresh
+    /// deployment logs no errors about missing tables.
     ///
     /// # Errors
-    /// [`PgError::Connect`]; [`PgError::Query`] if the schema cannot be inspected.
+    /// [`PgError::NoWritableServer`] (saying what each host answered), [`PgError::Connect`];
+    /// [`PgError::Query`] if the schema cannot be inspected.
     pub async fn connect(options: PgStoreOptions) -> Result<Self, PgError> {
-        let connect = options.validate()?.options([("search_path", options.schema.as_str())]);
+        let hosts = options
+            .validate()?
+            .into_iter()
+            .map(|h| h.options([("search_path", options.schema.as_str())]))
+            .collect();
+        let primary = Arc::new(Primary::new(hosts, options.connect_timeout));
+        let (at, watched) = primary.find().await.map_err(|e| PgError::NoWritableServer {
+            tried: e
+                .tried
+                .into_iter()
+                .map(|(host, why)| format!("{host} ({why})"))
+                .collect(),
+        })?;
+        primary.settled_at(at);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .connect_with(connect)
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(primary.current().clone())
             .await
             .map_err(PgError::Connect)?;
+        let watcher = tokio::spawn(run_watch(
+            Arc::downgrade(&primary),
+            pool.clone(),
+            options.primary_check,
+            watched,
+        ));
         let cache = Arc::new(GrantCache::new(options.staleness_bound));
         let channel = format!("jitgate_grants_{}", options.schema);
         let origin = uuid::Uuid::new_v4().simple().to_string();
@@ -75,6 +102,8 @@ impl PgStore {
             channel,
             origin,
             sealer: Arc::new(tokio::sync::Notify::new()),
+            primary,
+            watcher,
             tasks: std::sync::Mutex::new(Vec::new()),
         };
         if store.migrated().await? {
@@ -111,6 +140,7 @@ impl PgStore {
             origin: self.origin.clone(),
             heartbeat: self.options.heartbeat,
             resync_every: self.options.resync_every,
+            primary: Arc::downgrade(&self.primary),
         };
         tasks.push(tokio::spawn(run_feed(Arc::downgrade(&self.cache), feed)));
         tasks.push(tokio::spawn(seal::run_sealer(
@@ -123,7 +153,54 @@ impl PgStore {
     /// exist). For health checks.
     pub fn background_running(&self) -> bool {
         let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished())
+        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished()) && !self.watcher.is_finished()
+    }
+
+    /// Whether the server this store writes to answered its last check (see
+    /// [`PgStoreOptions::primary_check`]). While it is `false`, verbs fail with
+    /// [`StoreError::Unavailable`] and the store looks for a writable server. For health checks.
+    pub fn writable(&self) -> bool {
+        self.primary.available()
+    }
+
+    /// The server this store writes to now, as `host:port`.
+    pub fn server(&self) -> String {
+        crate::primary::address(self.primary.current())
+    }
+
+    /// How many times this store moved to another server (a failover, or a switchover). For
+    /// metrics.
+    pub fn server_switches(&self) -> u64 {
+        self.primary.switches()
+    }
+
+    /// The pool, or [`StoreError::Unavailable`] at once while the server is known to be down,
+    /// so that verbs do not wait on connections that cannot be made.
+    fn db(&self) -> Result<&PgPool, StoreError> {
+        self.ensure_writable().map(|()| &self.pool)
+    }
+
+    /// [`StoreError::Unavailable`] at once while the server is known to be down.
+    fn ensure_writable(&self) -> Result<(), StoreError> {
+        if self.primary.available() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                format!(
+                    "no writable PostgreSQL server since {} stopped answering; looking for one",
+                    self.server()
+                )
+                .into(),
+            ))
+        }
+    }
+
+    /// `e`, after asking the watcher to check the server if `e` says it could not be reached.
+    fn noticed(&self, e: StoreError) -> StoreError {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.primary.suspect();
+        }
+        e
     }
 
     /// Creates the schema if needed and applies the migrations not yet applied. Replicas may
@@ -227,7 +304,7 @@ impl PgStore {
             .bind(at)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(self.options.claim_lease)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
         rows.iter().map(|r| decode(r, "body", what)).collect()
@@ -239,7 +316,7 @@ impl PgStore {
         )
         .bind(principal_key(principal))
         .bind(scope_key(scope))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
         rows.iter().map(|r| decode(r, "body", "grants")).collect()
@@ -248,6 +325,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.watcher.abort();
         for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).iter() {
             task.abort();
         }
@@ -256,8 +334,7 @@ impl Drop for PgStore {
         }
         // Tests' throw-away schemas: drop them on a thread of its own, since Drop cannot await
         // and the runtime that owns the pool may be shutting down.
-        // The options were validated by `connect`, so this holds.
-        let Ok(connect) = self.options.validate() else { return };
+        let connect = self.primary.current().clone();
         let drop_sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.options.schema);
         let done = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {

@@ -28,7 +28,7 @@ impl PgStore {
             .bind(principal_key(principal))
             .bind(after_uuid(page)?.unwrap_or(Uuid::nil()))
             .bind(limit_param(page.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
         let items = rows
@@ -63,7 +63,7 @@ impl PgStore {
             Some(after) => {
                 let created_at = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
                     .bind(after)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.db()?)
                     .await
                     .map_err(backend)?;
                 Some(created_at.ok_or_else(|| StoreError::InvalidCursor {
@@ -82,7 +82,7 @@ impl PgStore {
             None => query,
             Some(groups) => query.bind(serde_json::to_value(groups).map_err(backend)?),
         };
-        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
+        let rows = query.fetch_all(self.db()?).await.map_err(backend)?;
         let items = rows
             .iter()
             .map(|r| decode(r, "body", "requests"))
@@ -137,7 +137,7 @@ impl Listings for PgStore {
         let rows = sqlx::query("SELECT body FROM grants WHERE awaits_ack AND id > $1 ORDER BY id LIMIT $2")
             .bind(after)
             .bind(limit_param(page.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
         let items = rows
@@ -159,7 +159,7 @@ impl AuditLog for PgStore {
         .bind(id.0)
         .bind(after)
         .bind(limit_param(page.limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
         let items = rows.iter().map(audit_record).collect::<Result<Vec<_>, _>>()?;
@@ -171,14 +171,14 @@ impl AuditLog for PgStore {
         let rows = sqlx::query("SELECT v, seq, prev_hash, hash, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
         rows.iter().map(audit_record).collect()
     }
 
     async fn unsealed(&self) -> Result<Unsealed, StoreError> {
-        seal::unsealed(&self.pool).await.map_err(backend)
+        seal::unsealed(self.db()?).await.map_err(backend)
     }
 }
 
@@ -211,7 +211,7 @@ impl PgStore {
              UNION ALL (SELECT 'dead', destination, count(*) FROM outbox WHERE dead_at IS NOT NULL GROUP BY destination)",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
         let (mut pending_requests, mut active_grants) = (0, 0);

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod replicas;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,7 +20,7 @@ pub fn url() -> String {
     std::env::var(URL_VAR).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var_os("JITGATE_REQUIRE_POSTGRES").is_some() || std::env::var_os("CI").is_some()
 }
 
