@@ -58,6 +58,15 @@
 //!   compare-and-swap, so a lease that runs out cannot double-apply anything. Failed
 //!   deliveries record their attempts and next attempt time; dead ones are kept with
 //!   `dead_at` and audited in the same statement.
+//! - **A primary and its standbys.** The URL may name several hosts (libpq's
+//!   `postgres://app@db1,db2/jit?target_session_attrs=read-write`): the store writes to the one
+//!   whose `pg_is_in_recovery()` is false, and a watcher (its own connection, checked every
+//!   `primary_check` and at once when the feed or a commit loses its connection) finds the
+//!   writable one again after a failover and points the pool at it; the feed and the sealer
+//!   follow through the pool. While none is writable, verbs fail at once with
+//!   `StoreError::Unavailable` and `live_grants` answers from the cache only within the
+//!   staleness bound. With a synchronous standby nothing acknowledged is lost
+//!   (`tests/failover.rs`; `docs/operations.md`).
 //! - **Time.** Decisions use the engine's clock; the database's clock only times leases.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 

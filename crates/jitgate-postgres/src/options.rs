@@ -279,18 +279,18 @@ impl PgStoreOptions {
     /// not, the store looks through its hosts for the one that is, with backoff; until it finds
     /// one, verbs fail with [`StoreError::Unavailable`](jitgate_core::StoreError::Unavailable)
     /// and `authorize` answers from the grant cache only while its last catch-up is within the
-    /// [staleness bound](Self::staleness_bound), then denies.
+    /// [staleness bound](Self::staleness_bound), then denies. At least 10 ms.
     #[must_use]
     pub fn primary_check(mut self, d: Duration) -> Self {
-        self.primary_check = d;
+        self.primary_check = d.max(Duration::from_millis(10));
         self
     }
 
     /// How long to wait for a server to accept a connection, and for a pooled connection
-    /// (default 5 s).
+    /// (default 5 s). At least 10 ms.
     #[must_use]
     pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = d;
+        self.connect_timeout = d.max(Duration::from_millis(10));
         self
     }
 
@@ -299,5 +299,74 @@ impl PgStoreOptions {
     pub fn ephemeral(mut self, yes: bool) -> Self {
         self.ephemeral = yes;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_naming_several_hosts_gives_one_set_of_options_per_host() {
+        let opts = PgStoreOptions::new(
+            "postgres://app:secret@db1:5432,db2,[::1]:5434/jit?sslmode=disable&target_session_attrs=read-write&application_name=svc",
+        );
+        let hosts = opts.validate().unwrap();
+        let at: Vec<(String, u16)> = hosts.iter().map(|h| (h.get_host().to_owned(), h.get_port())).collect();
+        let expected = [("db1", 5432), ("db2", 5432), ("[::1]", 5434)].map(|(h, p)| (h.to_owned(), p));
+        assert_eq!(at, expected);
+        for h in &hosts {
+            assert_eq!(h.get_username(), "app");
+            assert_eq!(h.get_database(), Some("jit"));
+            assert_eq!(h.get_application_name(), Some("svc"));
+        }
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("app@db1:5432/jit, app@db2:5432/jit"), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
+        // One host, as before; `primary` is libpq's other name for a writable server.
+        assert_eq!(
+            PgStoreOptions::new("postgres://db/jit?target_session_attrs=primary")
+                .validate()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_read_only_target_or_an_empty_host_is_refused_before_connecting() {
+        for (url, says) in [
+            (
+                "postgres://db1,db2/jit?target_session_attrs=read-only",
+                "needs `read-write`",
+            ),
+            (
+                "postgres://db1,db2/jit?target_session_attrs=standby",
+                "needs `read-write`",
+            ),
+            ("postgres://db1,,db2/jit", "an empty host"),
+            ("db1,db2/jit", "starts with postgres://"),
+        ] {
+            let e = PgStoreOptions::new(url).validate().unwrap_err();
+            let chain = jitgate_core::ErrorChain(&e).to_string();
+            assert!(matches!(e, PgError::InvalidUrl(_)), "{url}: {chain}");
+            assert!(chain.contains(says), "{url}: {chain}");
+        }
+        let none = PgStoreOptions::from_hosts([]).validate().unwrap_err();
+        assert!(
+            jitgate_core::ErrorChain(&none).to_string().contains("no host"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn intervals_have_a_floor() {
+        let o = PgStoreOptions::new("postgres://db/jit")
+            .primary_check(Duration::ZERO)
+            .connect_timeout(Duration::ZERO);
+        assert_eq!(
+            (o.primary_check, o.connect_timeout),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
     }
 }

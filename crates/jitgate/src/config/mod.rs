@@ -175,6 +175,8 @@ impl Config {
             ("delivery.poll_interval", self.delivery.poll_interval),
             ("audit.checkpoint_every", self.audit.checkpoint_every),
             ("audit.stream_every", self.audit.stream_every),
+            ("store.primary_check", self.store.primary_check),
+            ("store.connect_timeout", self.store.connect_timeout),
         ] {
             if every.is_zero() {
                 return Err(ConfigError::invalid(field, "must be longer than zero"));

@@ -25,7 +25,9 @@ pub struct StoreConfig {
     /// `memory` (default) or `postgres`.
     pub kind: StoreKind,
     /// PostgreSQL: the connection URL (required for `postgres`; put it in `JITGATE_STORE__URL`
-    /// when it holds a password).
+    /// when it holds a password). A primary and its standbys: name every host,
+    /// `postgres://app@db1:5432,db2:5432/jit?target_session_attrs=read-write`; the store
+    /// writes to whichever accepts writes and finds it again after a failover.
     pub url: Option<String>,
     /// PostgreSQL: the schema jitgate's tables live in (default `jitgate`).
     pub schema: String,
@@ -33,6 +35,16 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// PostgreSQL: apply migrations at start (default true).
     pub migrate: bool,
+    /// PostgreSQL: how old the grant cache may be before `authorize` reads the database, and
+    /// how long it answers from the cache while no server can be reached (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub staleness_bound: Duration,
+    /// PostgreSQL: how often the server written to is checked (default 500 ms).
+    #[serde(with = "humantime_serde")]
+    pub primary_check: Duration,
+    /// PostgreSQL: how long to wait for a server to accept a connection (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// Memory: how long closed requests and ended grants stay (default: forever).
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
@@ -46,6 +58,9 @@ impl Default for StoreConfig {
             schema: "jitgate".into(),
             max_connections: 16,
             migrate: true,
+            staleness_bound: Duration::from_secs(5),
+            primary_check: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
             retention: None,
         }
     }

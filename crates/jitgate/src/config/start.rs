@@ -179,7 +179,10 @@ impl Config {
         let url = self.store.url.as_deref().unwrap_or_default();
         let options = PgStoreOptions::new(url)
             .schema(&self.store.schema)
-            .max_connections(self.store.max_connections);
+            .max_connections(self.store.max_connections)
+            .staleness_bound(self.store.staleness_bound)
+            .primary_check(self.store.primary_check)
+            .connect_timeout(self.store.connect_timeout);
         let store = PgStore::connect(options)
             .await
             .map_err(|e| StartError::Store(Box::new(e)))?;
