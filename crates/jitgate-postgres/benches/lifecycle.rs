@@ -9,12 +9,16 @@
 //!    (`JITGATE_BENCH_REVOKES=0` stops after this part).
 //! 2. Time from a revoke committed on replica A to `authorize` denying on replica B.
 
+#[path = "support/lifecycles.rs"]
+mod lifecycles;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jitgate_core::{Gate, ManualClock, NullNotifier, RequestOutcome, Store};
+use jitgate_core::{ManualClock, RequestOutcome, Store};
 use jitgate_postgres::{PgStore, PgStoreOptions};
-use jitgate_testkit::fixtures::{self, ask, lee, restart, sam};
+use jitgate_testkit::fixtures::{ask, lee, restart, sam};
+use lifecycles::gate;
 
 fn url() -> String {
     std::env::var("JITGATE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -34,72 +38,10 @@ async fn store(schema: &str, owner: bool) -> PgStore {
     s
 }
 
-fn gate(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Gate {
-    Gate::builder()
-        .policy(Arc::new(fixtures::policy()))
-        .destination(jitgate_testkit::fixtures::security_alerts())
-        .store(store)
-        .clock(clock)
-        .notifier(Arc::new(NullNotifier))
-        // Outbox delivery runs in a dispatcher, not in the measured calls.
-        .background_delivery(false)
-        .build()
-        .unwrap()
-}
-
-async fn lifecycle(g: &Gate, db: &str) {
-    let RequestOutcome::Pending(r) = g.request(ask(restart(db), 30)).await.unwrap() else {
-        panic!("not pending")
-    };
-    // A refused self-approval: recorded in the audit chain since issue 11.
-    assert!(g.approve(r.id, &sam(), None).await.is_err());
-    let grant = g.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
-    assert!(g.authorize(&restart(db), &sam()).await.is_allowed());
-    g.revoke(grant.id, &lee(), None).await.unwrap();
-}
-
 async fn throughput(clients: usize, seconds: u64) -> f64 {
     let schema = format!("jitgate_bench_{}", std::process::id());
     let s: Arc<dyn Store> = Arc::new(store(&schema, true).await);
-    let g = gate(s, Arc::new(ManualClock::default()));
-    // use recording: start (removed to build this bench on commits before it)
-    let (stop_writer, stop) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn({
-        let g = g.clone();
-        async move {
-            g.run_audit_writer(async {
-                stop.await.ok();
-            })
-            .await
-        }
-    });
-    // use recording: end
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let g = g.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    lifecycle(&g, &format!("c{c}-{n}")).await;
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    let rate = total as f64 / start.elapsed().as_secs_f64();
-    // use recording: start
-    stop_writer.send(()).ok();
-    writer.await.unwrap();
-    // use recording: end
-    g.verify_audit().await.expect("chain verifies after the run");
-    rate
+    lifecycles::run(&gate(s, Arc::new(ManualClock::default())), clients, seconds, "").await
 }
 
 /// Revoke on A → deny on B, `revokes` times. With `kill_every`, a task terminates every

@@ -10,26 +10,16 @@
 
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
+#[path = "support/lifecycles.rs"]
+mod lifecycles;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use jitgate_core::{Gate, ManualClock, NullNotifier, RequestOutcome, Store};
+use jitgate_core::{ManualClock, Store};
 use jitgate_postgres::{PgStore, PgStoreOptions};
-use jitgate_testkit::fixtures::{self, ask, lee, restart, sam};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn lifecycle(g: &Gate, db: &str) {
-    let RequestOutcome::Pending(r) = g.request(ask(restart(db), 30)).await.unwrap() else {
-        panic!("not pending")
-    };
-    assert!(g.approve(r.id, &sam(), None).await.is_err());
-    let grant = g.approve(r.id, &lee(), None).await.unwrap().grant.unwrap();
-    assert!(g.authorize(&restart(db), &sam()).await.is_allowed());
-    g.revoke(grant.id, &lee(), None).await.unwrap();
 }
 
 /// Life cycles per second with `clients` concurrent clients for `seconds`, on a fresh schema.
@@ -41,48 +31,8 @@ async fn throughput(url: &str, run: usize, clients: usize, seconds: u64) -> f64 
     let store = PgStore::connect(opts).await.expect("the cluster answers");
     store.migrate().await.expect("migrate");
     let store: Arc<dyn Store> = Arc::new(store);
-    let g = Gate::builder()
-        .policy(Arc::new(fixtures::policy()))
-        .destination(fixtures::security_alerts())
-        .store(store)
-        .clock(Arc::new(ManualClock::default()))
-        .notifier(Arc::new(NullNotifier))
-        .background_delivery(false)
-        .build()
-        .unwrap();
-    let (stop_writer, stop) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn({
-        let g = g.clone();
-        async move {
-            g.run_audit_writer(async {
-                stop.await.ok();
-            })
-            .await
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let g = g.clone();
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    lifecycle(&g, &format!("db-{run}-{c}-{n}")).await;
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    let rate = total as f64 / start.elapsed().as_secs_f64();
-    let _ = stop_writer.send(());
-    let _ = writer.await;
-    rate
+    let g = lifecycles::gate(store, Arc::new(ManualClock::default()));
+    lifecycles::run(&g, clients, seconds, &format!("r{run}")).await
 }
 
 fn main() {
