@@ -76,6 +76,7 @@
 pub use async_trait::async_trait;
 
 pub mod audit;
+mod codes;
 pub mod deadline;
 mod delivery;
 mod gate;
@@ -90,6 +91,7 @@ mod ports;
 mod report;
 pub mod runtime;
 
+pub use codes::{ErrorCategory, ErrorCode, Problem};
 pub use delivery::destination::Destination;
 pub use delivery::dispatch::{DispatchConfig, DispatchReport, Dispatcher};
 pub use delivery::routing::{route, Delivery, Routing};

@@ -31,14 +31,15 @@ pub use jitgate_core::{
     route, AccessRequest, Acknowledgement, Action, ActionBinding, AttrValue, Attributes, AuditError, AuditLog,
     AuditReport, AuditStreamer, Basis, BreakGlass, BuildError, Capability, Checkpointer, Clock, Commit, CommitParts,
     Cursor, Decision, Delivery, DenyReason, Destination, DispatchConfig, DispatchReport, Dispatcher, DueStep, DueWork,
-    EmptyWindow, Ending, EntityRef, EntityRefParseError, Error, Event, EventId, EventKind, Explanation, Field, Flow,
-    FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, LimitError, Limits, Listings, ManualClock,
-    MemoryNotifier, MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding, Outbox, OutboxEntry,
-    Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, PolicyVersion, PolicyVersionParseError,
-    PrincipalCounts, RequestId, RequestOutcome, RequestState, Requirement, Retry, Review, ReviewOutcome,
-    ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope, Store, StoreError, StreamReport,
-    Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError, Unsealed, UseBuffer, UseRecording,
-    Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS, DEFAULT_VERB_DEADLINE,
+    EmptyWindow, Ending, EntityRef, EntityRefParseError, Error, ErrorCategory, ErrorCode, Event, EventId, EventKind,
+    Explanation, Field, Flow, FlowError, Gate, GateBuilder, GatePart, Grant, GrantId, GrantState, LimitError, Limits,
+    Listings, ManualClock, MemoryNotifier, MemoryStore, NewRequest, Notifier, NotifyError, NullNotifier, Offboarding,
+    Outbox, OutboxEntry, Page, PageRequest, Pattern, Policy, PolicyDecision, PolicyError, PolicyVersion,
+    PolicyVersionParseError, PrincipalCounts, Problem, RequestId, RequestOutcome, RequestState, Requirement, Retry,
+    Review, ReviewOutcome, ReviewerStanding, Routing, RuleTable, RuleTableBuilder, RuleTableError, Scope, Store,
+    StoreError, StreamReport, Subject, SweepReport, SystemClock, TimeError, TracingNotifier, TransitionError, Unsealed,
+    UseBuffer, UseRecording, Uses, Verdict, Window, Write, DEFAULT_AUTHORIZE_DEADLINE, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_VERB_DEADLINE,
 };
 
 /// Cedar policies (feature `cedar`, on by default).
