@@ -90,6 +90,7 @@ mod model;
 mod ports;
 mod report;
 pub mod runtime;
+pub mod wire;
 
 pub use codes::{ErrorCategory, ErrorCode, Problem};
 pub use delivery::destination::Destination;

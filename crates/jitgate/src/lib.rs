@@ -27,6 +27,7 @@ pub use chrono;
 pub use jitgate_core::audit;
 pub use jitgate_core::deadline;
 pub use jitgate_core::runtime;
+pub use jitgate_core::wire;
 pub use jitgate_core::{
     route, AccessRequest, Acknowledgement, Action, ActionBinding, AttrValue, Attributes, AuditError, AuditLog,
     AuditReport, AuditStreamer, Basis, BreakGlass, BuildError, Capability, Checkpointer, Clock, Commit, CommitParts,
