@@ -184,3 +184,90 @@ fn attribute_values_are_plain_json() {
         assert_eq!(wire::attr_json(&value), expected, "{value:?}");
     }
 }
+
+#[test]
+fn plain_json_reads_back_as_the_attribute_values_it_shows() {
+    let mut record = BTreeMap::new();
+    record.insert("level".to_owned(), AttrValue::Long(3));
+    for value in [
+        AttrValue::Bool(false),
+        AttrValue::Long(i64::MIN),
+        AttrValue::from("x"),
+        AttrValue::Entity(EntityRef::new("Team", "sre")),
+        AttrValue::Set(vec![
+            AttrValue::Ip("10.0.0.0/8".into()),
+            AttrValue::Record(record.clone()),
+        ]),
+        AttrValue::Decimal("0.25".into()),
+        AttrValue::Datetime("2026-01-01T00:00:00Z".into()),
+        AttrValue::Duration("90m".into()),
+    ] {
+        assert_eq!(wire::attr_from_json(&wire::attr_json(&value), "v"), Ok(value));
+    }
+}
+
+#[test]
+fn a_bad_body_is_refused_where_it_is_wrong() {
+    let refused = |v: serde_json::Value| wire::attr_from_json(&v, "context.x").unwrap_err().to_string();
+    assert!(
+        refused(json!(null)).starts_with("context.x: null"),
+        "{}",
+        refused(json!(null))
+    );
+    assert!(refused(json!(1.5)).contains("decimal"), "{}", refused(json!(1.5)));
+    assert!(
+        refused(json!([1, null])).starts_with("context.x[1]:"),
+        "{}",
+        refused(json!([1, null]))
+    );
+    assert!(refused(json!({"__extn": {"fn": "sha", "arg": "1"}})).starts_with("context.x.__extn.fn:"));
+    assert!(refused(json!({"__entity": {"kind": "User"}})).starts_with("context.x.__entity:"));
+
+    let body = |v: serde_json::Value| serde_json::from_value::<wire::NewRequestBody>(v);
+    let base = json!({
+        "action": { "type": "Action", "id": "db_restart" },
+        "resource": { "type": "Database", "id": "orders" },
+        "duration_seconds": 600,
+    });
+    let mut unknown = base.clone();
+    unknown["principal"] = json!({ "type": "User", "id": "lee" });
+    let e = body(unknown).expect_err("who the caller is never comes from the body");
+    assert!(e.to_string().contains("principal"), "{e}");
+    let mut zero = base.clone();
+    zero["duration_seconds"] = json!(0);
+    let e = body(zero).unwrap().into_request(sam()).unwrap_err();
+    assert_eq!((e.path.as_str(), e.code()), ("duration_seconds", "invalid_body"));
+    assert_eq!(Problem::from_error(&e).status, 400);
+}
+
+#[tokio::test]
+async fn a_request_body_makes_the_request_a_client_asked_for() {
+    let (g, _clock, _n) = fixtures::gate(Arc::new(MemoryStore::new()));
+    let body: wire::NewRequestBody = serde_json::from_value(json!({
+        "action": { "type": "Action", "id": "db_restart" },
+        "resource": { "type": "Database", "id": "orders" },
+        "context": { "ticket": "INC-7", "source": { "__extn": { "fn": "ip", "arg": "10.1.2.3" } } },
+        "duration_seconds": 900,
+        "justification": "INC-7",
+    }))
+    .unwrap();
+    let outcome = g.request(body.into_request(sam()).unwrap()).await.unwrap();
+    let shown = to_json(wire::RequestOutcome::from(&outcome));
+    assert_eq!(shown["outcome"], "pending");
+    assert_eq!(shown["request"]["duration_seconds"], 900);
+    assert_eq!(
+        shown["request"]["action"]["context"],
+        json!({ "ticket": "INC-7", "source": { "__extn": { "fn": "ip", "arg": "10.1.2.3" } } })
+    );
+    let review: wire::ReviewBody = serde_json::from_value(json!({ "comment": "ok" })).unwrap();
+    let RequestOutcome::Pending(req) = outcome else {
+        unreachable!()
+    };
+    g.approve(req.id, &lee(), review.comment.as_deref()).await.unwrap();
+
+    let report = g.sweep().await.unwrap();
+    assert_eq!(
+        to_json(report),
+        json!({ "requests_expired": 0, "grants_activated": 0, "grants_expired": 0, "reminders_sent": 0 })
+    );
+}

@@ -112,7 +112,7 @@ impl DispatchConfig {
 }
 
 /// What one [`Dispatcher::dispatch_once`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct DispatchReport {
     /// Events every notifier accepted.

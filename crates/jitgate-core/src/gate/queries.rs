@@ -45,7 +45,7 @@ pub enum AuditError {
 /// What [`Gate::verify_audit`] found: the verified chain's head, and the entries committed but
 /// not in the chain yet, which it could not cover (a store that seals later, such as
 /// PostgreSQL, chains them once no older transaction of the database is running).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct AuditReport {
     /// The last verified record.

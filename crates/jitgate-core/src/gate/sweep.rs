@@ -11,7 +11,7 @@ use crate::model::request::AccessRequest;
 use crate::ports::store::{Capability, Store, Subject};
 
 /// What one [`Gate::sweep`] did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SweepReport {
     /// Pending requests expired.

@@ -35,7 +35,7 @@ pub trait AuditLog: Store {
 }
 
 /// Committed audit entries that are not in the chain yet ([`AuditLog::unsealed`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Unsealed {
     /// How many.

@@ -11,7 +11,13 @@
 //!   JSON conventions for the rest: an entity as `{"__entity": {"type", "id"}}`, an extension
 //!   value as `{"__extn": {"fn": "ip", "arg": "10.0.0.1"}}`;
 //! - instants as RFC 3339 strings, durations as whole seconds in fields named `…_seconds`;
-//! - enumerations as `snake_case` strings, and each variant of an answer tagged by `outcome`.
+//! - enumerations as `snake_case` strings, and each variant of an answer tagged by `outcome`;
+//! - reports (`SweepReport`, `DispatchReport`, `AuditReport`) as their own serde form (plain
+//!   counters); audit records in their hashed form (`docs/audit.md`), so that a client can
+//!   verify them: their ids are bare UUIDs because the hash covers them.
+//!
+//! Inputs ([`NewRequestBody`], [`ReviewBody`], [`ActionBody`]) read the same conventions back;
+//! who the caller is never comes from a body.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -25,6 +31,7 @@
 //! ```
 
 mod answers;
+mod inputs;
 mod records;
 
 use std::collections::BTreeMap;
@@ -32,6 +39,7 @@ use std::collections::BTreeMap;
 use crate::{AttrValue, Attributes};
 
 pub use answers::{Decision, Explanation, Flow, RequestOutcome, Requirement, ReviewOutcome};
+pub use inputs::{attr_from_json, attributes_from_json, ActionBody, InputError, NewRequestBody, ReviewBody};
 pub use records::{Action, Grant, Request, Review};
 
 /// An attribute value as plain JSON (see the [module docs](self)).
