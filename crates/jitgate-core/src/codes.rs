@@ -29,6 +29,8 @@ use crate::{AuditError, Error, ErrorChain, LimitError, PolicyError, StoreError, 
 pub enum ErrorCategory {
     /// The input is malformed or over a limit on its size (400).
     InvalidInput,
+    /// Who calls could not be told (401): for hosts that put jitgate behind HTTP.
+    Unauthenticated,
     /// The caller may not do this: policy, or who they are (403).
     Forbidden,
     /// No such request or grant (404).
@@ -52,6 +54,7 @@ impl ErrorCategory {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCategory::InvalidInput => 400,
+            ErrorCategory::Unauthenticated => 401,
             ErrorCategory::Forbidden => 403,
             ErrorCategory::NotFound => 404,
             ErrorCategory::Conflict => 409,
@@ -67,6 +70,7 @@ impl ErrorCategory {
     pub fn title(self) -> &'static str {
         match self {
             ErrorCategory::InvalidInput => "Invalid input",
+            ErrorCategory::Unauthenticated => "Unauthenticated",
             ErrorCategory::Forbidden => "Forbidden",
             ErrorCategory::NotFound => "Not found",
             ErrorCategory::Conflict => "Conflict",
@@ -340,6 +344,20 @@ impl Problem {
             status: category.http_status(),
             detail,
             code: e.code().to_owned(),
+            category,
+            instance: None,
+        }
+    }
+
+    /// A problem that is no jitgate error (a host's own: `unauthenticated`, say), with a
+    /// stable `code` of the host's choosing.
+    pub fn new(category: ErrorCategory, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:jitgate:error:{code}"),
+            title: category.title().to_owned(),
+            status: category.http_status(),
+            detail: detail.into(),
+            code: code.to_owned(),
             category,
             instance: None,
         }

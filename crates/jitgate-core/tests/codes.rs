@@ -151,6 +151,7 @@ fn every_category_maps_to_its_status() {
     use ErrorCategory::*;
     let statuses: Vec<(ErrorCategory, u16, bool)> = [
         InvalidInput,
+        Unauthenticated,
         Forbidden,
         NotFound,
         Conflict,
@@ -167,6 +168,7 @@ fn every_category_maps_to_its_status() {
         statuses,
         vec![
             (InvalidInput, 400, true),
+            (Unauthenticated, 401, true),
             (Forbidden, 403, true),
             (NotFound, 404, true),
             (Conflict, 409, true),

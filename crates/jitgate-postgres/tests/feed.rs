@@ -106,3 +106,35 @@ async fn the_printed_migrations_applied_by_hand_leave_nothing_for_migrate() {
     let r = gate.request(ask(restart("db"), 30)).await.unwrap();
     assert!(matches!(r, RequestOutcome::Pending(_)));
 }
+
+/// Dropping a throw-away store drops its schema even when one of its sessions was left inside
+/// a transaction holding a lock (a task aborted mid-transaction whose runtime never rolls it
+/// back): the store ends its own sessions first, instead of waiting on the lock for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throw_away_store_drops_its_schema_past_its_own_open_transaction() {
+    let Some(store) = common::store().await else { return };
+    let schema = store.schema().to_owned();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    // Never returned to the pool, never rolled back.
+    std::mem::forget(conn);
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || drop(store)),
+    )
+    .await;
+    assert!(dropped.is_ok(), "dropping the store hung on its own open transaction");
+    let mut check = <sqlx::PgConnection as sqlx::Connection>::connect(&common::url())
+        .await
+        .unwrap();
+    let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(&schema)
+        .fetch_one(&mut check)
+        .await
+        .unwrap();
+    assert!(!left, "the schema {schema} was left behind");
+}

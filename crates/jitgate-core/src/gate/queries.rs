@@ -118,6 +118,27 @@ impl Gate {
         }
     }
 
+    /// Reads a request on behalf of `caller`, who may read it when they made it, reviewed it,
+    /// or may review it (the policy's [`reviewer_standing`](crate::Policy::reviewer_standing)
+    /// says so): what a caller may read is a policy decision, as what they may do is. For an
+    /// API that shows requests to the people involved.
+    ///
+    /// # Errors
+    /// [`Error::RequestNotFound`] when there is no such request *or* `caller` may not read it
+    /// (so that ids cannot be probed); a policy or store error.
+    pub async fn read_request_as(&self, id: RequestId, caller: &EntityRef) -> Result<AccessRequest, Error> {
+        self.limits.entity(caller)?;
+        let req = self.read_request(id).await?;
+        if req.principal == *caller || req.reviews.iter().any(|r| r.reviewer == *caller) {
+            return Ok(req);
+        }
+        let policy = self.policy.load_full().policy.clone();
+        if policy.reviewer_standing(caller, &req)?.eligible_for.is_empty() {
+            return Err(Error::RequestNotFound(id));
+        }
+        Ok(req)
+    }
+
     /// The grants of `principal` that are scheduled or active now, ordered by id. A page may
     /// hold fewer than `limit` items when grants ended by time are left out; keep reading
     /// while `next` is set.

@@ -23,6 +23,11 @@ pub struct InputError {
 }
 
 impl InputError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::at(path, problem)
+    }
+
     fn at(path: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             path: path.into(),

@@ -66,10 +66,19 @@ impl PgStore {
     /// [`PgError::NoWritableServer`] (saying what each host answered), [`PgError::Connect`];
     /// [`PgError::Query`] if the schema cannot be inspected.
     pub async fn connect(options: PgStoreOptions) -> Result<Self, PgError> {
+        let origin = uuid::Uuid::new_v4().simple().to_string();
         let hosts = options
             .validate()?
             .into_iter()
-            .map(|h| h.options([("search_path", options.schema.as_str())]))
+            .map(|h| {
+                let h = h.options([("search_path", options.schema.as_str())]);
+                // A throw-away store names its sessions, so that dropping it can end them.
+                if options.ephemeral {
+                    h.application_name(&ephemeral_name(&origin))
+                } else {
+                    h
+                }
+            })
             .collect();
         let primary = Arc::new(Primary::new(hosts, options.connect_timeout));
         let (at, watched) = primary.find().await.map_err(|e| PgError::NoWritableServer {
@@ -94,7 +103,6 @@ impl PgStore {
         ));
         let cache = Arc::new(GrantCache::new(options.staleness_bound));
         let channel = format!("jitgate_grants_{}", options.schema);
-        let origin = uuid::Uuid::new_v4().simple().to_string();
         let store = Self {
             pool,
             options,
@@ -334,8 +342,13 @@ impl Drop for PgStore {
         }
         // Tests' throw-away schemas: drop them on a thread of its own, since Drop cannot await
         // and the runtime that owns the pool may be shutting down.
-        let connect = self.primary.current().clone();
+        let connect = self
+            .primary
+            .current()
+            .clone()
+            .application_name("jitgate-ephemeral-drop");
         let drop_sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.options.schema);
+        let sessions = ephemeral_name(&self.origin);
         let done = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
@@ -345,6 +358,17 @@ impl Drop for PgStore {
                 // Connections of the aborted tasks may still hold locks for a moment: retry.
                 for _ in 0..20 {
                     if let Ok(mut conn) = sqlx::PgConnection::connect_with(&connect).await {
+                        // The aborted tasks may have left a session in a transaction (their
+                        // runtime may never run again to roll it back): end this store's
+                        // sessions first, and never wait for a lock for long.
+                        let _ = sqlx::query(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                        )
+                        .bind(&sessions)
+                        .execute(&mut conn)
+                        .await;
+                        let _ = sqlx::query("SET lock_timeout = '5s'").execute(&mut conn).await;
                         let done = sqlx::query(AssertSqlSafe(drop_sql.clone()))
                             .execute(&mut conn)
                             .await
@@ -360,4 +384,9 @@ impl Drop for PgStore {
         });
         let _ = done.join();
     }
+}
+
+/// The `application_name` of a throw-away store's sessions.
+fn ephemeral_name(origin: &str) -> String {
+    format!("jitgate-ephemeral-{origin}")
 }

@@ -1,0 +1,150 @@
+//! One handler per endpoint: authenticate, read the body, call the gate as the caller, answer
+//! the wire form.
+
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use jitgate_core::wire::{self, ActionBody, InputError, NewRequestBody, ReviewBody};
+use jitgate_core::{EntityRef, GrantId, RequestId, RequestOutcome};
+use serde::de::DeserializeOwned;
+
+use crate::{Api, ApiError};
+
+/// The authenticated caller.
+pub(crate) struct Caller(EntityRef);
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
+        api.auth
+            .caller(parts)
+            .await
+            .map(Caller)
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+/// A JSON body; an empty one is `T::default()` where `T` has one.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::from_error(&InputError::new(
+            format!("body (line {}, column {})", e.line(), e.column()),
+            e.to_string(),
+        ))
+    })
+}
+
+fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        body(bytes)
+    }
+}
+
+fn request_id(id: &str) -> Result<RequestId, ApiError> {
+    RequestId::from_str(id)
+        .map_err(|_| ApiError::from_error(&InputError::new("id", format!("`{id}` is not a request id (req_…)"))))
+}
+
+fn grant_id(id: &str) -> Result<GrantId, ApiError> {
+    GrantId::from_str(id)
+        .map_err(|_| ApiError::from_error(&InputError::new("id", format!("`{id}` is not a grant id (grant_…)"))))
+}
+
+pub(crate) async fn authorize(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    bytes: Bytes,
+) -> Result<Json<wire::Decision>, ApiError> {
+    let action = body::<ActionBody>(&bytes)?.into_action()?;
+    Ok(Json((&api.gate.authorize(&action, &caller).await).into()))
+}
+
+pub(crate) async fn explain(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    bytes: Bytes,
+) -> Result<Json<wire::Explanation>, ApiError> {
+    let action = body::<ActionBody>(&bytes)?.into_action()?;
+    Ok(Json((&api.gate.explain(&action, &caller).await).into()))
+}
+
+pub(crate) async fn create_request(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<wire::RequestOutcome>), ApiError> {
+    let new = body::<NewRequestBody>(&bytes)?.into_request(caller)?;
+    let outcome = api.gate.request(new).await?;
+    let status = match outcome {
+        RequestOutcome::Pending(_) | RequestOutcome::Granted { .. } => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json((&outcome).into())))
+}
+
+pub(crate) async fn show_request(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<wire::Request>, ApiError> {
+    let req = api.gate.read_request_as(request_id(&id)?, &caller).await?;
+    Ok(Json((&req).into()))
+}
+
+pub(crate) async fn approve(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<wire::ReviewOutcome>, ApiError> {
+    let review: ReviewBody = optional_body(&bytes)?;
+    let outcome = api
+        .gate
+        .approve(request_id(&id)?, &caller, review.comment.as_deref())
+        .await?;
+    Ok(Json((&outcome).into()))
+}
+
+pub(crate) async fn deny(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<wire::ReviewOutcome>, ApiError> {
+    let review: ReviewBody = optional_body(&bytes)?;
+    let outcome = api
+        .gate
+        .deny(request_id(&id)?, &caller, review.comment.as_deref())
+        .await?;
+    Ok(Json((&outcome).into()))
+}
+
+pub(crate) async fn cancel(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<wire::Request>, ApiError> {
+    let req = api.gate.cancel(request_id(&id)?, &caller).await?;
+    Ok(Json((&req).into()))
+}
+
+pub(crate) async fn revoke(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<wire::Grant>, ApiError> {
+    let reason: ReviewBody = optional_body(&bytes)?;
+    let grant = api
+        .gate
+        .revoke(grant_id(&id)?, &caller, reason.comment.as_deref())
+        .await?;
+    Ok(Json((&grant).into()))
+}

@@ -1,0 +1,69 @@
+//! # jitgate-axum
+//!
+//! jitgate over HTTP: [`router`] is an axum [`Router`] a service nests, with endpoints for the
+//! [`Gate`] verbs (see the crate's README for the table), answering jitgate's wire format
+//! ([`jitgate_core::wire`]) and, on failure, RFC 9457 problem details with stable codes
+//! ([`Problem`](jitgate_core::Problem)). Who the caller is comes from the host's [`Authenticate`], never from a body;
+//! what they may read is the policy's decision ([`Gate::read_request_as`]).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use jitgate_axum::{router, Authenticate};
+//! use jitgate_core::{async_trait, EntityRef, Gate};
+//!
+//! /// Trusts a header set by the service's own authenticating proxy.
+//! struct FromProxy;
+//!
+//! #[async_trait]
+//! impl Authenticate for FromProxy {
+//!     async fn caller(&self, parts: &axum::http::request::Parts) -> Option<EntityRef> {
+//!         let user = parts.headers.get("x-authenticated-user")?.to_str().ok()?;
+//!         Some(EntityRef::new("User", user))
+//!     }
+//! }
+//!
+//! # fn mount(gate: Gate) {
+//! let app: axum::Router = axum::Router::new().nest("/jit", router(gate, Arc::new(FromProxy)));
+//! # }
+//! ```
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod handlers;
+mod problem;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use jitgate_core::{async_trait, EntityRef, Gate};
+
+pub use problem::ApiError;
+
+/// Who is calling: the host authenticates the HTTP request (a session, a token, a header set by
+/// its proxy) and names the principal. `None` answers 401 (`unauthenticated`).
+#[async_trait]
+pub trait Authenticate: Send + Sync + 'static {
+    /// The principal making this request, or `None` when it cannot be told.
+    async fn caller(&self, parts: &axum::http::request::Parts) -> Option<EntityRef>;
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Api {
+    gate: Gate,
+    auth: Arc<dyn Authenticate>,
+}
+
+/// The router: nest it under a prefix of the host's choosing.
+pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
+    Router::new()
+        .route("/authorize", post(handlers::authorize))
+        .route("/explain", post(handlers::explain))
+        .route("/requests", post(handlers::create_request))
+        .route("/requests/{id}", get(handlers::show_request))
+        .route("/requests/{id}/approve", post(handlers::approve))
+        .route("/requests/{id}/deny", post(handlers::deny))
+        .route("/requests/{id}/cancel", post(handlers::cancel))
+        .route("/grants/{id}/revoke", post(handlers::revoke))
+        .with_state(Api { gate, auth })
+}
