@@ -56,6 +56,10 @@ pub use jitgate_cedar::cedar_policy;
 #[cfg(feature = "webhook")]
 pub use jitgate_webhook as webhook;
 
+/// jitgate over HTTP (feature `http`): an axum `Router` for the verbs.
+#[cfg(feature = "http")]
+pub use jitgate_axum as http;
+
 #[cfg(feature = "config")]
 pub mod config;
 
