@@ -4,13 +4,15 @@
 use std::str::FromStr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use jitgate_core::wire::{self, ActionBody, InputError, NewRequestBody, ReviewBody};
-use jitgate_core::{EntityRef, GrantId, RequestId, RequestOutcome};
+use jitgate_core::{Cursor, EntityRef, GrantId, PageRequest, RequestId, RequestOutcome};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::{Api, ApiError};
 
@@ -147,4 +149,41 @@ pub(crate) async fn revoke(
         .revoke(grant_id(&id)?, &caller, reason.comment.as_deref())
         .await?;
     Ok(Json((&grant).into()))
+}
+
+/// `?limit=&after=` of a listing (default 50 a page; the gate's limits cap it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Listing {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+fn page_request(q: Result<Query<Listing>, QueryRejection>) -> Result<PageRequest, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::from_error(&InputError::new("query", e.body_text())))?;
+    let limit = q.limit.unwrap_or(50);
+    Ok(match q.after {
+        Some(after) => PageRequest::after(Cursor::new(after), limit),
+        None => PageRequest::first(limit),
+    })
+}
+
+pub(crate) async fn queue(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<Listing>, QueryRejection>,
+) -> Result<Json<wire::Page<wire::Request>>, ApiError> {
+    let page = api.gate.pending_for_reviewer(&caller, &page_request(query)?).await?;
+    Ok(Json(wire::Page::from_page(&page)))
+}
+
+pub(crate) async fn my_grants(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<Listing>, QueryRejection>,
+) -> Result<Json<wire::Page<wire::Grant>>, ApiError> {
+    let page = api.gate.active_grants(&caller, &page_request(query)?).await?;
+    Ok(Json(wire::Page::from_page(&page)))
 }

@@ -64,6 +64,8 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
         .route("/requests/{id}/approve", post(handlers::approve))
         .route("/requests/{id}/deny", post(handlers::deny))
         .route("/requests/{id}/cancel", post(handlers::cancel))
+        .route("/queue", get(handlers::queue))
+        .route("/grants", get(handlers::my_grants))
         .route("/grants/{id}/revoke", post(handlers::revoke))
         .with_state(Api { gate, auth })
 }

@@ -176,3 +176,48 @@ async fn each_failure_is_a_problem_document() {
         .await;
     assert_eq!((status, p["code"].as_str()), (403, Some("forbidden")), "{p}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_pages_through_their_queue_and_a_holder_sees_their_grants() {
+    let c = Client::start().await;
+    let mut ids = Vec::new();
+    for db in ["a", "b", "c"] {
+        let mut ask = restart_orders();
+        ask["resource"]["id"] = json!(db);
+        ask["duration_seconds"] = json!(600);
+        let (status, _, made) = c.call(Some("sam"), "/requests", Some(ask)).await;
+        assert_eq!(status, 201, "{made}");
+        ids.push(made["request"]["id"].as_str().unwrap().to_owned());
+    }
+    let (status, _, first) = c.call(Some("lee"), "/queue?limit=2", None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["items"].as_array().unwrap().len(), 2, "{first}");
+    let next = first["next"].as_str().expect("a second page").to_owned();
+    let (_, _, second) = c.call(Some("lee"), &format!("/queue?limit=2&after={next}"), None).await;
+    let mut seen: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids, "every pending request, once");
+    let (_, _, none) = c.call(Some("sam"), "/queue", None).await;
+    assert_eq!(
+        none["items"],
+        json!([]),
+        "the requester does not review their own: {none}"
+    );
+
+    let (status, _, _) = c
+        .call(Some("lee"), &format!("/requests/{}/approve", ids[0]), None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, grants) = c.call(Some("sam"), "/grants", None).await;
+    assert_eq!(grants["items"].as_array().unwrap().len(), 1, "{grants}");
+    assert_eq!(grants["items"][0]["state"], "active");
+    let (status, _, p) = c.call(Some("sam"), "/grants?limit=many", None).await;
+    assert_eq!((status, p["code"].as_str()), (400, Some("invalid_body")), "{p}");
+}

@@ -42,6 +42,31 @@ pub use answers::{Decision, Explanation, Flow, RequestOutcome, Requirement, Revi
 pub use inputs::{attr_from_json, attributes_from_json, ActionBody, InputError, NewRequestBody, ReviewBody};
 pub use records::{Action, Grant, Request, Review};
 
+/// One page of a listing: `{"items": [...], "next": "cursor"}` (`next` left out on the last
+/// page; hand it back as `after` for the next one).
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The wire form of a store's page, each item through `From`.
+    pub fn from_page<D>(page: &crate::Page<D>) -> Self
+    where
+        for<'a> T: From<&'a D>,
+    {
+        Self {
+            items: page.items.iter().map(T::from).collect(),
+            next: page.next.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
 /// An attribute value as plain JSON (see the [module docs](self)).
 pub fn attr_json(v: &AttrValue) -> serde_json::Value {
     use serde_json::{json, Value};
