@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use jitgate_core::wire::{self, ActionBody, InputError, NewRequestBody, ReviewBody};
-use jitgate_core::{Cursor, EntityRef, GrantId, PageRequest, RequestId, RequestOutcome};
+use jitgate_core::{Cursor, EntityRef, GrantId, PageRequest, RequestId, RequestOutcome, Verdict};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -106,12 +106,7 @@ pub(crate) async fn approve(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<wire::ReviewOutcome>, ApiError> {
-    let review: ReviewBody = optional_body(&bytes)?;
-    let outcome = api
-        .gate
-        .approve(request_id(&id)?, &caller, review.comment.as_deref())
-        .await?;
-    Ok(Json((&outcome).into()))
+    review(&api, &caller, &id, &bytes, Verdict::Approve).await
 }
 
 pub(crate) async fn deny(
@@ -120,11 +115,23 @@ pub(crate) async fn deny(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<wire::ReviewOutcome>, ApiError> {
-    let review: ReviewBody = optional_body(&bytes)?;
-    let outcome = api
-        .gate
-        .deny(request_id(&id)?, &caller, review.comment.as_deref())
-        .await?;
+    review(&api, &caller, &id, &bytes, Verdict::Deny).await
+}
+
+/// Approve or deny request `id` as `caller`, with the body's comment.
+async fn review(
+    api: &Api,
+    caller: &EntityRef,
+    id: &str,
+    bytes: &Bytes,
+    verdict: Verdict,
+) -> Result<Json<wire::ReviewOutcome>, ApiError> {
+    let review: ReviewBody = optional_body(bytes)?;
+    let (id, comment) = (request_id(id)?, review.comment.as_deref());
+    let outcome = match verdict {
+        Verdict::Approve => api.gate.approve(id, caller, comment).await?,
+        Verdict::Deny => api.gate.deny(id, caller, comment).await?,
+    };
     Ok(Json((&outcome).into()))
 }
 
