@@ -9,7 +9,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use jitgate_core::wire::{self, ActionBody, InputError, NewRequestBody, ReviewBody};
+use jitgate_core::wire::{self, ActionBody, ExtendBody, InputError, NewRequestBody, ReviewBody};
 use jitgate_core::{Cursor, EntityRef, GrantId, PageRequest, RequestId, RequestOutcome, Verdict};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -83,12 +83,44 @@ pub(crate) async fn create_request(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<wire::RequestOutcome>), ApiError> {
     let new = body::<NewRequestBody>(&bytes)?.into_request(caller)?;
-    let outcome = api.gate.request(new).await?;
+    Ok(made(&api.gate.request(new).await?))
+}
+
+/// 201 when the outcome is a request just made, 200 otherwise.
+fn made(outcome: &RequestOutcome) -> (StatusCode, Json<wire::RequestOutcome>) {
     let status = match outcome {
         RequestOutcome::Pending(_) | RequestOutcome::Granted { .. } => StatusCode::CREATED,
         _ => StatusCode::OK,
     };
-    Ok((status, Json((&outcome).into())))
+    (status, Json(outcome.into()))
+}
+
+pub(crate) async fn extend(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<wire::RequestOutcome>), ApiError> {
+    let ask = body::<ExtendBody>(&bytes)?;
+    let outcome = api
+        .gate
+        .extend(grant_id(&id)?, &caller, ask.duration()?, ask.justification.as_deref())
+        .await?;
+    Ok(made(&outcome))
+}
+
+pub(crate) async fn acknowledge(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<wire::Grant>, ApiError> {
+    let review: ReviewBody = optional_body(&bytes)?;
+    let grant = api
+        .gate
+        .acknowledge(grant_id(&id)?, &caller, review.comment.as_deref())
+        .await?;
+    Ok(Json((&grant).into()))
 }
 
 pub(crate) async fn show_request(

@@ -67,5 +67,7 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
         .route("/queue", get(handlers::queue))
         .route("/grants", get(handlers::my_grants))
         .route("/grants/{id}/revoke", post(handlers::revoke))
+        .route("/grants/{id}/extend", post(handlers::extend))
+        .route("/grants/{id}/acknowledge", post(handlers::acknowledge))
         .with_state(Api { gate, auth })
 }

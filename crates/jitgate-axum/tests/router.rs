@@ -221,3 +221,67 @@ async fn a_reviewer_pages_through_their_queue_and_a_holder_sees_their_grants() {
     let (status, _, p) = c.call(Some("sam"), "/grants?limit=many", None).await;
     assert_eq!((status, p["code"].as_str()), (400, Some("invalid_body")), "{p}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_is_acknowledged_and_a_grant_extended_over_http() {
+    let c = Client::start().await;
+    let mut urgent = restart_orders();
+    urgent["duration_seconds"] = json!(600);
+    urgent["break_glass"] = json!(true);
+    urgent["justification"] = json!("outage");
+    let (status, _, granted) = c.call(Some("sam"), "/requests", Some(urgent)).await;
+    assert_eq!(
+        (status, granted["outcome"].as_str()),
+        (201, Some("granted")),
+        "{granted}"
+    );
+    assert_eq!(granted["grant"]["break_glass"], true);
+    let grant = granted["grant"]["id"].as_str().unwrap().to_owned();
+
+    let (status, _, p) = c
+        .call(Some("sam"), &format!("/grants/{grant}/acknowledge"), Some(json!({})))
+        .await;
+    assert_eq!(
+        status, 403,
+        "the holder does not acknowledge their own break-glass: {p}"
+    );
+    let (status, _, acked) = c
+        .call(
+            Some("lee"),
+            &format!("/grants/{grant}/acknowledge"),
+            Some(json!({ "comment": "seen" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["acknowledged"]["by"], json!({ "type": "User", "id": "lee" }));
+
+    let (status, _, p) = c
+        .call(
+            Some("sam"),
+            &format!("/grants/{grant}/extend"),
+            Some(json!({ "duration_seconds": -5 })),
+        )
+        .await;
+    assert_eq!((status, p["code"].as_str()), (400, Some("invalid_body")), "{p}");
+    let (status, _, extension) = c
+        .call(
+            Some("sam"),
+            &format!("/grants/{grant}/extend"),
+            Some(json!({ "duration_seconds": 600, "justification": "still on it" })),
+        )
+        .await;
+    assert_eq!(
+        (status, extension["outcome"].as_str()),
+        (201, Some("pending")),
+        "{extension}"
+    );
+    assert_eq!(extension["request"]["extends"], json!(grant));
+    let (status, _, p) = c
+        .call(
+            Some("lee"),
+            &format!("/grants/{grant}/extend"),
+            Some(json!({ "duration_seconds": 600 })),
+        )
+        .await;
+    assert_eq!((status, p["code"].as_str()), (403, Some("not_grant_holder")), "{p}");
+}

@@ -106,14 +106,7 @@ impl NewRequestBody {
     /// [`InputError`] for a context value that is not an attribute value or a duration that
     /// is not positive. Everything else (limits, the flow's maximum) is the gate's to check.
     pub fn into_request(self, principal: EntityRef) -> Result<NewRequest, InputError> {
-        if self.duration_seconds <= 0 {
-            return Err(InputError::at(
-                "duration_seconds",
-                "must be a positive number of seconds",
-            ));
-        }
-        let duration = chrono::Duration::try_seconds(self.duration_seconds)
-            .ok_or_else(|| InputError::at("duration_seconds", "is too large"))?;
+        let duration = positive_seconds(self.duration_seconds, "duration_seconds")?;
         let action = ActionBody {
             action: self.action,
             resource: self.resource,
@@ -131,6 +124,37 @@ impl NewRequestBody {
             request = request.break_glass();
         }
         Ok(request)
+    }
+}
+
+/// `seconds` as a duration, if positive.
+fn positive_seconds(seconds: i64, path: &str) -> Result<chrono::Duration, InputError> {
+    if seconds <= 0 {
+        return Err(InputError::at(path, "must be a positive number of seconds"));
+    }
+    chrono::Duration::try_seconds(seconds).ok_or_else(|| InputError::at(path, "is too large"))
+}
+
+/// An extension of a grant: `{"duration_seconds": 1800, "justification": "…"}` (a new
+/// request linked to the grant, reviewed as its flow says).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ExtendBody {
+    /// How much longer.
+    pub duration_seconds: i64,
+    /// Why.
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+impl ExtendBody {
+    /// The extension's duration.
+    ///
+    /// # Errors
+    /// [`InputError`] at `duration_seconds` when it is not positive.
+    pub fn duration(&self) -> Result<chrono::Duration, InputError> {
+        positive_seconds(self.duration_seconds, "duration_seconds")
     }
 }
 

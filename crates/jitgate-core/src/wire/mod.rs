@@ -39,7 +39,9 @@ use std::collections::BTreeMap;
 use crate::{AttrValue, Attributes};
 
 pub use answers::{Decision, Explanation, Flow, RequestOutcome, Requirement, ReviewOutcome};
-pub use inputs::{attr_from_json, attributes_from_json, ActionBody, InputError, NewRequestBody, ReviewBody};
+pub use inputs::{
+    attr_from_json, attributes_from_json, ActionBody, ExtendBody, InputError, NewRequestBody, ReviewBody,
+};
 pub use records::{Action, Grant, Request, Review};
 
 /// One page of a listing: `{"items": [...], "next": "cursor"}` (`next` left out on the last
