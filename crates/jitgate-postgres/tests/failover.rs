@@ -428,6 +428,17 @@ async fn with_no_writable_server_verbs_are_unavailable_and_authorize_keeps_the_s
         common::replicas::eventually(StdDuration::from_secs(2), async || !store.writable()).await,
         "the store noticed its server is gone"
     );
+    // A new store finds no server to write to, and says what each host answered.
+    match PgStore::connect(PgStoreOptions::new(&cluster.url()).connect_timeout(StdDuration::from_secs(2))).await {
+        Err(jitgate_postgres::PgError::NoWritableServer { tried }) => {
+            assert_eq!(tried.len(), 2, "{tried:?}");
+            assert!(
+                tried.iter().any(|t| t.ends_with("(a standby (read-only))")),
+                "{tried:?}"
+            );
+        }
+        other => panic!("expected no writable server, got {other:?}"),
+    }
     let refused = g
         .request(NewRequest::new(sam(), restart("billing"), Duration::minutes(30)))
         .await

@@ -25,10 +25,6 @@ pub struct InputError {
 impl InputError {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self::at(path, problem)
-    }
-
-    fn at(path: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             problem: problem.into(),
@@ -130,9 +126,9 @@ impl NewRequestBody {
 /// `seconds` as a duration, if positive.
 fn positive_seconds(seconds: i64, path: &str) -> Result<chrono::Duration, InputError> {
     if seconds <= 0 {
-        return Err(InputError::at(path, "must be a positive number of seconds"));
+        return Err(InputError::new(path, "must be a positive number of seconds"));
     }
-    chrono::Duration::try_seconds(seconds).ok_or_else(|| InputError::at(path, "is too large"))
+    chrono::Duration::try_seconds(seconds).ok_or_else(|| InputError::new(path, "is too large"))
 }
 
 /// An extension of a grant: `{"duration_seconds": 1800, "justification": "…"}` (a new
@@ -187,10 +183,10 @@ pub fn attributes_from_json(values: &BTreeMap<String, Value>, path: &str) -> Res
 /// [`InputError`] at `path` for `null`, a fraction, or a malformed `__entity` / `__extn`.
 pub fn attr_from_json(v: &Value, path: &str) -> Result<AttrValue, InputError> {
     Ok(match v {
-        Value::Null => return Err(InputError::at(path, "null is not an attribute value; leave the attribute out")),
+        Value::Null => return Err(InputError::new(path, "null is not an attribute value; leave the attribute out")),
         Value::Bool(b) => AttrValue::Bool(*b),
         Value::Number(n) => AttrValue::Long(n.as_i64().ok_or_else(|| {
-            InputError::at(
+            InputError::new(
                 path,
                 format!("{n} is not a 64-bit integer; send a fraction as {{\"__extn\": {{\"fn\": \"decimal\", \"arg\": \"{n}\"}}}}"),
             )
@@ -206,14 +202,14 @@ pub fn attr_from_json(v: &Value, path: &str) -> Result<AttrValue, InputError> {
         Value::Object(fields) => {
             if let Some(e) = fields.get("__entity") {
                 let entity = serde_json::from_value::<EntityRef>(e.clone())
-                    .map_err(|err| InputError::at(format!("{path}.__entity"), format!("not {{\"type\", \"id\"}}: {err}")))?;
+                    .map_err(|err| InputError::new(format!("{path}.__entity"), format!("not {{\"type\", \"id\"}}: {err}")))?;
                 return Ok(AttrValue::Entity(entity));
             }
             if let Some(x) = fields.get("__extn") {
                 let (f, arg) = match (x.get("fn").and_then(Value::as_str), x.get("arg").and_then(Value::as_str)) {
                     (Some(f), Some(arg)) => (f, arg.to_owned()),
                     _ => {
-                        return Err(InputError::at(
+                        return Err(InputError::new(
                             format!("{path}.__extn"),
                             "needs \"fn\" and \"arg\", both strings",
                         ))
@@ -224,7 +220,7 @@ pub fn attr_from_json(v: &Value, path: &str) -> Result<AttrValue, InputError> {
                     "decimal" => Ok(AttrValue::Decimal(arg)),
                     "datetime" => Ok(AttrValue::Datetime(arg)),
                     "duration" => Ok(AttrValue::Duration(arg)),
-                    other => Err(InputError::at(
+                    other => Err(InputError::new(
                         format!("{path}.__extn.fn"),
                         format!("`{other}` is not an extension (ip, decimal, datetime, duration)"),
                     )),

@@ -286,15 +286,14 @@ impl Store for PgStore {
         if let Some(grants) = self.cache.get(principal, scope) {
             return Ok(grants);
         }
-        let read = match self.ensure_writable() {
-            Ok(()) => {
-                tracing::warn!(schema = %self.options.schema, "grant cache is stale (change feed lost?); reading grants from the database");
-                self.live_grants_from_db(principal, scope)
-                    .await
-                    .map_err(|e| self.noticed(e))
-            }
-            Err(down) => Err(down),
-        };
+        if self.primary.available() {
+            tracing::warn!(schema = %self.options.schema, "grant cache is stale (change feed lost?); reading grants from the database");
+        }
+        // `db()` refuses at once while the server is known to be down.
+        let read = self
+            .live_grants_from_db(principal, scope)
+            .await
+            .map_err(|e| self.noticed(e));
         match read {
             // The database cannot be reached: the cache may still answer while its last
             // catch-up is within the staleness bound (the promise made when it is fresh), then

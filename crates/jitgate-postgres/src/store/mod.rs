@@ -185,22 +185,16 @@ impl PgStore {
     /// The pool, or [`StoreError::Unavailable`] at once while the server is known to be down,
     /// so that verbs do not wait on connections that cannot be made.
     fn db(&self) -> Result<&PgPool, StoreError> {
-        self.ensure_writable().map(|()| &self.pool)
-    }
-
-    /// [`StoreError::Unavailable`] at once while the server is known to be down.
-    fn ensure_writable(&self) -> Result<(), StoreError> {
         if self.primary.available() {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(
-                format!(
-                    "no writable PostgreSQL server since {} stopped answering; looking for one",
-                    self.server()
-                )
-                .into(),
-            ))
+            return Ok(&self.pool);
         }
+        Err(StoreError::Unavailable(
+            format!(
+                "no writable PostgreSQL server since {} stopped answering; looking for one",
+                self.server()
+            )
+            .into(),
+        ))
     }
 
     /// `e`, after asking the watcher to check the server if `e` says it could not be reached.

@@ -169,15 +169,11 @@ impl Cluster {
 
     /// Runs `sql` on the primary (as a superuser), returning what `psql -At` prints.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
-        self.psql_on(self.primary, sql)
-    }
-
-    fn psql_on(&self, i: usize, sql: &str) -> Result<String, String> {
         sh(Command::new(self.bin.join("psql")).args([
             "-h",
             "127.0.0.1",
             "-p",
-            &self.nodes[i].port.to_string(),
+            &self.nodes[self.primary].port.to_string(),
             "-U",
             "postgres",
             "-d",
@@ -282,22 +278,6 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// The last lines of each server's log, for a failure message.
-    pub fn logs(&self) -> String {
-        (0..2)
-            .map(|i| {
-                let text = std::fs::read_to_string(self.dir.join(format!("node{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- node{i} (port {}):\n{}",
-                    self.nodes[i].port,
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 }
 
