@@ -9,15 +9,18 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
+use chrono::{DateTime, Utc};
 use jitgate_core::wire::{self, ActionBody, ExtendBody, InputError, NewRequestBody, ReviewBody};
-use jitgate_core::{Cursor, EntityRef, GrantId, PageRequest, RequestId, RequestOutcome, Verdict};
+use jitgate_core::{
+    Cursor, EntityRef, GrantId, PageRequest, RequestFilter, RequestId, RequestOutcome, RequestState, Verdict,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::{Api, ApiError};
 
 /// The authenticated caller.
-pub(crate) struct Caller(EntityRef);
+pub(crate) struct Caller(pub(crate) EntityRef);
 
 impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
@@ -41,7 +44,7 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         Ok(T::default())
     } else {
@@ -195,18 +198,88 @@ pub(crate) async fn revoke(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Listing {
     #[serde(default)]
+    pub(crate) limit: Option<usize>,
+    #[serde(default)]
+    pub(crate) after: Option<String>,
+}
+
+fn page_request(q: Result<Query<Listing>, QueryRejection>) -> Result<PageRequest, ApiError> {
+    let Query(q) = query(q)?;
+    Ok(page_of(q.limit, q.after))
+}
+
+/// The query string, or a problem document saying what is wrong with it.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<Query<T>, ApiError> {
+    q.map_err(|e| ApiError::from_error(&InputError::new("query", e.body_text())))
+}
+
+/// A page of at most `limit` (default 50) items after `after`.
+pub(crate) fn page_of(limit: Option<usize>, after: Option<String>) -> PageRequest {
+    let limit = limit.unwrap_or(50);
+    match after {
+        Some(after) => PageRequest::after(Cursor::new(after), limit),
+        None => PageRequest::first(limit),
+    }
+}
+
+/// `?state=&since=&until=&limit=&after=` of the caller's own requests: `state` a
+/// comma-separated list of states, `since` (inclusive) and `until` (exclusive) RFC 3339 instants
+/// of when the requests were made.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequestListing {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
     after: Option<String>,
 }
 
-fn page_request(q: Result<Query<Listing>, QueryRejection>) -> Result<PageRequest, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::from_error(&InputError::new("query", e.body_text())))?;
-    let limit = q.limit.unwrap_or(50);
-    Ok(match q.after {
-        Some(after) => PageRequest::after(Cursor::new(after), limit),
-        None => PageRequest::first(limit),
-    })
+impl RequestListing {
+    fn filter(&self) -> Result<RequestFilter, ApiError> {
+        let bad =
+            |field: &str, problem: String| ApiError::from_error(&InputError::new(format!("query `{field}`"), problem));
+        let mut filter = RequestFilter::any();
+        if let Some(states) = &self.state {
+            let states = states
+                .split(',')
+                .map(|s| RequestState::from_str(s.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("state", e))?;
+            filter = filter.in_states(states);
+        }
+        let instant = |field: &str, text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad(field, format!("`{text}` is not an RFC 3339 instant: {e}")))
+        };
+        if let Some(since) = &self.since {
+            filter = filter.created_from(instant("since", since)?);
+        }
+        if let Some(until) = &self.until {
+            filter = filter.created_before(instant("until", until)?);
+        }
+        Ok(filter)
+    }
+}
+
+pub(crate) async fn my_requests(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    q: Result<Query<RequestListing>, QueryRejection>,
+) -> Result<Json<wire::Page<wire::Request>>, ApiError> {
+    let Query(q) = query(q)?;
+    let filter = q.filter()?;
+    let page = api
+        .gate
+        .requests_of(&caller, &filter, &page_of(q.limit, q.after))
+        .await?;
+    Ok(Json(wire::Page::from_page(&page)))
 }
 
 pub(crate) async fn queue(

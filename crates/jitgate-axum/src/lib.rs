@@ -28,6 +28,8 @@
 //! ```
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod audit;
+pub mod guard;
 mod handlers;
 mod problem;
 
@@ -37,6 +39,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use jitgate_core::{async_trait, EntityRef, Gate};
 
+pub use audit::JSONL;
+pub use guard::{Authorized, Guard};
 pub use problem::ApiError;
 
 /// Who is calling: the host authenticates the HTTP request (a session, a token, a header set by
@@ -59,7 +63,7 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
     Router::new()
         .route("/authorize", post(handlers::authorize))
         .route("/explain", post(handlers::explain))
-        .route("/requests", post(handlers::create_request))
+        .route("/requests", post(handlers::create_request).get(handlers::my_requests))
         .route("/requests/{id}", get(handlers::show_request))
         .route("/requests/{id}/approve", post(handlers::approve))
         .route("/requests/{id}/deny", post(handlers::deny))
@@ -69,5 +73,8 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
         .route("/grants/{id}/revoke", post(handlers::revoke))
         .route("/grants/{id}/extend", post(handlers::extend))
         .route("/grants/{id}/acknowledge", post(handlers::acknowledge))
+        .route("/audit", get(audit::records))
+        .route("/audit/export", get(audit::export))
+        .route("/audit/verify", post(audit::verify))
         .with_state(Api { gate, auth })
 }

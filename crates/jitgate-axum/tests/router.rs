@@ -23,18 +23,22 @@ impl Authenticate for Header {
 struct Client {
     base: String,
     http: reqwest::Client,
+    gate: jitgate_core::Gate,
+    clock: Arc<jitgate_core::ManualClock>,
 }
 
 impl Client {
     async fn start() -> Self {
-        let (gate, _clock, _notifier) = fixtures::gate(Arc::new(MemoryStore::new()));
-        let app = axum::Router::new().nest("/jit", router(gate, Arc::new(Header)));
+        let (gate, clock, _notifier) = fixtures::gate(Arc::new(MemoryStore::new()));
+        let app = axum::Router::new().nest("/jit", router(gate.clone(), Arc::new(Header)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             base: format!("http://{addr}/jit"),
             http: reqwest::Client::new(),
+            gate,
+            clock,
         }
     }
 
@@ -43,7 +47,9 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut req = match &body {
             Some(b) => self.http.post(url).body(b.to_string()),
-            None if path.ends_with("/cancel") || path.ends_with("/approve") => self.http.post(url),
+            None if path.ends_with("/cancel") || path.ends_with("/approve") || path.ends_with("/verify") => {
+                self.http.post(url)
+            }
             None => self.http.get(url),
         };
         if let Some(user) = user {
@@ -284,4 +290,182 @@ async fn break_glass_is_acknowledged_and_a_grant_extended_over_http() {
         )
         .await;
     assert_eq!((status, p["code"].as_str()), (403, Some("not_grant_holder")), "{p}");
+}
+
+/// The ids of a page's items, in order.
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page: {page}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_lists_their_own_requests_by_state_and_time() {
+    let c = Client::start().await;
+    let mut made = Vec::new();
+    for db in ["a", "b", "c"] {
+        c.clock.advance(chrono::Duration::minutes(1));
+        let mut ask = restart_orders();
+        ask["resource"]["id"] = json!(db);
+        ask["duration_seconds"] = json!(600);
+        let (status, _, r) = c.call(Some("sam"), "/requests", Some(ask)).await;
+        assert_eq!(status, 201, "{r}");
+        made.push(r["request"].clone());
+    }
+    let id = |i: usize| made[i]["id"].as_str().unwrap().to_owned();
+    let (status, _, denied) = c
+        .call(Some("lee"), &format!("/requests/{}/deny", id(1)), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{denied}");
+
+    let (status, _, all) = c.call(Some("sam"), "/requests", None).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all), vec![id(2), id(1), id(0)], "newest first");
+    assert_eq!(all["items"][1]["state"], "denied");
+
+    let (_, _, first) = c.call(Some("sam"), "/requests?limit=2", None).await;
+    let next = first["next"].as_str().expect("a second page").to_owned();
+    let (_, _, second) = c
+        .call(Some("sam"), &format!("/requests?limit=2&after={next}"), None)
+        .await;
+    assert_eq!([ids(&first), ids(&second)].concat(), vec![id(2), id(1), id(0)]);
+
+    let (_, _, pending) = c.call(Some("sam"), "/requests?state=pending", None).await;
+    assert_eq!(ids(&pending), vec![id(2), id(0)]);
+    let (_, _, both) = c.call(Some("sam"), "/requests?state=denied,%20pending", None).await;
+    assert_eq!(ids(&both).len(), 3);
+    let since = made[1]["created_at"].as_str().unwrap();
+    let until = made[2]["created_at"].as_str().unwrap();
+    let (status, _, window) = c
+        .call(
+            Some("sam"),
+            &format!("/requests?since={}&until={}", enc(since), enc(until)),
+            None,
+        )
+        .await;
+    assert_eq!((status, ids(&window)), (200, vec![id(1)]), "{window}");
+
+    let (_, _, leas) = c.call(Some("lee"), "/requests", None).await;
+    assert_eq!(leas["items"], json!([]), "lee made none: {leas}");
+    let (status, _, p) = c.call(Some("lee"), &format!("/requests?after={next}"), None).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (400, Some("invalid_cursor")),
+        "sam's cursor: {p}"
+    );
+
+    let (status, _, p) = c.call(Some("sam"), "/requests?state=open", None).await;
+    assert_eq!((status, p["code"].as_str()), (400, Some("invalid_body")), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("`open` is not a request state"),
+        "{p}"
+    );
+    let (status, _, p) = c.call(Some("sam"), "/requests?since=yesterday", None).await;
+    assert_eq!(status, 400, "{p}");
+    assert!(p["detail"].as_str().unwrap().starts_with("query `since`"), "{p}");
+    let (status, _, p) = c.call(Some("sam"), "/requests?mine=yes", None).await;
+    assert_eq!(status, 400, "an unknown parameter: {p}");
+}
+
+/// Percent-encodes what an RFC 3339 instant holds that a query string cannot (`+`, `:`).
+fn enc(s: &str) -> String {
+    s.replace(':', "%3A").replace('+', "%2B")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_pages_exports_and_verifies_the_trail_and_nobody_else_reads_it() {
+    let c = Client::start().await;
+    let mut ask = restart_orders();
+    ask["duration_seconds"] = json!(600);
+    let (_, _, made) = c.call(Some("sam"), "/requests", Some(ask)).await;
+    let id = made["request"]["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = c.call(Some("lee"), &format!("/requests/{id}/approve"), None).await;
+    assert_eq!(status, 200);
+
+    for who in ["sam", "lee"] {
+        for (path, body) in [
+            ("/audit", None),
+            ("/audit/export", None),
+            ("/audit/verify", Some(json!({}))),
+        ] {
+            let (status, _, p) = c.call(Some(who), path, body).await;
+            assert_eq!(
+                (status, p["code"].as_str()),
+                (403, Some("not_permitted_to_read_audit")),
+                "{who} {path}: {p}"
+            );
+        }
+    }
+
+    // `sec` is in Team::"security", the fixture policy's auditors.
+    let mut paged = Vec::new();
+    let mut path = "/audit?limit=2".to_owned();
+    loop {
+        let (status, _, page) = c.call(Some("sec"), &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => path = format!("/audit?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert!(paged.len() >= 4, "requested, reviewed, approved, granted: {paged:?}");
+    let seqs: Vec<u64> = paged.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=paged.len() as u64).collect::<Vec<_>>(),
+        "the whole chain, in order"
+    );
+
+    let resp = c
+        .http
+        .get(format!("{}/audit/export", c.base))
+        .header("x-user", "sec")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], jitgate_axum::JSONL);
+    let text = resp.text().await.unwrap();
+    let head = jitgate_core::audit::verify_jsonl(text.as_bytes()).expect("the export verifies");
+    assert_eq!(head.seq, paged.len() as u64);
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, paged, "the export and the pages hold the same records");
+
+    let (status, _, v) = c.call(Some("sec"), "/audit/verify", None).await;
+    assert_eq!((status, v["outcome"].as_str()), (200, Some("intact")), "{v}");
+    assert_eq!(v["head"]["seq"], json!(paged.len()));
+
+    let signer = jitgate_core::audit::CheckpointSigner::from_seed([7; 32]);
+    let checkpoint = c.gate.checkpointer(signer.clone()).checkpoint_now().await.unwrap();
+    let (status, _, v) = c
+        .call(
+            Some("sec"),
+            "/audit/verify",
+            Some(json!({ "checkpoint": checkpoint, "public_key": signer.public_key_hex() })),
+        )
+        .await;
+    assert_eq!((status, v["outcome"].as_str()), (200, Some("intact")), "{v}");
+    let other = jitgate_core::audit::CheckpointSigner::from_seed([8; 32]);
+    let (status, _, p) = c
+        .call(
+            Some("sec"),
+            "/audit/verify",
+            Some(json!({ "checkpoint": checkpoint, "public_key": other.public_key_hex() })),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (400, Some("audit_checkpoint")),
+        "a checkpoint another key signed: {p}"
+    );
+    let (status, _, p) = c
+        .call(Some("sec"), "/audit/verify", Some(json!({ "checkpoint": checkpoint })))
+        .await;
+    assert_eq!((status, p["code"].as_str()), (400, Some("invalid_body")), "{p}");
+    let (status, _, p) = c.call(Some("sec"), "/audit?after=first", None).await;
+    assert_eq!((status, p["code"].as_str()), (400, Some("invalid_cursor")), "{p}");
 }

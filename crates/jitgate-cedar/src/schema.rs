@@ -5,7 +5,7 @@
 //!   unconstrained `action` that reads `context.x` or `resource.owner` validates (and decides)
 //!   as it does without jitgate.
 //! - **The review schema**: the service's schema with jitgate's part merged in. Only the policies
-//!   of jitgate's own actions (`Jit::Action::"review"`, `Jit::Action::"revoke"`) are validated
+//!   of jitgate's own actions (`Jit::Action::"review"`, `"revoke"`, `"read_audit"`) are validated
 //!   against it and evaluated for reviews and revokes.
 //!
 //! ```cedarschema
@@ -19,7 +19,9 @@
 //!     "action": String, "break_glass": Bool,
 //!   };
 //!   action "review" appliesTo { principal: [<principal types>], resource: [AccessRequest] };
+//!   entity AuditTrail;   // the one audit trail, `Jit::AuditTrail::"trail"`
 //!   action "revoke" appliesTo { principal: [<principal types>], resource: [Grant] };
+//!   action "read_audit" appliesTo { principal: [<principal types>], resource: [AuditTrail] };
 //! }
 //! ```
 //! An access request (and a grant) is a member of the resource it is about, so a review policy
@@ -60,6 +62,7 @@ fn builtin(principal_types: &[String], member_of: &[String]) -> String {
         format!(
             r#"  action "review" appliesTo {{ principal: [{principals}], resource: [AccessRequest] }};
   action "revoke" appliesTo {{ principal: [{principals}], resource: [Grant] }};
+  action "read_audit" appliesTo {{ principal: [{principals}], resource: [AuditTrail] }};
 "#
         )
     };
@@ -76,6 +79,7 @@ fn builtin(principal_types: &[String], member_of: &[String]) -> String {
     "action": String,
     "break_glass": Bool,
   }};
+  entity AuditTrail;
 {actions}}}
 "#
     )

@@ -238,3 +238,40 @@ async fn templates_and_their_links_load_and_decide_under_the_links_ids() {
         assert!(e.to_string().contains("links.json"), "{e}");
     }
 }
+
+/// Who may read the audit trail is a `Jit::Action::"read_audit"` decision on the policies of
+/// jitgate's own actions: nobody without a permit (the service's catch-all permits do not
+/// count), the permitted group's members with one, and a forbid wins.
+#[tokio::test]
+async fn auditors_are_who_a_read_audit_permit_names() {
+    let catch_all = r#"
+        @id("anything") permit(principal, action, resource);
+    "#;
+    let none = load(&format!("{SERVICE}{REVIEWS}{catch_all}")).await.unwrap();
+    assert!(
+        !none.may_read_audit(&user("sam")).unwrap(),
+        "no read_audit permit: nobody"
+    );
+    assert!(!none.may_read_audit(&user("lee")).unwrap());
+
+    let audit = r#"
+        @id("leads-audit")
+        permit(principal in Team::"leads", action == Jit::Action::"read_audit", resource);
+        @id("not-eve")
+        forbid(principal == User::"eve", action == Jit::Action::"read_audit", resource);
+    "#;
+    let policy = load(&format!("{SERVICE}{REVIEWS}{audit}")).await.unwrap();
+    assert!(policy.may_read_audit(&user("lee")).unwrap(), "a lead");
+    assert!(!policy.may_read_audit(&user("sam")).unwrap(), "not a lead");
+    assert!(!policy.may_read_audit(&user("eve")).unwrap(), "a lead, but forbidden");
+    assert!(!policy.may_read_audit(&user("nobody")).unwrap(), "an unknown user");
+
+    let g = gate(policy);
+    g.ensure_auditor(&user("lee")).unwrap();
+    assert!(matches!(
+        g.ensure_auditor(&user("sam")),
+        Err(Error::NotPermittedToReadAudit { .. })
+    ));
+    let trail = g.audit_records_as(&user("lee"), &PageRequest::first(10)).await.unwrap();
+    assert!(trail.items.is_empty() && trail.next.is_none());
+}

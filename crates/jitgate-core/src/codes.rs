@@ -109,6 +109,7 @@ impl ErrorCode for Error {
             Error::NotPermittedToRevoke { .. } => "not_permitted_to_revoke",
             Error::NotPermittedToWithdraw { .. } => "not_permitted_to_withdraw",
             Error::NotGrantHolder { .. } => "not_grant_holder",
+            Error::NotPermittedToReadAudit { .. } => "not_permitted_to_read_audit",
             Error::Policy(e) => e.code(),
             Error::Store(e) => e.code(),
             Error::Limit(e) => e.code(),
@@ -124,7 +125,8 @@ impl ErrorCode for Error {
             | Error::NotEligible { .. }
             | Error::NotPermittedToRevoke { .. }
             | Error::NotPermittedToWithdraw { .. }
-            | Error::NotGrantHolder { .. } => ErrorCategory::Forbidden,
+            | Error::NotGrantHolder { .. }
+            | Error::NotPermittedToReadAudit { .. } => ErrorCategory::Forbidden,
             Error::NotAPrincipal { .. } => ErrorCategory::InvalidInput,
             Error::RequestNotFound(_) | Error::GrantNotFound(_) => ErrorCategory::NotFound,
             Error::Policy(e) => e.category(),

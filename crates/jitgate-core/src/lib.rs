@@ -118,7 +118,7 @@ pub use model::request::{AccessRequest, NewRequest, RequestState, Review, Verdic
 pub use ports::audit_log::{AuditLog, Unsealed};
 pub use ports::clock::{Clock, ManualClock, SystemClock};
 pub use ports::due::DueWork;
-pub use ports::listings::{Cursor, Listings, Page, PageRequest};
+pub use ports::listings::{Cursor, Listings, Page, PageRequest, RequestFilter};
 pub use ports::notify::{Notifier, NotifyError, NullNotifier, TracingNotifier};
 pub use ports::outbox::{Outbox, OutboxEntry, Retry};
 pub use ports::policy::{Policy, PolicyDecision, PolicyError, ReviewerStanding};

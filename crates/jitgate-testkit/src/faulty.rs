@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::{
     AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, MemoryStore, Outbox, Page,
-    PageRequest, PrincipalCounts, RequestId, Scope, Store, StoreError,
+    PageRequest, PrincipalCounts, RequestFilter, RequestId, Scope, Store, StoreError,
 };
 
 /// What a [`FaultyStore`] shows of its capabilities.
@@ -133,6 +133,16 @@ impl Listings for FaultyStore {
         self.enter("live_grants_of").await?;
         self.inner.live_grants_of(p, page).await
     }
+    async fn requests_of(
+        &self,
+        p: &EntityRef,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        self.enter("requests_of").await?;
+        self.inner.requests_of(p, filter, page).await
+    }
+
     async fn pending_requests_of(&self, p: &EntityRef, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
         self.enter("pending_requests_of").await?;
         self.inner.pending_requests_of(p, page).await

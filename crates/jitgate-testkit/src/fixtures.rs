@@ -149,6 +149,7 @@ pub fn policy() -> RuleTable {
         )
         .forbid("no-drop", Pattern::Any, act("db_drop"), Pattern::Any)
         .forbid("no-eve", Pattern::Is(eve()), Pattern::Any, Pattern::Any)
+        .auditor(Pattern::In(team("security")))
         .build()
         .expect("the fixture policy is valid")
 }

@@ -80,6 +80,7 @@ macro_rules! __conformance_group {
             revoke_all_ends_every_grant_of_a_principal,
             listings_paginate,
             pending_requests_for_reviewers_are_theirs_oldest_first,
+            requests_of_a_principal_are_theirs_newest_first,
         );
     };
     ($factory:expr, due_work) => {

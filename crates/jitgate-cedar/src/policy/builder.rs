@@ -275,6 +275,8 @@ impl CedarPolicyBuilder {
         };
         let review_action = internal(uid(&format!("{NAMESPACE}::Action"), "review"))?;
         let revoke_action = internal(uid(&format!("{NAMESPACE}::Action"), "revoke"))?;
+        let audit_action = internal(uid(&format!("{NAMESPACE}::Action"), "read_audit"))?;
+        let audit_trail = internal(uid(&format!("{NAMESPACE}::AuditTrail"), "trail"))?;
         let context_reads = crate::context_reads::ReadsByAction::of(&main, &schemas.service);
         Ok(CedarPolicy {
             version,
@@ -290,6 +292,8 @@ impl CedarPolicyBuilder {
             authorizer: Authorizer::new(),
             review_action,
             revoke_action,
+            audit_action,
+            audit_trail,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })

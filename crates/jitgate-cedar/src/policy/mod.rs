@@ -38,6 +38,8 @@ use self::evaluation::ids;
 ///   policies, even those with an unconstrained `action`, are never asked about reviews); the reviewer then counts toward each requirement whose
 ///   `@reviewers` group they belong to. Revokes likewise, with `Jit::Action::"revoke"` on a
 ///   `Jit::Grant` (a holder may always give up their own grant).
+/// - **Auditors**: `Jit::Action::"read_audit"` on `Jit::AuditTrail::"trail"`, e.g.
+///   `permit(principal in Team::"security", action == Jit::Action::"read_audit", resource);`.
 ///
 /// Every decision carries the ids (`@id`) of the policies that made it.
 pub struct CedarPolicy {
@@ -53,6 +55,9 @@ pub struct CedarPolicy {
     authorizer: Authorizer,
     review_action: EntityUid,
     revoke_action: EntityUid,
+    /// `Jit::Action::"read_audit"` on `Jit::AuditTrail::"trail"`: who is an auditor.
+    audit_action: EntityUid,
+    audit_trail: EntityUid,
     principal_types: Vec<String>,
     /// The context attributes each action's policies read: the decision cache keys on these.
     context_reads: crate::context_reads::ReadsByAction,
@@ -276,6 +281,24 @@ impl Policy for CedarPolicy {
             format!("for-{}", request.id.0),
             (&request.principal, request.scope(), request.break_glass),
         )
+    }
+
+    /// A Cedar `Jit::Action::"read_audit"` decision on `Jit::AuditTrail::"trail"`, on the
+    /// policies of jitgate's own actions.
+    fn may_read_audit(&self, caller: &EntityRef) -> Result<bool, PolicyError> {
+        let actor = self.types.uid(caller)?;
+        let snapshot = self.entities.current()?;
+        let trail = cedar_policy::Entity::new_no_attrs(self.audit_trail.clone(), std::collections::HashSet::new());
+        let entities = self::request_entities::reachable(&snapshot.entities, [&actor, &self.audit_action], trail)?;
+        let request = cedar_policy::Request::new(
+            actor,
+            self.audit_action.clone(),
+            self.audit_trail.clone(),
+            cedar_policy::Context::empty(),
+            None,
+        )
+        .map_err(|e| PolicyError::with_source("the Cedar request about the audit trail does not fit the schema", e))?;
+        Ok(self.decide(&request, &self.review, &entities)?.decision() == Decision::Allow)
     }
 
     /// The policy's annotations that are not jitgate's own (`@advice`, `@owner`,

@@ -63,6 +63,13 @@ pub enum Error {
         /// The request.
         request: RequestId,
     },
+    /// The caller may not read the audit trail: the policy does not make them an auditor
+    /// ([`Policy::may_read_audit`](crate::Policy::may_read_audit)).
+    #[error("{actor} may not read the audit trail")]
+    NotPermittedToReadAudit {
+        /// Who tried.
+        actor: EntityRef,
+    },
     /// Only a grant's holder may extend it.
     #[error("{actor} does not hold grant {grant} and cannot extend it")]
     NotGrantHolder {

@@ -8,7 +8,7 @@ use crate::model::grant::Grant;
 use crate::model::ids::RequestId;
 use crate::model::request::AccessRequest;
 use crate::ports::audit_log::Unsealed;
-use crate::ports::listings::{Cursor, Page, PageRequest};
+use crate::ports::listings::{Cursor, Page, PageRequest, RequestFilter};
 use crate::ports::outbox::OutboxEntry;
 use crate::ports::store::{Capability, Store, StoreError};
 
@@ -139,6 +139,26 @@ impl Gate {
         Ok(req)
     }
 
+    /// The requests `principal` made, newest first, in the states and time range of `filter`
+    /// ("my requests": what a requester sees of their own).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] without [`Listings`](crate::Listings); a store error
+    /// ([`StoreError::InvalidCursor`] for a cursor of another listing or principal).
+    pub async fn requests_of(
+        &self,
+        principal: &EntityRef,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, Error> {
+        self.limits.entity(principal)?;
+        self.limits.page(page)?;
+        let listings = self.capability("requests_of", Capability::Listings, Store::listings)?;
+        Ok(self
+            .call("requests_of", listings.requests_of(principal, filter, page))
+            .await?)
+    }
+
     /// The grants of `principal` that are scheduled or active now, ordered by id. A page may
     /// hold fewer than `limit` items when grants ended by time are left out; keep reading
     /// while `next` is set.
@@ -202,6 +222,38 @@ impl Gate {
         self.limits.page(page)?;
         let log = self.capability("request_audit", Capability::AuditLog, Store::audit_log)?;
         Ok(self.call("request_records", log.request_records(id, page)).await?)
+    }
+
+    /// Refuses unless the policy makes `caller` an auditor
+    /// ([`Policy::may_read_audit`](crate::Policy::may_read_audit)): what an API checks before
+    /// it exports or verifies the trail for a caller.
+    ///
+    /// # Errors
+    /// [`Error::NotPermittedToReadAudit`]; a policy error (which also refuses).
+    pub fn ensure_auditor(&self, caller: &EntityRef) -> Result<(), Error> {
+        self.limits.entity(caller)?;
+        let policy = self.policy.load_full().policy.clone();
+        if policy.may_read_audit(caller)? {
+            Ok(())
+        } else {
+            Err(Error::NotPermittedToReadAudit { actor: caller.clone() })
+        }
+    }
+
+    /// A page of the audit chain for `caller`, an auditor: the records after the cursor (a
+    /// sequence number; the first page starts at the chain's first record), in chain order and
+    /// in their hashed form, so that a client can verify them.
+    ///
+    /// # Errors
+    /// [`Error::NotPermittedToReadAudit`]; [`Error::Unsupported`] without an
+    /// [`AuditLog`](crate::AuditLog); a store error ([`StoreError::InvalidCursor`]).
+    pub async fn audit_records_as(&self, caller: &EntityRef, page: &PageRequest) -> Result<Page<AuditRecord>, Error> {
+        self.ensure_auditor(caller)?;
+        self.limits.page(page)?;
+        let log = self.capability("audit_records_as", Capability::AuditLog, Store::audit_log)?;
+        let after = page.after_key::<u64>()?.unwrap_or(0);
+        let records = self.call("records", log.records(after, page.limit + 1)).await?;
+        Ok(Page::from_overfetch(records, page.limit, |r| r.seq))
     }
 
     /// Verifies the whole audit chain, page by page: its head, and what the store has

@@ -46,6 +46,7 @@ pub struct RuleTableBuilder {
     rules: Vec<Rule>,
     parents: HashMap<EntityRef, Vec<EntityRef>>,
     revokers: Vec<Pattern>,
+    auditors: Vec<Pattern>,
     errors: Vec<(String, FlowError)>,
 }
 
@@ -99,6 +100,14 @@ impl RuleTableBuilder {
         self
     }
 
+    /// Lets the matching principals read and verify the audit trail
+    /// ([`Policy::may_read_audit`]); by default nobody may.
+    #[must_use]
+    pub fn auditor(mut self, who: Pattern) -> Self {
+        self.auditors.push(who);
+        self
+    }
+
     /// Finishes the table, computing the transitive group closure.
     ///
     /// # Errors
@@ -129,17 +138,22 @@ impl RuleTableBuilder {
             })
             .collect();
         memberships.sort();
-        let parts = [
+        let mut parts = vec![
             format!("{:?}", self.rules),
             memberships.join("\n"),
             format!("{:?}", self.revokers),
         ];
+        // Only when there are any: the versions of tables without auditors stay as they were.
+        if !self.auditors.is_empty() {
+            parts.push(format!("auditors {:?}", self.auditors));
+        }
         Ok(RuleTable {
             version: PolicyVersion::digest(parts.iter().map(String::as_bytes)),
             rules: self.rules,
             ancestors,
             groups,
             revokers: self.revokers,
+            auditors: self.auditors,
         })
     }
 }
@@ -187,6 +201,7 @@ pub struct RuleTable {
     /// Every entity that has members: a group, never a principal.
     groups: HashSet<EntityRef>,
     revokers: Vec<Pattern>,
+    auditors: Vec<Pattern>,
     /// A digest of the rules, memberships and revokers (in this build of jitgate's terms).
     version: PolicyVersion,
 }
@@ -280,6 +295,11 @@ impl Policy for RuleTable {
     /// The holder, a configured revoker, or a reviewer of the flow it came from.
     fn may_revoke(&self, actor: &EntityRef, grant: &Grant, request: &AccessRequest) -> Result<bool, PolicyError> {
         Ok(*actor == grant.principal || self.may_withdraw(actor, request)?)
+    }
+
+    /// A configured auditor ([`RuleTableBuilder::auditor`]).
+    fn may_read_audit(&self, caller: &EntityRef) -> Result<bool, PolicyError> {
+        Ok(self.auditors.iter().any(|p| self.matches(p, caller)))
     }
 
     /// The requester, a configured revoker, or a reviewer of the request's flow.

@@ -33,6 +33,33 @@ impl RequestState {
     }
 }
 
+impl RequestState {
+    /// Every state, in the order of [`Display`](fmt::Display)'s names below.
+    pub const ALL: [RequestState; 5] = [
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Denied,
+        RequestState::Cancelled,
+        RequestState::Expired,
+    ];
+}
+
+impl std::str::FromStr for RequestState {
+    type Err = String;
+
+    /// Parses the name [`Display`](fmt::Display) writes (`pending`, `approved`, ...); the
+    /// error says which names there are.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.to_string() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Self::ALL.iter().map(ToString::to_string).collect();
+                format!("`{s}` is not a request state (one of {})", names.join(", "))
+            })
+    }
+}
+
 impl fmt::Display for RequestState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -6,10 +6,12 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use super::store::{Store, StoreError};
 use crate::model::entity::EntityRef;
 use crate::model::grant::Grant;
-use crate::model::request::AccessRequest;
+use crate::model::request::{AccessRequest, RequestState};
 
 /// An opaque position in a paginated listing: a store puts the key of the last item of a
 /// page in it ([`Cursor::after`]) and reads it back ([`PageRequest::after_key`]). Clients
@@ -116,6 +118,53 @@ impl<T> Page<T> {
     }
 }
 
+/// Which of a principal's requests [`Listings::requests_of`] lists: by state and by when they
+/// were made. The default lists every request.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct RequestFilter {
+    /// Only requests in one of these states; empty: every state.
+    pub states: Vec<RequestState>,
+    /// Only requests made at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only requests made before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl RequestFilter {
+    /// Every request.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Only requests in one of `states` (none named: every state).
+    pub fn in_states(mut self, states: impl IntoIterator<Item = RequestState>) -> Self {
+        self.states = states.into_iter().collect();
+        self.states.sort_by_key(|s| s.to_string());
+        self.states.dedup();
+        self
+    }
+
+    /// Only requests made at or after `from`.
+    pub fn created_from(mut self, from: DateTime<Utc>) -> Self {
+        self.created_from = Some(from);
+        self
+    }
+
+    /// Only requests made before `before`.
+    pub fn created_before(mut self, before: DateTime<Utc>) -> Self {
+        self.created_before = Some(before);
+        self
+    }
+
+    /// Whether `request` is listed (for stores that filter after reading).
+    pub fn matches(&self, request: &AccessRequest) -> bool {
+        (self.states.is_empty() || self.states.contains(&request.state))
+            && self.created_from.is_none_or(|from| request.created_at >= from)
+            && self.created_before.is_none_or(|before| request.created_at < before)
+    }
+}
+
 /// Paginated listings of requests and grants (a [`Store`] capability).
 #[async_trait]
 pub trait Listings: Store {
@@ -132,6 +181,20 @@ pub trait Listings: Store {
     async fn pending_requests_of(
         &self,
         principal: &EntityRef,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError>;
+
+    /// The requests `principal` made (in every state unless `filter` says otherwise), newest
+    /// first: ordered by creation time, then id, both descending. The cursor is the last
+    /// request's id.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] (also for the id of a request that is not `principal`'s)
+    /// or a backend error.
+    async fn requests_of(
+        &self,
+        principal: &EntityRef,
+        filter: &RequestFilter,
         page: &PageRequest,
     ) -> Result<Page<AccessRequest>, StoreError>;
 

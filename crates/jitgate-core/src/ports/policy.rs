@@ -130,6 +130,18 @@ pub trait Policy: Send + Sync {
         Ok(*actor == request.principal)
     }
 
+    /// Whether `caller` may read, export and verify the audit trail (an auditor): reading it
+    /// is a policy decision, as acting is. Default: nobody may (an HTTP surface then serves
+    /// the trail to no one; an operator's own code can still call
+    /// [`Gate::export_audit`](crate::Gate::export_audit)).
+    ///
+    /// # Errors
+    /// A [`PolicyError`] when the policy cannot be evaluated; callers refuse.
+    fn may_read_audit(&self, caller: &EntityRef) -> Result<bool, PolicyError> {
+        let _ = caller;
+        Ok(false)
+    }
+
     /// The authors' own metadata on the policy `policy_id` (for Cedar: the annotations that
     /// are not jitgate's, such as `@advice` or a team's `@owner`), as (key, value) pairs.
     /// [`Gate::explain`](crate::Gate::explain) shows it for the policies that decided. Default:

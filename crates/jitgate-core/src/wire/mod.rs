@@ -57,6 +57,15 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A store's page whose items are already in their wire form (audit records: their
+    /// hashed form).
+    pub fn of(page: crate::Page<T>) -> Self {
+        Self {
+            next: page.next.as_ref().map(ToString::to_string),
+            items: page.items,
+        }
+    }
+
     /// The wire form of a store's page, each item through `From`.
     pub fn from_page<D>(page: &crate::Page<D>) -> Self
     where

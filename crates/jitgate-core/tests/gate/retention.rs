@@ -35,6 +35,16 @@ async fn closed_requests_and_ended_grants_leave_memory_after_the_retention() {
     assert!(store.read_request(live.id).await.unwrap().is_some(), "its grant lives");
     assert!(store.read_request(e.id).await.unwrap().is_some());
     assert_eq!((store.request_count(), store.grant_count()), (3, 1));
+    // "My requests" no longer lists the forgotten ones.
+    let mine = gate
+        .requests_of(&sam(), &RequestFilter::any(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    let mut listed: Vec<RequestId> = mine.items.iter().map(|r| r.id).collect();
+    listed.sort();
+    let mut kept = vec![live.id, e.id, store_pending_d(&gate).await];
+    kept.sort();
+    assert_eq!(listed, kept);
     // The audit chain keeps every record and verifies; a forgotten request's trail is there.
     assert!(store.audit_records().len() > records);
     gate.verify_audit().await.unwrap();
@@ -89,4 +99,21 @@ async fn an_unacknowledged_break_glass_grant_stays_until_acknowledged() {
     clock.advance(Duration::minutes(31));
     pending(&gate, ask(restart("fourth"), 30)).await;
     assert_eq!(store.read_grant(grant.id).await.unwrap(), None);
+}
+
+/// The id of sam's pending request for `Database::"d"`.
+async fn store_pending_d(gate: &Gate) -> RequestId {
+    let mine = gate
+        .requests_of(
+            &sam(),
+            &RequestFilter::any().in_states([RequestState::Pending]),
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    mine.items
+        .iter()
+        .find(|r| r.action.scope.resource.id.as_ref() == "d")
+        .map(|r| r.id)
+        .expect("d is pending")
 }

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::audit::AuditRecord;
 use jitgate_core::{
-    AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestId, StoreError, Unsealed,
+    AccessRequest, AuditLog, EntityRef, Grant, Listings, Page, PageRequest, RequestFilter, RequestId, StoreError,
+    Unsealed,
 };
 use uuid::Uuid;
 
@@ -117,6 +118,55 @@ impl Listings for PgStore {
             |r: &AccessRequest| r.id,
         )
         .await
+    }
+
+    /// Through `requests_by_principal` (migration 7). The cursor's request must be the
+    /// principal's: its creation time is read with the principal in the condition.
+    async fn requests_of(
+        &self,
+        principal: &EntityRef,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        const PAGE: &str = "SELECT body FROM requests WHERE principal = $1 \
+             AND (cardinality($2::text[]) = 0 OR state = ANY($2)) \
+             AND created_at >= COALESCE($3, '-infinity'::timestamptz) \
+             AND created_at < COALESCE($4, 'infinity'::timestamptz) \
+             AND (created_at, id) < (COALESCE($5, 'infinity'::timestamptz), $6) \
+             ORDER BY created_at DESC, id DESC LIMIT $7";
+        let key = principal_key(principal);
+        let after = after_uuid(page)?;
+        let anchor: Option<DateTime<Utc>> = match after {
+            None => None,
+            Some(after) => {
+                let created_at = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1 AND principal = $2")
+                    .bind(after)
+                    .bind(&key)
+                    .fetch_optional(self.db()?)
+                    .await
+                    .map_err(backend)?;
+                Some(created_at.ok_or_else(|| StoreError::InvalidCursor {
+                    cursor: after.to_string(),
+                })?)
+            }
+        };
+        let states: Vec<String> = filter.states.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(PAGE)
+            .bind(&key)
+            .bind(&states)
+            .bind(filter.created_from)
+            .bind(filter.created_before)
+            .bind(anchor)
+            .bind(after.unwrap_or(Uuid::max()))
+            .bind(limit_param(page.limit))
+            .fetch_all(self.db()?)
+            .await
+            .map_err(backend)?;
+        let items = rows
+            .iter()
+            .map(|r| decode(r, "body", "requests"))
+            .collect::<Result<Vec<AccessRequest>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {

@@ -209,3 +209,114 @@ pub async fn pending_requests_for_reviewers_are_theirs_oldest_first(store: Arc<d
         .unwrap();
     assert_eq!(queue.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![m1, m2]);
 }
+
+/// A principal's own requests in every state, newest first, each once across pages; filtered
+/// by state and by creation time; another principal's requests never listed, and a cursor
+/// from another principal's listing refused.
+pub async fn requests_of_a_principal_are_theirs_newest_first(store: Arc<dyn Store>) {
+    let (gate, clock, _) = fixtures::gate(store.clone());
+    let mut made = Vec::new();
+    for db in ["a", "b", "c", "d", "e"] {
+        clock.advance(Duration::minutes(1));
+        let RequestOutcome::Pending(r) = gate.request(ask(restart(db), 30)).await.unwrap() else {
+            panic!("pending")
+        };
+        made.push(r);
+    }
+    let mut others = ask(restart("a"), 30);
+    others.principal = lin();
+    let RequestOutcome::Pending(lins) = gate.request(others).await.unwrap() else {
+        panic!("pending")
+    };
+    gate.approve(made[0].id, &lee(), None).await.unwrap();
+    gate.deny(made[1].id, &lee(), None).await.unwrap();
+    gate.cancel(made[2].id, &sam()).await.unwrap();
+
+    let listed = |filter: jitgate_core::RequestFilter, limit: usize| {
+        let store = store.clone();
+        async move {
+            let mut all = Vec::new();
+            let mut page = PageRequest::first(limit);
+            loop {
+                let p = listings(&store).requests_of(&sam(), &filter, &page).await.unwrap();
+                assert!(p.items.len() <= limit);
+                assert!(p.items.iter().all(|r| r.principal == sam()), "only sam's requests");
+                all.extend(p.items.iter().map(|r| (r.id, r.state)));
+                match p.next {
+                    Some(next) => page = PageRequest::after(next, limit),
+                    None => return all,
+                }
+            }
+        }
+    };
+    let any = jitgate_core::RequestFilter::any;
+    let newest_first: Vec<RequestId> = made.iter().rev().map(|r| r.id).collect();
+    for limit in [1, 2, 5, 10] {
+        let all = listed(any(), limit).await;
+        assert_eq!(
+            all.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            newest_first,
+            "every state, newest first, each once (pages of {limit})"
+        );
+    }
+    let all = listed(any(), 10).await;
+    assert_eq!(
+        all.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        vec![
+            RequestState::Pending,
+            RequestState::Pending,
+            RequestState::Cancelled,
+            RequestState::Denied,
+            RequestState::Approved
+        ],
+        "each as stored now"
+    );
+    let closed = listed(any().in_states([RequestState::Approved, RequestState::Denied]), 1).await;
+    assert_eq!(
+        closed,
+        vec![(made[1].id, RequestState::Denied), (made[0].id, RequestState::Approved)]
+    );
+    let pending = listed(any().in_states([RequestState::Pending]), 10).await;
+    assert_eq!(pending.len(), 2);
+
+    // Made at t0+1min .. t0+5min: [from, before) keeps the second to the fourth.
+    let window = any()
+        .created_from(made[1].created_at)
+        .created_before(made[4].created_at);
+    let middle = listed(window.clone(), 2).await;
+    assert_eq!(
+        middle.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![made[3].id, made[2].id, made[1].id],
+        "from is inclusive, before exclusive"
+    );
+    let pending_in_window = listed(window.in_states([RequestState::Pending]), 10).await;
+    assert_eq!(
+        pending_in_window,
+        vec![(made[3].id, RequestState::Pending)],
+        "state and time together"
+    );
+
+    let nobody = listings(&store)
+        .requests_of(&fixtures::sec(), &any(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(nobody.items.is_empty() && nobody.next.is_none());
+    let lins_cursor = PageRequest::after(jitgate_core::Cursor::after(lins.id), 5);
+    assert!(
+        matches!(
+            listings(&store).requests_of(&sam(), &any(), &lins_cursor).await,
+            Err(StoreError::InvalidCursor { .. })
+        ),
+        "a cursor from lin's listing"
+    );
+    let garbage = PageRequest::after(jitgate_core::Cursor::new("not-a-request"), 5);
+    assert!(matches!(
+        listings(&store).requests_of(&sam(), &any(), &garbage).await,
+        Err(StoreError::InvalidCursor { .. })
+    ));
+    let through_gate = gate.requests_of(&lin(), &any(), &PageRequest::first(10)).await.unwrap();
+    assert_eq!(
+        through_gate.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![lins.id]
+    );
+}

@@ -11,7 +11,7 @@ use crate::model::grant::Grant;
 use crate::model::ids::{GrantId, RequestId};
 use crate::model::request::AccessRequest;
 use crate::ports::audit_log::AuditLog;
-use crate::ports::listings::{Listings, Page, PageRequest};
+use crate::ports::listings::{Listings, Page, PageRequest, RequestFilter};
 use crate::ports::store::StoreError;
 
 use super::{paginate, MemoryStore};
@@ -77,6 +77,48 @@ impl Listings for MemoryStore {
             page.limit,
             |id| id.to_string(),
             |id| inner.requests.get(id).cloned(),
+        ))
+    }
+
+    async fn requests_of(
+        &self,
+        principal: &EntityRef,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AccessRequest>, StoreError> {
+        let after = page.after_key::<RequestId>()?;
+        let inner = self.read();
+        let Some(set) = inner.by_principal.get(principal) else {
+            return match after {
+                Some(id) => Err(StoreError::InvalidCursor { cursor: id.to_string() }),
+                None => Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                }),
+            };
+        };
+        let upper = match after {
+            None => filter
+                .created_before
+                .map_or(Bound::Unbounded, |t| Bound::Excluded((t, RequestId(uuid::Uuid::nil())))),
+            Some(id) => {
+                let r = inner
+                    .requests
+                    .get(&id)
+                    .filter(|r| r.principal == *principal)
+                    .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
+                Bound::Excluded((r.created_at, id))
+            }
+        };
+        let lower = filter
+            .created_from
+            .map_or(Bound::Unbounded, |t| Bound::Included((t, RequestId(uuid::Uuid::nil()))));
+        let keys = set.range((lower, upper)).rev();
+        Ok(paginate(
+            keys,
+            page.limit,
+            |(_, id)| id.to_string(),
+            |(_, id)| inner.requests.get(id).filter(|r| filter.matches(r)).cloned(),
         ))
     }
 

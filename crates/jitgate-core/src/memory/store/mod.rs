@@ -52,6 +52,8 @@ struct Inner {
     unacknowledged: BTreeSet<GrantId>,
     pending: HashMap<EntityRef, HashMap<Scope, RequestId>>,
     pending_order: BTreeSet<(DateTime<Utc>, RequestId)>,
+    /// Every stored request by its principal, by creation time ("my requests").
+    by_principal: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
     /// Pending requests by the reviewer group of each of their requirements, oldest first.
     pending_by_reviewers: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
     deadlines: BTreeSet<(DateTime<Utc>, RequestId)>,
@@ -289,7 +291,15 @@ impl Inner {
                         .chain(&self.unacknowledged)
                         .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
                     if r.state.is_closed() && !held {
+                        let key = (r.created_at, id);
+                        let principal = r.principal.clone();
                         self.requests.remove(&id);
+                        if let Some(set) = self.by_principal.get_mut(&principal) {
+                            set.remove(&key);
+                            if set.is_empty() {
+                                self.by_principal.remove(&principal);
+                            }
+                        }
                     }
                 }
             }
@@ -297,6 +307,11 @@ impl Inner {
     }
 
     fn index_request(&mut self, r: &AccessRequest) {
+        // Creation time and principal never change: a rewrite inserts the same key again.
+        self.by_principal
+            .entry(r.principal.clone())
+            .or_default()
+            .insert((r.created_at, r.id));
         if r.state == RequestState::Pending {
             self.pending
                 .entry(r.principal.clone())
