@@ -1,12 +1,20 @@
-//! A service operated out of the box: one config file, jitgate's runtime in the background,
-//! metrics in Prometheus format at `/metrics`, and edited policy files picked up without a
-//! restart.
+//! A complete service: one config file, jitgate's runtime in the background, the HTTP API
+//! (`/jit/…`), the reviewer page (`/jit/ui/`), Slack approvals (`/slack/interactions`, when
+//! `JITGATE_SLACK_SIGNING_SECRET` is set), one route of its own behind the guard layer
+//! (`POST /databases/{name}/restart`), metrics in Prometheus format at `/metrics`, and edited
+//! policy files picked up without a restart. The README's "A whole service" section `curl`s a
+//! whole story against it.
 //!
 //! ```text
-//! cargo run -p jitgate --example service                       # examples/service/jitgate.toml, metrics on 127.0.0.1:9464
-//! cargo run -p jitgate --example service -- my.toml 0.0.0.0:9464
-//! cargo run -p jitgate --example service -- --once             # start, decide, print the metrics, stop
+//! cargo run -p jitgate --features http --example service                      # examples/service/jitgate.toml on 127.0.0.1:9464
+//! cargo run -p jitgate --features http --example service -- my.toml 0.0.0.0:8080
+//! cargo run -p jitgate --features http,postgres --example service -- examples/service/jitgate-postgres.toml
+//! cargo run -p jitgate --features http --example service -- --once            # start, run the story, print the metrics, stop
 //! ```
+//!
+//! Who calls is read from the `x-user` header: a stand-in for the authenticating proxy or session
+//! a real service has (`Authenticate` is the one place to change). Slack users map to principals
+//! from `JITGATE_SLACK_USERS` (`U024BE7LH=lee,U0G9QF9C6=sam`).
 //!
 //! Edit `examples/policies/access.cedar` while it runs: the log says `policy set reloaded`, and
 //! `jitgate_policy_reloads_total{result="loaded"}` counts it (an invalid edit is refused, its
@@ -16,15 +24,88 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use axum::extract::Path as UrlPath;
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{Extension, Json};
 use jitgate::config::{Config, Running};
-use jitgate::{Action, EntityRef};
+use jitgate::http::slack::{SlackInteractions, StaticSlackUsers};
+use jitgate::http::{ApiError, Authenticate, Authorized, Guard};
+use jitgate::{async_trait, Action, EntityRef, Gate};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// A started service: the deployment, and where its metrics are served.
+/// The caller named by the `x-user` header, as `User::"<name>"`. A real service reads its
+/// session or the identity its proxy asserts here.
+pub struct UserHeader;
+
+#[async_trait]
+impl Authenticate for UserHeader {
+    async fn caller(&self, parts: &Parts) -> Option<EntityRef> {
+        let user = parts.headers.get("x-user")?.to_str().ok()?;
+        (!user.is_empty()).then(|| EntityRef::new("User", user))
+    }
+}
+
+/// The service's own route: restarting a database, which the guard lets through only with a
+/// standing permission or a grant (`db_restart` on `Database::"<name>"`).
+async fn restart_database(
+    UrlPath(name): UrlPath<String>,
+    Extension(ok): Extension<Authorized>,
+) -> Json<serde_json::Value> {
+    tracing::info!(database = %name, by = %ok.caller, "restarting");
+    Json(
+        serde_json::json!({ "restarted": name, "by": ok.caller.to_string(), "decision": jitgate::wire::Decision::from(&ok.decision) }),
+    )
+}
+
+fn restart_action(parts: &Parts) -> Result<Action, ApiError> {
+    // `/databases/{name}/restart`: the router matched the shape, so the name is there.
+    let name = parts.uri.path().split('/').nth(2).unwrap_or_default();
+    Ok(Action::new(
+        EntityRef::new("Action", "db_restart"),
+        EntityRef::new("Database", name),
+    ))
+}
+
+/// Slack approvals, when `JITGATE_SLACK_SIGNING_SECRET` is set: users from
+/// `JITGATE_SLACK_USERS` (`U…=name,…`, each `User::"name"`).
+fn slack(gate: &Gate) -> Option<axum::Router> {
+    let secret = std::env::var("JITGATE_SLACK_SIGNING_SECRET").ok()?;
+    let users = std::env::var("JITGATE_SLACK_USERS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .fold(StaticSlackUsers::default(), |users, (slack_id, name)| {
+            users.with(slack_id.trim(), EntityRef::new("User", name.trim()))
+        });
+    let interactions = SlackInteractions::new(secret.into_bytes(), Arc::new(users));
+    Some(jitgate::http::slack::router(gate.clone(), interactions))
+}
+
+/// The whole HTTP surface of the service.
+pub fn app(gate: &Gate, metrics: PrometheusHandle) -> axum::Router {
+    let auth: Arc<dyn Authenticate> = Arc::new(UserHeader);
+    let guard = Guard::new(gate.clone(), auth.clone(), restart_action).request_at("/jit/requests");
+    let mut app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(metrics.render())),
+        )
+        .route("/databases/{name}/restart", post(restart_database).layer(guard))
+        .nest("/jit", jitgate::http::router(gate.clone(), auth));
+    if let Some(slack) = slack(gate) {
+        app = app.nest("/slack", slack);
+    }
+    app
+}
+
+/// A started service: the deployment, and where it answers.
 pub struct Service {
     /// The gate, its live policy and its runtime.
     pub running: Running,
-    /// The address `/metrics` answers on.
+    /// The address the service answers on (`/metrics`, `/jit/…`, its own routes).
     pub metrics_addr: SocketAddr,
     /// What `/metrics` renders.
     pub metrics: PrometheusHandle,
@@ -36,11 +117,7 @@ pub struct Service {
 pub async fn start(config: &Path, metrics_addr: SocketAddr) -> Result<Service, Box<dyn std::error::Error>> {
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let running = Config::load(config)?.start().await?;
-    let render = metrics.clone();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(render.render())),
-    );
+    let app = app(&running.gate, metrics.clone());
     let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
     let metrics_addr = listener.local_addr()?;
     let upkeep = metrics.clone();
@@ -77,6 +154,67 @@ impl Service {
         let report = self.running.shutdown().await;
         tracing::info!(stopped = ?report.stopped, aborted = ?report.aborted, "stopped");
     }
+}
+
+/// One HTTP/1.0 call to the service as `user`: its status and JSON body (what `curl` does in
+/// the README's story).
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nx-user: {user}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = response
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
+}
+
+/// The README's story, in-process: sam is refused and told where to ask, asks, lee approves,
+/// sam restarts.
+async fn story(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let expect =
+        |step: &str, got: u16, want: u16, body: &serde_json::Value| -> Result<(), Box<dyn std::error::Error>> {
+            println!("{step}: {got}");
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{step}: expected {want}, got {got}: {body}").into())
+            }
+        };
+    let (status, refused) = call(addr, "POST", "/databases/orders-prod/restart", "sam", None).await?;
+    expect("sam restarts orders-prod without a grant", status, 403, &refused)?;
+    println!("  {} — ask at {}", refused["code"], refused["request_at"]);
+    let mut ask = refused["request"].clone();
+    ask["duration_seconds"] = serde_json::json!(900);
+    ask["justification"] = serde_json::json!("INC-7: orders-prod is stuck");
+    let (status, made) = call(addr, "POST", "/jit/requests", "sam", Some(&ask)).await?;
+    expect("sam asks", status, 201, &made)?;
+    let id = made["request"]["id"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "  {id}, waiting for {}",
+        made["request"]["flow"]["requirements"][0]["reviewers"]
+    );
+    let (status, reviewed) = call(addr, "POST", &format!("/jit/requests/{id}/approve"), "lee", None).await?;
+    expect("lee approves", status, 200, &reviewed)?;
+    println!("  grant {}", reviewed["grant"]["id"]);
+    let (status, done) = call(addr, "POST", "/databases/orders-prod/restart", "sam", None).await?;
+    expect("sam restarts orders-prod", status, 200, &done)?;
+    Ok(())
 }
 
 #[tokio::main]
@@ -117,6 +255,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         service.running.gate.authorize(&logs, &sam).await
     );
     if once {
+        story(service.metrics_addr).await?;
         for line in service
             .metrics
             .render()

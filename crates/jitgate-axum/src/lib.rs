@@ -31,7 +31,10 @@
 mod audit;
 pub mod guard;
 mod handlers;
+mod page;
 mod problem;
+#[cfg(feature = "slack")]
+pub mod slack;
 
 use std::sync::Arc;
 
@@ -76,5 +79,8 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
         .route("/audit", get(audit::records))
         .route("/audit/export", get(audit::export))
         .route("/audit/verify", post(audit::verify))
+        .route("/ui", get(page::to_page))
+        .route("/ui/", get(page::show))
+        .route("/ui/requests/{id}/review", post(page::review))
         .with_state(Api { gate, auth })
 }

@@ -469,3 +469,73 @@ async fn an_auditor_pages_exports_and_verifies_the_trail_and_nobody_else_reads_i
     let (status, _, p) = c.call(Some("sec"), "/audit?after=first", None).await;
     assert_eq!((status, p["code"].as_str()), (400, Some("invalid_cursor")), "{p}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviewer_page_escapes_what_users_wrote_and_refuses_cross_site_posts() {
+    let c = Client::start().await;
+    let mut ask = restart_orders();
+    ask["duration_seconds"] = json!(900);
+    ask["justification"] = json!("<script>alert(1)</script>");
+    let (_, _, made) = c.call(Some("sam"), "/requests", Some(ask)).await;
+    let id = made["request"]["id"].as_str().unwrap().to_owned();
+
+    let page = c
+        .http
+        .get(format!("{}/ui/", c.base))
+        .header("x-user", "lee")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains(&format!("action=\"requests/{id}/review\"")), "{html}");
+
+    let post = |origin: Option<&'static str>, user: &'static str| {
+        let mut req = c
+            .http
+            .post(format!("{}/ui/requests/{id}/review", c.base))
+            .header("x-user", user)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("verdict=approve&comment=ok");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let refused = post(Some("https://evil.example"), "lee").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("another site"));
+    let own = post(None, "sam").await.unwrap();
+    assert_eq!(own.status(), 403, "the flow's own rule: no self-approval");
+    assert!(own.text().await.unwrap().contains("could not be reviewed"));
+    let (_, _, shown) = c.call(Some("sam"), &format!("/requests/{id}"), None).await;
+    assert_eq!(shown["state"], "pending", "nothing was reviewed: {shown}");
+
+    let same_host = c.base.trim_end_matches("/jit").to_owned();
+    let done = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/ui/requests/{id}/review", c.base))
+        .header("x-user", "lee")
+        .header("origin", same_host.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("verdict=approve&comment=ok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], format!("../../?done=approved&id={id}"));
+    let (_, _, shown) = c.call(Some("sam"), &format!("/requests/{id}"), None).await;
+    assert_eq!(shown["state"], "approved");
+}

@@ -3,7 +3,7 @@
 use jitgate_core::{Delivery, EventKind};
 use serde_json::Value;
 
-use crate::slack::{escape, Block, Message, TextBuilder};
+use crate::slack::{escape, review_buttons, Block, Message, TextBuilder};
 
 /// The body format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,19 +103,23 @@ pub fn slack_message(d: &Delivery) -> Message {
     if let Some(g) = e.grant_id {
         fields.push(field("Grant", &g.to_string()));
     }
+    let mut blocks = vec![
+        Block::Section {
+            text: main.build(),
+            fields,
+        },
+        Block::Context {
+            elements: vec![TextBuilder::default()
+                .value(&format!("jitgate event {} · attempt {}", e.id, d.attempt))
+                .build()],
+        },
+    ];
+    if matches!(e.kind, EventKind::ApprovalNeeded { .. }) {
+        blocks.push(review_buttons(&e.request_id.to_string()));
+    }
     Message {
         text: escape(&summary(d)),
-        blocks: vec![
-            Block::Section {
-                text: main.build(),
-                fields,
-            },
-            Block::Context {
-                elements: vec![TextBuilder::default()
-                    .value(&format!("jitgate event {} · attempt {}", e.id, d.attempt))
-                    .build()],
-            },
-        ],
+        blocks,
     }
 }
 
@@ -239,7 +243,27 @@ mod tests {
         for line in ["*Reason:* sam", "*Flow:* sam", "*Who may approve:* sam::\"sam\""] {
             assert!(text.contains(line), "{line} in {text}");
         }
+        let buttons = serde_json::to_value(message.blocks.last().unwrap()).unwrap();
+        let id = d.event.request_id.to_string();
+        assert_eq!(
+            buttons,
+            serde_json::json!({
+                "type": "actions",
+                "block_id": "jitgate_review",
+                "elements": [
+                    { "type": "button", "text": { "type": "plain_text", "text": "Approve", "emoji": false },
+                      "action_id": "jitgate_approve", "value": id, "style": "primary" },
+                    { "type": "button", "text": { "type": "plain_text", "text": "Deny", "emoji": false },
+                      "action_id": "jitgate_deny", "value": id, "style": "danger" },
+                ]
+            }),
+            "Approve and Deny, each naming the request"
+        );
         let resolved = slack_message(&hostile_events("lee")[11]);
+        assert!(
+            !resolved.blocks.iter().any(|b| matches!(b, Block::Actions { .. })),
+            "buttons only where a review is asked for"
+        );
         let text = serde_json::to_value(&resolved.blocks[0]).unwrap()["text"]["text"].clone();
         assert!(text.as_str().unwrap().contains("*Decided by:* User::\"lee\""), "{text}");
     }

@@ -28,6 +28,21 @@ pub(super) fn decode<T: DeserializeOwned>(row: &PgRow, column: &str, what: &str)
     })
 }
 
+/// A page from up to `limit + 1` rows read in listing order, each row's `body` decoded (see
+/// [`Page::from_overfetch`]).
+pub(super) fn page_of_bodies<T: DeserializeOwned, K: std::fmt::Display>(
+    rows: &[PgRow],
+    what: &str,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> Result<jitgate_core::Page<T>, StoreError> {
+    let items = rows
+        .iter()
+        .map(|r| decode(r, "body", what))
+        .collect::<Result<Vec<T>, _>>()?;
+    Ok(jitgate_core::Page::from_overfetch(items, limit, key))
+}
+
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(v).map_err(backend)
 }

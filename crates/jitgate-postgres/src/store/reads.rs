@@ -9,7 +9,7 @@ use jitgate_core::{
 };
 use uuid::Uuid;
 
-use super::codec::{after_uuid, audit_record, decode, limit_param, principal_key};
+use super::codec::{after_uuid, audit_record, limit_param, page_of_bodies, principal_key};
 use super::PgStore;
 use crate::error::backend;
 use crate::seal;
@@ -32,11 +32,28 @@ impl PgStore {
             .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", what))
-            .collect::<Result<Vec<T>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, key))
+        page_of_bodies::<T, _>(&rows, what, page.limit, key)
+    }
+
+    /// The creation time of the request a cursor names (`after`), which must be `principal`'s
+    /// when one is given: the anchor of a page ordered by creation time.
+    async fn created_at_of(
+        &self,
+        after: Option<Uuid>,
+        principal: Option<&str>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some(after) = after else { return Ok(None) };
+        let created_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT created_at FROM requests WHERE id = $1 AND ($2::text IS NULL OR principal = $2)",
+        )
+        .bind(after)
+        .bind(principal)
+        .fetch_optional(self.db()?)
+        .await
+        .map_err(backend)?;
+        created_at.map(Some).ok_or_else(|| StoreError::InvalidCursor {
+            cursor: after.to_string(),
+        })
     }
 
     /// One page of pending requests, oldest first, optionally only those whose flows name one
@@ -59,19 +76,7 @@ impl PgStore {
                AND (created_at, id) > (COALESCE($1, '-infinity'::timestamptz), $2)) \
              SELECT body FROM mine ORDER BY created_at, id LIMIT $3";
         let after = after_uuid(page)?;
-        let anchor: Option<DateTime<Utc>> = match after {
-            None => None,
-            Some(after) => {
-                let created_at = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
-                    .bind(after)
-                    .fetch_optional(self.db()?)
-                    .await
-                    .map_err(backend)?;
-                Some(created_at.ok_or_else(|| StoreError::InvalidCursor {
-                    cursor: after.to_string(),
-                })?)
-            }
-        };
+        let anchor = self.created_at_of(after, None).await?;
         let query = match reviewers {
             None => sqlx::query(ALL),
             Some(_) => sqlx::query(FOR_REVIEWERS),
@@ -84,11 +89,7 @@ impl PgStore {
             Some(groups) => query.bind(serde_json::to_value(groups).map_err(backend)?),
         };
         let rows = query.fetch_all(self.db()?).await.map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "requests"))
-            .collect::<Result<Vec<AccessRequest>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
+        page_of_bodies::<AccessRequest, _>(&rows, "requests", page.limit, |r| r.id)
     }
 }
 
@@ -136,20 +137,7 @@ impl Listings for PgStore {
              ORDER BY created_at DESC, id DESC LIMIT $7";
         let key = principal_key(principal);
         let after = after_uuid(page)?;
-        let anchor: Option<DateTime<Utc>> = match after {
-            None => None,
-            Some(after) => {
-                let created_at = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1 AND principal = $2")
-                    .bind(after)
-                    .bind(&key)
-                    .fetch_optional(self.db()?)
-                    .await
-                    .map_err(backend)?;
-                Some(created_at.ok_or_else(|| StoreError::InvalidCursor {
-                    cursor: after.to_string(),
-                })?)
-            }
-        };
+        let anchor = self.created_at_of(after, Some(&key)).await?;
         let states: Vec<String> = filter.states.iter().map(ToString::to_string).collect();
         let rows = sqlx::query(PAGE)
             .bind(&key)
@@ -162,11 +150,7 @@ impl Listings for PgStore {
             .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "requests"))
-            .collect::<Result<Vec<AccessRequest>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |r| r.id))
+        page_of_bodies::<AccessRequest, _>(&rows, "requests", page.limit, |r| r.id)
     }
 
     async fn pending_requests(&self, page: &PageRequest) -> Result<Page<AccessRequest>, StoreError> {
@@ -190,11 +174,7 @@ impl Listings for PgStore {
             .fetch_all(self.db()?)
             .await
             .map_err(backend)?;
-        let items = rows
-            .iter()
-            .map(|r| decode(r, "body", "grants"))
-            .collect::<Result<Vec<Grant>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |g| g.id))
+        page_of_bodies::<Grant, _>(&rows, "grants", page.limit, |g| g.id)
     }
 }
 
