@@ -3,7 +3,7 @@
 //! - `guard/unguarded` and `guard/guarded`: one `GET /logs` through the router as a tower
 //!   service (no network), without and with the [`Guard`] layer (a standing permission of the
 //!   fixture policy: authenticate from a header, map the path, `authorize`, pass on). The
-//!   difference is the guard's overhead.
+//!   difference is the guard's overhead; `guard/authorize_alone` is the `authorize` call inside it.
 //! - `loopback/constant` and `loopback/authorize`: requests per second over loopback HTTP/1.1,
 //!   8 connections each kept open, against an axum route answering a constant JSON body and
 //!   against `POST /authorize` (a grant-backed allow, use recording on), side by side in one
@@ -54,7 +54,7 @@ fn guard(c: &mut Criterion) {
         .unwrap();
     let (gate, _clock, _) = fixtures::gate(Arc::new(MemoryStore::new()));
     let plain = Router::new().route("/logs", get(|| async { "ok" }));
-    let guarded = plain.clone().layer(Guard::new(gate, Arc::new(Header), logs));
+    let guarded = plain.clone().layer(Guard::new(gate.clone(), Arc::new(Header), logs));
     let status = rt.block_on(guarded.clone().oneshot(get_logs())).unwrap().status();
     assert_eq!(status, 200, "the guard lets sam read logs");
     let mut group = c.benchmark_group("guard");
@@ -63,6 +63,11 @@ fn guard(c: &mut Criterion) {
     });
     group.bench_function("guarded", |b| {
         b.to_async(&rt).iter(|| guarded.clone().oneshot(get_logs()));
+    });
+    // What the guard's overhead is made of: the `authorize` call it makes, alone.
+    let (sam, action) = (EntityRef::new("User", "sam"), logs(&get_logs().into_parts().0).unwrap());
+    group.bench_function("authorize_alone", |b| {
+        b.to_async(&rt).iter(|| gate.authorize(&action, &sam));
     });
     group.finish();
 }

@@ -25,6 +25,7 @@ pub const JSONL: &str = "application/jsonl";
 const EXPORT_PAGE: usize = 500;
 
 /// `GET /audit?limit=&after=`: records in chain order, `after` a sequence number.
+#[utoipa::path(get, path = "/audit", tag = "audit", summary = "a page of the audit chain, for an auditor (records in their hashed form, docs/audit.md)", params(("limit" = Option<usize>, Query, description = "items per page (default 50)"), ("after" = Option<String>, Query, description = "the `next` of the previous page")), responses((status = 200, description = "`{\"items\": [audit records], \"next\"}`", body = Object), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn records(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -38,6 +39,7 @@ pub(crate) async fn records(
 /// `GET /audit/export`: the whole chain as JSON lines, streamed a page at a time (the first
 /// page is read before the answer starts, so a refusal or a failing store is still a problem
 /// document). A failure later cuts the answer short; a verifier of the export then reports it.
+#[utoipa::path(get, path = "/audit/export", tag = "audit", summary = "the whole audit chain as JSON lines, for an auditor", responses((status = 200, description = "one audit record per line", body = String, content_type = "application/jsonl"), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn export(State(api): State<Api>, Caller(caller): Caller) -> Result<Response, ApiError> {
     let first = api
         .gate
@@ -100,6 +102,7 @@ pub(crate) enum Verification {
 
 /// `POST /audit/verify`: verifies the whole chain (against a checkpoint, when the body has
 /// one). A broken chain is an answer, not a failure: 200 with `outcome: broken`.
+#[utoipa::path(post, path = "/audit/verify", tag = "audit", summary = "verify the audit chain (against a signed checkpoint, when given), for an auditor", request_body(content = Option<Object>, description = "empty, or `{\"checkpoint\", \"public_key\"}`"), responses((status = 200, description = "`{\"outcome\": \"intact\", \"head\", \"unsealed\"}` or `{\"outcome\": \"broken\", \"code\", \"detail\"}`", body = Object), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn verify(
     State(api): State<Api>,
     Caller(caller): Caller,

@@ -61,20 +61,24 @@ pub struct Authorized {
 pub trait ActionOf: Fn(&Parts) -> Result<Action, ApiError> + Send + Sync + 'static {}
 impl<F: Fn(&Parts) -> Result<Action, ApiError> + Send + Sync + 'static> ActionOf for F {}
 
-/// The layer: see the [module](self) documentation.
+/// The layer: see the [module](self) documentation. Cloning it (once per request, as tower
+/// does) is a reference count or two.
 pub struct Guard<F> {
+    shared: Arc<Shared<F>>,
+    request_at: Option<Arc<str>>,
+}
+
+/// What every request through a guard shares.
+struct Shared<F> {
     gate: Gate,
     auth: Arc<dyn Authenticate>,
-    action_of: Arc<F>,
-    request_at: Option<Arc<str>>,
+    action_of: F,
 }
 
 impl<F> Clone for Guard<F> {
     fn clone(&self) -> Self {
         Self {
-            gate: self.gate.clone(),
-            auth: self.auth.clone(),
-            action_of: self.action_of.clone(),
+            shared: self.shared.clone(),
             request_at: self.request_at.clone(),
         }
     }
@@ -85,9 +89,7 @@ impl<F: ActionOf> Guard<F> {
     /// `auth` names.
     pub fn new(gate: Gate, auth: Arc<dyn Authenticate>, action_of: F) -> Self {
         Self {
-            gate,
-            auth,
-            action_of: Arc::new(action_of),
+            shared: Arc::new(Shared { gate, auth, action_of }),
             request_at: None,
         }
     }
@@ -161,11 +163,11 @@ where
 impl<F: ActionOf> Guard<F> {
     /// Authenticates, maps and authorizes once: what to pass on, or the answer instead.
     async fn check(&self, parts: &Parts) -> Result<Authorized, Response> {
-        let Some(caller) = self.auth.caller(parts).await else {
+        let Some(caller) = self.shared.auth.caller(parts).await else {
             return Err(ApiError::unauthenticated().into_response());
         };
-        let action = (self.action_of)(parts).map_err(IntoResponse::into_response)?;
-        let decision = self.gate.authorize(&action, &caller).await;
+        let action = (self.shared.action_of)(parts).map_err(IntoResponse::into_response)?;
+        let decision = self.shared.gate.authorize(&action, &caller).await;
         match &decision {
             Decision::Allow { .. } => Ok(Authorized {
                 caller,

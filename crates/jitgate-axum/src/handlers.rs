@@ -17,6 +17,8 @@ use jitgate_core::{
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use jitgate_core::Problem;
+
 use crate::{Api, ApiError};
 
 /// The authenticated caller.
@@ -62,6 +64,7 @@ fn grant_id(id: &str) -> Result<GrantId, ApiError> {
         .map_err(|_| ApiError::from_error(&InputError::new("id", format!("`{id}` is not a grant id (grant_…)"))))
 }
 
+#[utoipa::path(post, path = "/authorize", tag = "decisions", summary = "authorize an action for the caller", request_body = jitgate_core::wire::ActionBody, responses((status = 200, body = jitgate_core::wire::Decision), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn authorize(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -71,6 +74,7 @@ pub(crate) async fn authorize(
     Ok(Json((&api.gate.authorize(&action, &caller).await).into()))
 }
 
+#[utoipa::path(post, path = "/explain", tag = "decisions", summary = "explain the decision on an action for the caller", request_body = jitgate_core::wire::ActionBody, responses((status = 200, body = jitgate_core::wire::Explanation), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn explain(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -80,6 +84,7 @@ pub(crate) async fn explain(
     Ok(Json((&api.gate.explain(&action, &caller).await).into()))
 }
 
+#[utoipa::path(post, path = "/requests", tag = "requests", summary = "request an action as the caller", request_body = jitgate_core::wire::NewRequestBody, responses((status = 201, description = "a request was made (pending, or granted at once)", body = jitgate_core::wire::RequestOutcome), (status = 200, description = "nothing new: already covered, already pending, or not needed", body = jitgate_core::wire::RequestOutcome), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn create_request(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -98,6 +103,7 @@ fn made(outcome: &RequestOutcome) -> (StatusCode, Json<wire::RequestOutcome>) {
     (status, Json(outcome.into()))
 }
 
+#[utoipa::path(post, path = "/grants/{id}/extend", tag = "grants", summary = "ask to extend the caller's grant", params(("id" = String, Path, description = "a grant id, `grant_…`")), request_body = jitgate_core::wire::ExtendBody, responses((status = 201, body = jitgate_core::wire::RequestOutcome), (status = 200, body = jitgate_core::wire::RequestOutcome), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn extend(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -112,6 +118,7 @@ pub(crate) async fn extend(
     Ok(made(&outcome))
 }
 
+#[utoipa::path(post, path = "/grants/{id}/acknowledge", tag = "grants", summary = "acknowledge a break-glass grant, as a reviewer", params(("id" = String, Path, description = "a grant id, `grant_…`")), request_body(content = Option<jitgate_core::wire::ReviewBody>, description = "an optional comment"), responses((status = 200, body = jitgate_core::wire::Grant), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn acknowledge(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -126,6 +133,7 @@ pub(crate) async fn acknowledge(
     Ok(Json((&grant).into()))
 }
 
+#[utoipa::path(get, path = "/requests/{id}", tag = "requests", summary = "a request the caller made, reviewed or may review", params(("id" = String, Path, description = "a request id, `req_…`")), responses((status = 200, body = jitgate_core::wire::Request), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn show_request(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -135,6 +143,7 @@ pub(crate) async fn show_request(
     Ok(Json((&req).into()))
 }
 
+#[utoipa::path(post, path = "/requests/{id}/approve", tag = "requests", summary = "approve a request as the caller", params(("id" = String, Path, description = "a request id, `req_…`")), request_body(content = Option<jitgate_core::wire::ReviewBody>, description = "an optional comment"), responses((status = 200, body = jitgate_core::wire::ReviewOutcome), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn approve(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -144,6 +153,7 @@ pub(crate) async fn approve(
     review(&api, &caller, &id, &bytes, Verdict::Approve).await
 }
 
+#[utoipa::path(post, path = "/requests/{id}/deny", tag = "requests", summary = "deny a request as the caller", params(("id" = String, Path, description = "a request id, `req_…`")), request_body(content = Option<jitgate_core::wire::ReviewBody>, description = "an optional comment"), responses((status = 200, body = jitgate_core::wire::ReviewOutcome), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn deny(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -170,6 +180,7 @@ async fn review(
     Ok(Json((&outcome).into()))
 }
 
+#[utoipa::path(post, path = "/requests/{id}/cancel", tag = "requests", summary = "cancel the caller's own pending request", params(("id" = String, Path, description = "a request id, `req_…`")), responses((status = 200, body = jitgate_core::wire::Request), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn cancel(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -179,6 +190,7 @@ pub(crate) async fn cancel(
     Ok(Json((&req).into()))
 }
 
+#[utoipa::path(post, path = "/grants/{id}/revoke", tag = "grants", summary = "revoke a grant as the caller", params(("id" = String, Path, description = "a grant id, `grant_…`")), request_body(content = Option<jitgate_core::wire::ReviewBody>, description = "an optional reason, as `comment`"), responses((status = 200, body = jitgate_core::wire::Grant), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn revoke(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -268,6 +280,7 @@ impl RequestListing {
     }
 }
 
+#[utoipa::path(get, path = "/requests", tag = "requests", summary = "the caller's own requests, newest first", params(("state" = Option<String>, Query, description = "comma-separated states: pending, approved, denied, cancelled, expired"), ("since" = Option<String>, Query, description = "made at or after this RFC 3339 instant"), ("until" = Option<String>, Query, description = "made before this RFC 3339 instant"), ("limit" = Option<usize>, Query, description = "items per page (default 50)"), ("after" = Option<String>, Query, description = "the `next` of the previous page")), responses((status = 200, body = jitgate_core::wire::Page<jitgate_core::wire::Request>), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn my_requests(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -282,6 +295,7 @@ pub(crate) async fn my_requests(
     Ok(Json(wire::Page::from_page(&page)))
 }
 
+#[utoipa::path(get, path = "/queue", tag = "requests", summary = "the pending requests the caller may review, oldest first", params(("limit" = Option<usize>, Query, description = "items per page (default 50)"), ("after" = Option<String>, Query, description = "the `next` of the previous page")), responses((status = 200, body = jitgate_core::wire::Page<jitgate_core::wire::Request>), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn queue(
     State(api): State<Api>,
     Caller(caller): Caller,
@@ -291,6 +305,7 @@ pub(crate) async fn queue(
     Ok(Json(wire::Page::from_page(&page)))
 }
 
+#[utoipa::path(get, path = "/grants", tag = "grants", summary = "the caller's live grants", params(("limit" = Option<usize>, Query, description = "items per page (default 50)"), ("after" = Option<String>, Query, description = "the `next` of the previous page")), responses((status = 200, body = jitgate_core::wire::Page<jitgate_core::wire::Grant>), (status = "4XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json"), (status = "5XX", description = "a problem document (RFC 9457)", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn my_grants(
     State(api): State<Api>,
     Caller(caller): Caller,

@@ -31,6 +31,7 @@
 mod audit;
 pub mod guard;
 mod handlers;
+pub mod openapi;
 mod page;
 mod problem;
 #[cfg(feature = "slack")]
@@ -54,10 +55,10 @@ pub trait Authenticate: Send + Sync + 'static {
     async fn caller(&self, parts: &axum::http::request::Parts) -> Option<EntityRef>;
 }
 
-/// What every handler shares.
+/// What every handler shares (cloned for every request: reference counts only).
 #[derive(Clone)]
 struct Api {
-    gate: Gate,
+    gate: Arc<Gate>,
     auth: Arc<dyn Authenticate>,
 }
 
@@ -79,8 +80,12 @@ pub fn router(gate: Gate, auth: Arc<dyn Authenticate>) -> Router {
         .route("/audit", get(audit::records))
         .route("/audit/export", get(audit::export))
         .route("/audit/verify", post(audit::verify))
+        .route("/openapi.json", get(openapi::document))
         .route("/ui", get(page::to_page))
         .route("/ui/", get(page::show))
         .route("/ui/requests/{id}/review", post(page::review))
-        .with_state(Api { gate, auth })
+        .with_state(Api {
+            gate: Arc::new(gate),
+            auth,
+        })
 }

@@ -150,7 +150,7 @@ impl SlackInteractions {
 
 #[derive(Clone)]
 struct SlackApi {
-    gate: Gate,
+    gate: Arc<Gate>,
     slack: SlackInteractions,
 }
 
@@ -158,7 +158,10 @@ struct SlackApi {
 pub fn router(gate: Gate, slack: SlackInteractions) -> Router {
     Router::new()
         .route("/interactions", post(interactions))
-        .with_state(SlackApi { gate, slack })
+        .with_state(SlackApi {
+            gate: Arc::new(gate),
+            slack,
+        })
 }
 
 /// A refusal of the request itself (before any payload is read): 401/409/400.

@@ -539,3 +539,84 @@ async fn the_reviewer_page_escapes_what_users_wrote_and_refuses_cross_site_posts
     let (_, _, shown) = c.call(Some("sam"), &format!("/requests/{id}"), None).await;
     assert_eq!(shown["state"], "approved");
 }
+
+/// Every JSON route of the router, as (method, path) in OpenAPI's template form.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/authorize"),
+    ("post", "/explain"),
+    ("post", "/requests"),
+    ("get", "/requests"),
+    ("get", "/requests/{id}"),
+    ("post", "/requests/{id}/approve"),
+    ("post", "/requests/{id}/deny"),
+    ("post", "/requests/{id}/cancel"),
+    ("get", "/queue"),
+    ("get", "/grants"),
+    ("post", "/grants/{id}/revoke"),
+    ("post", "/grants/{id}/extend"),
+    ("post", "/grants/{id}/acknowledge"),
+    ("get", "/audit"),
+    ("get", "/audit/export"),
+    ("post", "/audit/verify"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_names_every_route_and_its_schemas_match_real_answers() {
+    let c = Client::start().await;
+    let (status, _, doc) = c.call(None, "/openapi.json", None).await;
+    assert_eq!(status, 200, "served without authentication: {doc}");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    for (method, path) in ROUTES {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not in the document");
+        assert!(
+            op["responses"]["4XX"].is_object(),
+            "{method} {path}: failures are problems"
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(documented, ROUTES.len(), "no operation the router lacks");
+
+    // A real answer has every property its schema requires, and none it does not describe.
+    let schemas = &doc["components"]["schemas"];
+    let check = |name: &str, value: &Value| {
+        let schema = &schemas[name];
+        let properties = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {schema}"));
+        for required in schema["required"].as_array().into_iter().flatten() {
+            assert!(
+                value.get(required.as_str().unwrap()).is_some(),
+                "{name}.{required} missing in {value}"
+            );
+        }
+        for key in value.as_object().unwrap().keys() {
+            assert!(
+                properties.contains_key(key),
+                "{name} does not describe `{key}` of {value}"
+            );
+        }
+    };
+    let mut ask = restart_orders();
+    ask["duration_seconds"] = json!(600);
+    ask["justification"] = json!("INC-1");
+    let (_, _, made) = c.call(Some("sam"), "/requests", Some(ask)).await;
+    let id = made["request"]["id"].as_str().unwrap().to_owned();
+    let (_, _, request) = c.call(Some("sam"), &format!("/requests/{id}"), None).await;
+    check("Request", &request);
+    check("Flow", &request["flow"]);
+    check("EntityRef", &request["principal"]);
+    let (_, _, reviewed) = c.call(Some("lee"), &format!("/requests/{id}/approve"), None).await;
+    check("ReviewOutcome", &reviewed);
+    check("Grant", &reviewed["grant"]);
+    check("Review", &reviewed["request"]["reviews"][0]);
+    let (_, _, problem) = c.call(Some("lee"), &format!("/requests/{id}/approve"), None).await;
+    check("Problem", &problem);
+    let states = &schemas["RequestState"]["enum"];
+    assert!(states.as_array().unwrap().contains(&json!("approved")), "{states}");
+}

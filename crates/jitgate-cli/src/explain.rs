@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jitgate::cedar::CedarPolicy;
-use jitgate::{Basis, Decision, DenyReason, Destination, Explanation, Flow, Gate, MemoryStore, NullNotifier};
+use jitgate::{Decision, DenyReason, Destination, Explanation, Flow, Gate, MemoryStore, NullNotifier};
 use serde_json::{json, Value};
 
 use crate::inputs::PolicyArgs;
@@ -79,28 +79,6 @@ pub fn flow_json(flow: &Flow) -> Value {
     })
 }
 
-fn explanation_json(e: &Explanation) -> Value {
-    let flow = match &e.decision {
-        Decision::NeedsApproval { flow, .. } => Some(flow_json(flow)),
-        _ => None,
-    };
-    let reason = match &e.decision {
-        Decision::Deny { reason, .. } => Some(reason.to_string()),
-        Decision::Allow {
-            basis: Basis::Standing, ..
-        } => Some("standing permission".to_owned()),
-        _ => None,
-    };
-    json!({
-        "decision": kind(&e.decision),
-        "reason": reason,
-        "policies": policies(e),
-        "flow": flow,
-        "metadata": e.metadata,
-        "policy_version": e.policy_version.map(|v| v.to_string()),
-    })
-}
-
 pub async fn run(
     policy: &PolicyArgs,
     principal: &str,
@@ -117,7 +95,11 @@ pub async fn run(
     let gate = gate(check::load(policy, format).await?)?;
     let explained = gate.explain(&action, &principal).await;
     match format {
-        Format::Json => println!("{}", explanation_json(&explained)),
+        // The wire form (`docs/wire.md`): the HTTP API's `POST /explain` answers the same.
+        Format::Json => println!(
+            "{}",
+            serde_json::to_value(jitgate::wire::Explanation::from(&explained)).unwrap_or(Value::Null)
+        ),
         _ => print!("{explained}"),
     }
     Ok(())

@@ -73,11 +73,22 @@ fn grant_json(g: &Grant) -> Value {
     })
 }
 
-fn print_list(items: Vec<Value>, format: Format, columns: &[&str]) {
+/// A value's wire form (`jitgate::wire`, `docs/wire.md`): what `--format json` prints, the same
+/// JSON as the HTTP API's.
+fn wire<T, W>(value: &T) -> Value
+where
+    W: serde::Serialize + for<'a> From<&'a T>,
+{
+    serde_json::to_value(W::from(value)).unwrap_or(Value::Null)
+}
+
+/// The listing: in the wire form for `--format json`, else a line of `columns` per item.
+fn print_list<T>(listed: &[T], format: Format, columns: &[&str], row: fn(&T) -> Value, wire: fn(&T) -> Value) {
     if format == Format::Json {
-        println!("{}", Value::Array(items));
+        println!("{}", Value::Array(listed.iter().map(wire).collect()));
         return;
     }
+    let items: Vec<Value> = listed.iter().map(row).collect();
     for item in &items {
         let cells: Vec<String> = columns
             .iter()
@@ -126,9 +137,11 @@ pub async fn requests(config: &Path, reviewer: Option<&str>, format: Format) -> 
         }
     };
     print_list(
-        listed.iter().map(request_json).collect(),
+        &listed,
         format,
         &["id", "principal", "scope", "deadline"],
+        request_json,
+        wire::<_, jitgate::wire::Request>,
     );
     Ok(())
 }
@@ -142,9 +155,11 @@ pub async fn grants(config: &Path, principal: &str, format: Format) -> Result<()
     })
     .await?;
     print_list(
-        listed.iter().map(grant_json).collect(),
+        &listed,
         format,
         &["id", "principal", "scope", "expires_at"],
+        grant_json,
+        wire::<_, jitgate::wire::Grant>,
     );
     Ok(())
 }
@@ -185,12 +200,8 @@ pub async fn review(
         gate.deny(id, &reviewer, comment).await
     };
     let outcome = flushed(&gate, outcome).await?;
-    let grant = outcome.grant.as_ref().map(grant_json);
     match format {
-        Format::Json => println!(
-            "{}",
-            json!({ "request": request_json(&outcome.request), "grant": grant })
-        ),
+        Format::Json => println!("{}", wire::<_, jitgate::wire::ReviewOutcome>(&outcome)),
         _ => match &outcome.grant {
             Some(g) => println!(
                 "{}: granted {} until {}",
@@ -210,7 +221,7 @@ pub async fn revoke(config: &Path, id: &str, actor: &str, reason: Option<&str>, 
     let gate = gate(config).await?;
     let grant = flushed(&gate, gate.revoke(id, &actor, reason).await).await?;
     match format {
-        Format::Json => println!("{}", grant_json(&grant)),
+        Format::Json => println!("{}", wire::<_, jitgate::wire::Grant>(&grant)),
         _ => println!("{}: {}", grant.id, grant.state),
     }
     Ok(())
@@ -231,8 +242,8 @@ pub async fn offboard(
         Format::Json => println!(
             "{}",
             json!({
-                "revoked": done.revoked.iter().map(grant_json).collect::<Vec<_>>(),
-                "withdrawn": done.withdrawn.iter().map(request_json).collect::<Vec<_>>(),
+                "revoked": done.revoked.iter().map(wire::<_, jitgate::wire::Grant>).collect::<Vec<_>>(),
+                "withdrawn": done.withdrawn.iter().map(wire::<_, jitgate::wire::Request>).collect::<Vec<_>>(),
             })
         ),
         _ => println!(

@@ -60,7 +60,7 @@ fn check_passes_on_the_examples_and_fails_a_broken_copy_with_located_errors() {
     let ok = jitgate(&["check", examples().to_str().unwrap()]);
     let (stdout, stderr) = text(&ok);
     assert_eq!(ok.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.starts_with("ok: 11 policies"), "{stdout}");
+    assert!(stdout.starts_with("ok: 12 policies"), "{stdout}");
 
     let broken = Copy::with("broken", &[("bad.cedar", BROKEN)]);
     let out = jitgate(&["check", broken.path()]);
@@ -93,7 +93,7 @@ fn check_reads_the_files_a_configuration_names() {
     let out = jitgate(&["check", "--config", config.to_str().unwrap(), "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["policies"], 11);
+    assert_eq!(report["policies"], 12);
 }
 
 #[test]
@@ -173,8 +173,10 @@ fn explain_names_the_policies_the_flow_and_the_policy_set() {
     json_args.extend(["--context", r#"{"ticket": "INC-1"}"#, "--format", "json"]);
     let out = jitgate(&json_args);
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(answer["decision"], "needs_approval");
-    assert_eq!(answer["flow"]["max_duration"], "1h");
+    // The wire form, as the HTTP API's `POST /explain` answers (docs/wire.md).
+    assert_eq!(answer["decision"]["outcome"], "needs_approval", "{answer}");
+    assert_eq!(answer["decision"]["flow"]["max_duration_seconds"], 3600);
+    assert_eq!(answer["policy"], "eligible");
     assert_eq!(answer["metadata"]["prod-db-restart"]["owner"], "team-databases");
 }
 

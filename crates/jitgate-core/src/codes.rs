@@ -24,6 +24,7 @@ use crate::{AuditError, Error, ErrorChain, LimitError, PolicyError, StoreError, 
 
 /// What kind of failure an error is; each maps to one HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCategory {
@@ -308,6 +309,7 @@ impl ErrorCode for CheckpointError {
 /// policy engine's internals never reach a client (log the whole chain with
 /// [`ErrorChain`] instead).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Problem {
     /// `urn:jitgate:error:<code>`.

@@ -21,11 +21,14 @@ use sha2::{Digest, Sha256};
 /// assert_eq!(alice.to_string(), r#"User::"alice""#);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityRef {
     /// The entity type, possibly namespaced (`Jit::AccessRequest`).
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub type_name: Arc<str>,
     /// The entity id within its type.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: Arc<str>,
 }
 

@@ -14,6 +14,7 @@ use crate::model::ids::{GrantId, RequestId};
 /// `Active` grant past its end is expired, whether or not a sweep has run.
 /// [`Grant::status_at`] gives the effective state.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum GrantState {
@@ -115,6 +116,7 @@ pub struct Uses {
 
 /// An after-the-fact review of a break-glass grant.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Acknowledgement {
     /// The reviewer who acknowledged it.
@@ -127,6 +129,7 @@ pub struct Acknowledgement {
 
 /// How a grant ended early (revoked), or when it was swept.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Ending {
     /// When it ended.

@@ -11,6 +11,7 @@ use crate::model::ids::{GrantId, RequestId};
 
 /// Where a request is in its life cycle: `Pending -> Approved | Denied | Cancelled | Expired`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RequestState {
@@ -74,6 +75,7 @@ impl fmt::Display for RequestState {
 
 /// A reviewer's verdict.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Approve the request.

@@ -10,6 +10,7 @@ use crate::{EntityRef, ErrorCode, GrantId, PolicyDecision, PolicyVersion};
 
 /// `authorize`'s answer: `{"outcome": "allow" | "needs_approval" | "deny", …}`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Decision {
@@ -19,9 +20,11 @@ pub enum Decision {
         basis: &'static str,
         /// The grant that allows it, when `basis` is `grant`.
         #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         grant: Option<GrantId>,
         /// The policy set it was decided under.
         #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         policy_version: Option<PolicyVersion>,
     },
     /// Not now: ask through `flow`.
@@ -30,6 +33,7 @@ pub enum Decision {
         flow: Flow,
         /// The policy set it was decided under.
         #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         policy_version: Option<PolicyVersion>,
     },
     /// No: `reason` is a stable code (`forbidden`, `not_eligible`, `policy_error`,
@@ -48,6 +52,7 @@ pub enum Decision {
         limit: Option<&'static str>,
         /// The policy set it was decided under.
         #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         policy_version: Option<PolicyVersion>,
     },
 }
@@ -93,6 +98,7 @@ impl From<&crate::Decision> for Decision {
 
 /// An approval flow: who must approve, how long a grant may last, and its options.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Flow {
     /// Every requirement must be met (one approval per person).
@@ -124,6 +130,7 @@ pub struct Flow {
 
 /// One requirement of a flow: `min_approvals` from members of `reviewers`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Requirement {
     /// The group (or person) whose members may approve.
@@ -160,6 +167,7 @@ impl From<&crate::Flow> for Flow {
 /// `request`'s answer: `{"outcome": "pending" | "granted" | "already_covered" |
 /// "already_pending" | "not_needed", …}`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 // A view built to be serialized once: the size of its variants does not matter.
@@ -208,6 +216,7 @@ impl From<&crate::RequestOutcome> for RequestOutcome {
 
 /// `approve`'s and `deny`'s answer: the request as it now is, and its grant once approved.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct ReviewOutcome {
     /// The request after the review.
@@ -228,6 +237,7 @@ impl From<&crate::ReviewOutcome> for ReviewOutcome {
 
 /// `explain`'s answer.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Explanation {
     /// The decision.
@@ -241,6 +251,7 @@ pub struct Explanation {
     pub flow: Option<Flow>,
     /// The version of the policy set.
     #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub policy_version: Option<PolicyVersion>,
     /// The principal's live grants for this scope.
     pub grants: Vec<Grant>,

@@ -45,6 +45,7 @@ impl ErrorCode for InputError {
 /// An action: `{"action": {"type": "Action", "id": "db_restart"}, "resource": {…},
 /// "context": {"ticket": "INC-1"}}`, the context in plain JSON.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ActionBody {
@@ -72,6 +73,7 @@ impl ActionBody {
 /// A new request: an [`ActionBody`]'s members, `duration_seconds`, and optionally
 /// `justification`, `start_at` (RFC 3339) and `break_glass`.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NewRequestBody {
@@ -134,6 +136,7 @@ fn positive_seconds(seconds: i64, path: &str) -> Result<chrono::Duration, InputE
 /// An extension of a grant: `{"duration_seconds": 1800, "justification": "…"}` (a new
 /// request linked to the grant, reviewed as its flow says).
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ExtendBody {
@@ -156,6 +159,7 @@ impl ExtendBody {
 
 /// A review: `{"comment": "…"}` (the comment is optional; a flow may require a reason).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ReviewBody {

@@ -47,6 +47,7 @@ pub use records::{Action, Grant, Request, Review};
 /// One page of a listing: `{"items": [...], "next": "cursor"}` (`next` left out on the last
 /// page; hand it back as `after` for the next one).
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Page<T> {
     /// This page's items.

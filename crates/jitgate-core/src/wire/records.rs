@@ -11,6 +11,7 @@ use crate::{EntityRef, GrantId, RequestId};
 
 /// An action: its scope (action and resource entities) and context, as plain JSON.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Action {
     /// The action entity (`Action::"db_restart"`).
@@ -34,10 +35,12 @@ impl From<&crate::Action> for Action {
 
 /// An access request.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Request {
     /// `req_…`.
     #[serde(serialize_with = "display")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: RequestId,
     /// Who asks.
     pub principal: EntityRef,
@@ -55,6 +58,7 @@ pub struct Request {
     pub break_glass: bool,
     /// The grant it extends (`grant_…`).
     #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub extends: Option<GrantId>,
     /// The approval flow it goes through.
     pub flow: Flow,
@@ -71,6 +75,7 @@ pub struct Request {
     pub closed_at: Option<DateTime<Utc>>,
     /// Its grant, once approved (`grant_…`).
     #[serde(serialize_with = "display_opt", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub grant: Option<GrantId>,
     /// Bumped by every change (for conditional updates).
     pub version: u64,
@@ -101,6 +106,7 @@ impl From<&crate::AccessRequest> for Request {
 
 /// One reviewer's decision on a request.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Review {
     /// Who.
@@ -130,13 +136,16 @@ impl From<&crate::Review> for Review {
 
 /// A grant.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Grant {
     /// `grant_…`.
     #[serde(serialize_with = "display")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: GrantId,
     /// The request it came from (`req_…`).
     #[serde(serialize_with = "display")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub request: RequestId,
     /// Who holds it.
     pub principal: EntityRef,
