@@ -12,8 +12,9 @@
 //! cargo run -p jitgate --features http --example service -- --once            # start, run the story, print the metrics, stop
 //! ```
 //!
-//! Who calls is read from the `x-user` header: a stand-in for the authenticating proxy or session
-//! a real service has (`Authenticate` is the one place to change). Slack users map to principals
+//! Who calls is read from the `x-user` header, or in a browser from the cookie `/login?user=lee`
+//! sets: a stand-in for the authenticating proxy or session a real service has (`Authenticate`
+//! is the one place to change). Slack users map to principals
 //! from `JITGATE_SLACK_USERS` (`U024BE7LH=lee,U0G9QF9C6=sam`).
 //!
 //! Edit `examples/policies/access.cedar` while it runs: the log says `policy set reloaded`, and
@@ -36,16 +37,50 @@ use jitgate::http::{ApiError, Authenticate, Authorized, Guard};
 use jitgate::{async_trait, Action, EntityRef, Gate};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// The caller named by the `x-user` header, as `User::"<name>"`. A real service reads its
-/// session or the identity its proxy asserts here.
+/// The caller named by the `x-user` header (for `curl`) or the `user` cookie that `/login` sets
+/// (for a browser), as `User::"<name>"`. A stand-in: a real service reads its session or the
+/// identity its proxy asserts here, and has no `/login` that believes anyone.
 pub struct UserHeader;
 
 #[async_trait]
 impl Authenticate for UserHeader {
     async fn caller(&self, parts: &Parts) -> Option<EntityRef> {
-        let user = parts.headers.get("x-user")?.to_str().ok()?;
-        (!user.is_empty()).then(|| EntityRef::new("User", user))
+        let header = parts.headers.get("x-user").and_then(|v| v.to_str().ok());
+        let cookie = || {
+            let cookies = parts.headers.get("cookie")?.to_str().ok()?;
+            cookies.split(';').find_map(|c| c.trim().strip_prefix("user="))
+        };
+        let user = header.or_else(cookie)?;
+        let valid = !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        valid.then(|| EntityRef::new("User", user))
     }
+}
+
+/// `GET /login?user=lee`: the demo's sign-in for a browser — sets the `user` cookie and opens
+/// the reviewer page. Believes anyone: for trying the example, never for a service.
+async fn login(
+    axum::extract::Query(who): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let user = who.get("user").map(String::as_str).unwrap_or_default();
+    if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "login?user=<name>, e.g. login?user=lee",
+        )
+            .into_response();
+    }
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [
+            (
+                axum::http::header::SET_COOKIE,
+                format!("user={user}; Path=/; HttpOnly; SameSite=Strict"),
+            ),
+            (axum::http::header::LOCATION, "/jit/ui/".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 /// The service's own route: restarting a database, which the guard lets through only with a
@@ -94,6 +129,7 @@ pub fn app(gate: &Gate, metrics: PrometheusHandle) -> axum::Router {
             axum::routing::get(move || std::future::ready(metrics.render())),
         )
         .route("/databases/{name}/restart", post(restart_database).layer(guard))
+        .route("/login", axum::routing::get(login))
         .nest("/jit", jitgate::http::router(gate.clone(), auth));
     if let Some(slack) = slack(gate) {
         app = app.nest("/slack", slack);
@@ -184,6 +220,18 @@ pub async fn call(
     Ok((status, json))
 }
 
+/// The raw answer (status line, headers, body) of a `GET` with an optional cookie.
+async fn page(addr: SocketAddr, path: &str, cookie: Option<&str>) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    let cookie = cookie.map(|c| format!("cookie: {c}\r\n")).unwrap_or_default();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{cookie}\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await?;
+    Ok(response)
+}
+
 /// The README's story, in-process: sam is refused and told where to ask, asks, lee approves,
 /// sam restarts.
 async fn story(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
@@ -209,6 +257,21 @@ async fn story(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
         "  {id}, waiting for {}",
         made["request"]["flow"]["requirements"][0]["reviewers"]
     );
+    let queue = page(addr, "/login?user=lee", None).await?;
+    let cookie = queue
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .ok_or("the demo's /login set no cookie")?
+        .to_owned();
+    let shown = page(addr, "/jit/ui/", Some(&cookie)).await?;
+    if !shown.contains(&format!("id=\"{id}\"")) {
+        return Err(format!("lee's reviewer page does not show {id}: {shown}").into());
+    }
+    println!("lee's reviewer page (signed in with {cookie}) shows {id}");
     let (status, reviewed) = call(addr, "POST", &format!("/jit/requests/{id}/approve"), "lee", None).await?;
     expect("lee approves", status, 200, &reviewed)?;
     println!("  grant {}", reviewed["grant"]["id"]);

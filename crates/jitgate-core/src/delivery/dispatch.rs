@@ -143,7 +143,9 @@ impl Drop for Liveness {
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    destinations: Vec<Destination>,
+    /// Shared by every clone (a gate is cloned per request by tower services): configured
+    /// before the dispatcher is shared, copied on write otherwise.
+    destinations: Arc<Vec<Destination>>,
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
     /// Woken by commits that queue events (see [`Dispatcher::wake`]).
@@ -164,7 +166,7 @@ impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
-            destinations: Vec::new(),
+            destinations: Arc::new(Vec::new()),
             clock,
             config: DispatchConfig::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -196,7 +198,7 @@ impl Dispatcher {
     /// Adds a destination.
     #[must_use]
     pub fn destination(mut self, d: Destination) -> Self {
-        self.destinations.push(d);
+        Arc::make_mut(&mut self.destinations).push(d);
         self
     }
 
