@@ -355,9 +355,3 @@ fn updated(original: Option<&Value>, outcome: &ReviewOutcome, reviewer: &EntityR
     );
     json!({ "replace_original": true, "text": text, "blocks": blocks })
 }
-
-impl IntoResponse for Reply {
-    fn into_response(self) -> Response {
-        axum::Json(self.body()).into_response()
-    }
-}
