@@ -60,7 +60,12 @@ fn text(c: &PolicyChoice) -> String {
         2 => format!("resource in Folder::\"f{}\"", c.resource.1 % 3),
         _ => "resource is Doc".to_owned(),
     };
-    let cond = match c.condition.0 % 7 {
+    let cond = match c.condition.0 % 11 {
+        // Conditions that open the policy and read only the principal, decided per principal.
+        7 => " when { principal.contractor }".to_owned(),
+        8 => " unless { principal.contractor } when { context.flag }".to_owned(),
+        9 => format!(" when {{ principal in Team::\"t{}\" && principal.contractor && context.n > 3 }}", c.condition.1 % 5),
+        10 => " when { context.flag && principal.contractor }".to_owned(),
         0 => String::new(),
         1 => " when { context.flag }".to_owned(),
         2 => " when { context.n > 3 }".to_owned(),
@@ -89,7 +94,12 @@ fn world(input: &Input) -> Entities {
             .filter(|t| **t % 3 != 0)
             .map(|t| uid(&format!("Team::\"t{}\"", *t % 5)))
             .collect();
-        v.push(Entity::new_no_attrs(uid(&format!("User::\"u{i}\"")), parents));
+        // A contractor, an employee, or without the attribute (conditions on it can error).
+        let attrs = match (a ^ b) % 3 {
+            0 => std::collections::HashMap::new(),
+            k => std::collections::HashMap::from([("contractor".to_owned(), RestrictedExpression::new_bool(k == 1))]),
+        };
+        v.push(Entity::new(uid(&format!("User::\"u{i}\"")), attrs, parents).expect("valid entity"));
     }
     for f in 0..3 {
         v.push(Entity::new_no_attrs(uid(&format!("Folder::\"f{f}\"")), HashSet::new()));

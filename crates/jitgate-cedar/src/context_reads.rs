@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cedar_policy::{PolicySet, Schema};
-use jitgate_core::{Attributes, EntityRef};
+use jitgate_core::{AttrValue, Attributes, EntityRef};
 use serde_json::Value;
 
 /// The context attributes a policy set can read.
@@ -42,14 +42,43 @@ impl ContextReads {
 
     /// The part of `context` the decision can depend on.
     pub(crate) fn relevant(&self, context: &Attributes) -> Attributes {
-        match self {
-            ContextReads::All => context.clone(),
-            ContextReads::Only(names) => context
-                .iter()
-                .filter(|(k, _)| names.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+        self.view(context)
+            .pairs()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The part of `context` the decision can depend on, borrowed (nothing copied).
+    pub(crate) fn view<'a>(&'a self, context: &'a Attributes) -> ContextView<'a> {
+        ContextView {
+            attributes: context,
+            only: match self {
+                ContextReads::All => None,
+                ContextReads::Only(names) => Some(names),
+            },
         }
+    }
+}
+
+/// The attributes of a context that some policy reads, without copying them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ContextView<'a> {
+    attributes: &'a Attributes,
+    /// `None`: every attribute.
+    only: Option<&'a BTreeSet<String>>,
+}
+
+impl<'a> ContextView<'a> {
+    /// A view of every attribute of `attributes`.
+    pub(crate) fn whole(attributes: &'a Attributes) -> Self {
+        Self { attributes, only: None }
+    }
+
+    /// The attributes in view, in name order.
+    pub(crate) fn pairs(self) -> impl Iterator<Item = (&'a String, &'a AttrValue)> {
+        self.attributes
+            .iter()
+            .filter(move |(k, _)| self.only.is_none_or(|names| names.contains(*k)))
     }
 }
 
@@ -88,9 +117,9 @@ impl ReadsByAction {
         Self { by_action, any }
     }
 
-    /// The part of `context` a call for `action` can depend on.
-    pub(crate) fn relevant(&self, action: &EntityRef, context: &Attributes) -> Attributes {
-        self.by_action.get(action).unwrap_or(&self.any).relevant(context)
+    /// What the policies of `action` read.
+    pub(crate) fn of_action(&self, action: &EntityRef) -> &ContextReads {
+        self.by_action.get(action).unwrap_or(&self.any)
     }
 }
 
@@ -174,7 +203,8 @@ mod tests {
             .collect();
         let keys = |action: &str| -> Vec<String> {
             reads
-                .relevant(&EntityRef::new("Action", action), &context)
+                .of_action(&EntityRef::new("Action", action))
+                .relevant(&context)
                 .into_keys()
                 .collect()
         };

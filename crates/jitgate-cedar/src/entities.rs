@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::{ArcSwap, Guard};
 use async_trait::async_trait;
 use cedar_policy::{Entities, Entity, Schema};
 use jitgate_core::{Clock, PolicyError};
@@ -119,9 +120,6 @@ impl EntityProvider for StaticEntities {
     }
 }
 
-/// The key of a cached decision: everything `evaluate` reads.
-pub(crate) type DecisionKey = (jitgate_core::EntityRef, jitgate_core::Scope, jitgate_core::Attributes);
-
 pub(crate) struct Snapshot {
     pub(crate) entities: Entities,
     /// Policy slices for these entities, built with them.
@@ -140,7 +138,8 @@ pub(crate) struct EntityCache {
     decision_capacity: Option<DecisionLimits>,
     clock: Arc<dyn Clock>,
     load_deadline: Duration,
-    current: RwLock<Arc<Snapshot>>,
+    /// Read on every call without a lock (arc-swap), replaced whole by a refresh.
+    current: ArcSwap<Snapshot>,
 }
 
 /// What a snapshot's slices are built from: the service's policies, the entity types that are
@@ -190,7 +189,7 @@ impl EntityCache {
             decision_capacity,
             clock,
             load_deadline,
-            current: RwLock::new(Arc::new(snapshot)),
+            current: ArcSwap::from_pointee(snapshot),
         })
     }
 
@@ -250,11 +249,11 @@ impl EntityCache {
         );
         match built.await {
             Ok(snapshot) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+                self.current.store(Arc::new(snapshot));
                 Ok(())
             }
             Err(e) => {
-                let loaded_at = self.current.read().unwrap_or_else(|p| p.into_inner()).loaded_at;
+                let loaded_at = self.current.load().loaded_at;
                 tracing::warn!(
                     error = %jitgate_core::ErrorChain(&e),
                     %loaded_at,
@@ -268,22 +267,26 @@ impl EntityCache {
 
     /// When the current snapshot was loaded.
     pub(crate) fn loaded_at(&self) -> chrono::DateTime<chrono::Utc> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).loaded_at
+        self.current.load().loaded_at
     }
 
     /// The current snapshot, unless it is older than the maximum age (then callers deny).
-    pub(crate) fn current(&self) -> Result<Arc<Snapshot>, PolicyError> {
-        let snap = Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()));
-        let age = self.clock.now().signed_duration_since(snap.loaded_at);
-        match self
+    pub(crate) fn current(&self) -> Result<Guard<Arc<Snapshot>>, PolicyError> {
+        let snap = self.current.load();
+        // The clock is read only when there is an age to check.
+        let Some((max, limit)) = self
             .max_age
             .and_then(|max| chrono::Duration::from_std(max).ok().map(|m| (max, m)))
-        {
-            Some((max, limit)) if age > limit => Err(PolicyError::msg(format!(
+        else {
+            return Ok(snap);
+        };
+        let age = self.clock.now().signed_duration_since(snap.loaded_at);
+        if age > limit {
+            return Err(PolicyError::msg(format!(
                 "entities are {} s old, more than the allowed {max:?}: refresh them (CedarPolicy::refresh_entities)",
                 age.num_seconds()
-            ))),
-            _ => Ok(snap),
+            )));
         }
+        Ok(snap)
     }
 }

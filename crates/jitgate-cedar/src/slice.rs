@@ -5,13 +5,19 @@
 //! whose principal or action constraint cannot match the request is never satisfied, never
 //! determining and never evaluated past its scope, so leaving it out changes neither the
 //! decision, nor the determining policy ids, nor the evaluation errors. That holds for forbids
-//! too: a forbid is only dropped when its own scope excludes the request. The hierarchy used
-//! here is the same `Entities` Cedar evaluates with, so "can match" is exact, not a guess.
+//! too: a forbid is only dropped when its own scope excludes the request, or when conditions
+//! that open it and read only the principal are false for this principal (see `Probes`). The
+//! hierarchy used here is the same `Entities` Cedar evaluates with, so "can match" is exact,
+//! not a guess.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use cedar_policy::{ActionConstraint, Entities, EntityTypeName, EntityUid, Policy, PolicySet, PrincipalConstraint};
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Entities, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    PrincipalConstraint, Request,
+};
+use serde_json::Value;
 
 fn principal_may_match(c: &PrincipalConstraint, p: &EntityUid, entities: &Entities) -> bool {
     let within = |g: &EntityUid| g == p || entities.is_ancestor_of(g, p);
@@ -70,11 +76,13 @@ pub fn slice(all: &PolicySet, principal: &EntityUid, action: &EntityUid, entitie
     set
 }
 
-/// What the policies' principal scopes can tell principals apart by: the entities they name
-/// with `==` and the groups they name with `in`.
-#[derive(Debug, Default)]
+/// What the policies can tell principals apart by: the entities their principal scopes name
+/// with `==` and the groups they name with `in`, and the conditions that open a policy and read
+/// nothing but the principal ([`Probes`]).
+#[derive(Debug)]
 struct Mentions {
     named: HashSet<EntityUid>,
+    probes: Probes,
 }
 
 impl Mentions {
@@ -88,13 +96,17 @@ impl Mentions {
                 PrincipalConstraint::Any | PrincipalConstraint::Is(_) => {}
             }
         }
-        Self { named }
+        Self {
+            named,
+            probes: Probes::of(all),
+        }
     }
 
-    /// The principal's class: its type and the named entities it is or is in. Every principal
-    /// scope matches all principals of a class or none of them (`==` and `in` only ask whether
-    /// the principal is, or descends from, a named entity; `is` only asks its type), so a class
-    /// shares one slice per action.
+    /// The principal's class: its type, the named entities it is or is in, and the policies
+    /// its leading principal conditions rule out. Every principal scope matches all principals
+    /// of a class or none of them (`==` and `in` only ask whether the principal is, or
+    /// descends from, a named entity; `is` only asks its type), and a ruled-out policy is false
+    /// without an error for all of them, so a class shares one slice per action.
     fn class(&self, principal: &EntityUid, entities: &Entities) -> Class {
         let mut members: Vec<EntityUid> = entities
             .ancestors(principal)
@@ -109,41 +121,182 @@ impl Mentions {
         Class {
             type_name: principal.type_name().clone(),
             members,
+            ruled_out: self.probes.ruled_out(principal, entities),
         }
+    }
+}
+
+/// Conditions that open a policy and read nothing but the principal (its attributes, its
+/// groups, entity literals): `when { principal.contractor }`, `unless { principal in
+/// Team::"oncall" }`. With the entities fixed they have one value per principal, decided once
+/// per snapshot, so a forbid such a condition rules out for a principal (a contractor forbid,
+/// for an employee) is never evaluated for them.
+///
+/// Exact, not a guess: Cedar evaluates a policy's scope, then its conditions in order, each
+/// `&&` left to right, stopping at the first `false`. A probe holds the longest such prefix of
+/// a policy's conditions that reads only the principal, as a policy of its own with an open
+/// scope; where the probe is neither satisfied nor in error for a principal, one of those
+/// conditions is `false` after the ones before it held without error, so the policy itself is
+/// `false` for that principal — never satisfied, never an error — whatever the request.
+#[derive(Debug, Default)]
+struct Probes {
+    set: PolicySet,
+    /// (the policy, its probe), in the set's order.
+    of: Vec<(PolicyId, PolicyId)>,
+}
+
+impl Probes {
+    fn of(all: &PolicySet) -> Self {
+        let mut probes = Self::default();
+        for p in all.policies() {
+            let Some(conditions) = p.to_json().ok().and_then(|json| principal_prefix(&json)) else {
+                continue;
+            };
+            let probe_id = PolicyId::new(format!("probe{}", probes.of.len()));
+            let probe = serde_json::json!({
+                "effect": "permit",
+                "principal": { "op": "All" },
+                "action": { "op": "All" },
+                "resource": { "op": "All" },
+                "conditions": conditions,
+            });
+            let Ok(probe) = Policy::from_json(Some(probe_id.clone()), probe) else {
+                continue;
+            };
+            if probes.set.add(probe).is_ok() {
+                probes.of.push((p.id().clone(), probe_id));
+            }
+        }
+        probes
+    }
+
+    /// The policies whose leading principal conditions are `false` for `principal`, sorted.
+    fn ruled_out(&self, principal: &EntityUid, entities: &Entities) -> Vec<PolicyId> {
+        if self.of.is_empty() {
+            return Vec::new();
+        }
+        // The probes read only the principal: any action and resource will do.
+        let Ok(request) = Request::new(
+            principal.clone(),
+            principal.clone(),
+            principal.clone(),
+            Context::empty(),
+            None,
+        ) else {
+            return Vec::new();
+        };
+        let response = Authorizer::new().is_authorized(&request, &self.set, entities);
+        let settled: HashSet<&PolicyId> = response
+            .diagnostics()
+            .reason()
+            .chain(response.diagnostics().errors().map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                pe.policy_id()
+            }))
+            .collect();
+        let mut out: Vec<PolicyId> = self
+            .of
+            .iter()
+            .filter(|(_, probe)| !settled.contains(probe))
+            .map(|(policy, _)| policy.clone())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// The longest prefix of a policy's conditions (its JSON form) that reads only the principal:
+/// whole `when`/`unless` clauses, then the leading conjuncts of the first `when` that does not
+/// (in the JSON form's clause shape), or `None` if there is none.
+fn principal_prefix(policy: &Value) -> Option<Vec<Value>> {
+    let mut prefix = Vec::new();
+    for clause in policy.get("conditions")?.as_array()? {
+        let (kind, body) = (clause.get("kind")?.as_str()?, clause.get("body")?);
+        if reads_only_principal(body) {
+            prefix.push(clause.clone());
+            continue;
+        }
+        if kind == "when" {
+            let mut conjuncts = Vec::new();
+            flatten_and(body, &mut conjuncts);
+            let leading: Vec<&Value> = conjuncts.into_iter().take_while(|c| reads_only_principal(c)).collect();
+            prefix.extend(
+                leading
+                    .into_iter()
+                    .map(|c| serde_json::json!({ "kind": "when", "body": c })),
+            );
+        }
+        break;
+    }
+    (!prefix.is_empty()).then_some(prefix)
+}
+
+/// `a && b && c` as `[a, b, c]`, in evaluation order.
+fn flatten_and<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
+    match e.get("&&") {
+        Some(and) => match (and.get("left"), and.get("right")) {
+            (Some(left), Some(right)) => {
+                flatten_and(left, out);
+                flatten_and(right, out);
+            }
+            _ => out.push(e),
+        },
+        None => out.push(e),
+    }
+}
+
+/// Whether the expression reads no variable but `principal` (and no slot or unknown).
+fn reads_only_principal(e: &Value) -> bool {
+    match e {
+        Value::Object(map) => map.iter().all(|(key, inner)| match key.as_str() {
+            "Var" => inner == "principal",
+            "Slot" | "unknown" => false,
+            _ => reads_only_principal(inner),
+        }),
+        Value::Array(items) => items.iter().all(reads_only_principal),
+        _ => true,
     }
 }
 
 type Fast = foldhash::fast::RandomState;
 
-/// Principals that no policy scope can tell apart.
+/// Principals that no policy scope or leading principal condition can tell apart.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Class {
     type_name: EntityTypeName,
     members: Vec<EntityUid>,
+    ruled_out: Vec<PolicyId>,
 }
 
 /// How many slices of principals the snapshot did not know (not in the entities, or not of a
 /// principal type) are kept before starting over.
 const OVERFLOW_CAPACITY: usize = 10_000;
 
+/// The slices of one class, by action.
+type ClassSlices = HashMap<EntityUid, Arc<PolicySet>, Fast>;
+
 /// The slices of one policy set for one entity snapshot, keyed by principal class and action:
 /// built once, with the snapshot, for every class of the principals in the entities and every
 /// action of the schema. Memory grows with the number of distinct classes (combinations of
-/// the groups the policies name), not with users × actions; equal slices are shared.
+/// the groups the policies name and of their leading principal conditions' values) and with
+/// one entry per principal naming its class, not with users × actions; equal slices are shared.
 pub struct SliceIndex {
     all: PolicySet,
     mentions: Mentions,
     // Looked up on every uncached call: foldhash (seeded per process).
-    built: HashMap<(Class, EntityUid), Arc<PolicySet>, Fast>,
+    by_principal: HashMap<EntityUid, Arc<ClassSlices>, Fast>,
+    /// The same slices by class: for a principal the snapshot does not hold whose class it does.
+    by_class: HashMap<Class, Arc<ClassSlices>, Fast>,
     /// Principals the snapshot did not know: computed on first use, bounded.
     overflow: RwLock<HashMap<(Class, EntityUid), Arc<PolicySet>, Fast>>,
+    keys: usize,
     distinct: usize,
 }
 
 impl std::fmt::Debug for SliceIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SliceIndex")
-            .field("slices", &self.built.len())
+            .field("slices", &self.keys)
             .field("distinct", &self.distinct)
             .finish_non_exhaustive()
     }
@@ -171,33 +324,44 @@ impl SliceIndex {
         actions: impl IntoIterator<Item = &'a EntityUid>,
     ) -> Self {
         let mentions = Mentions::of(all);
-        let mut classes: HashMap<Class, EntityUid> = HashMap::new();
+        let actions: Vec<&EntityUid> = actions.into_iter().collect();
+        let mut classes: HashMap<Class, Arc<ClassSlices>, Fast> = HashMap::default();
+        let mut shared: HashMap<Vec<PolicyId>, Arc<PolicySet>> = HashMap::new();
+        let mut by_principal = HashMap::default();
         for e in entities.iter() {
             let uid = e.uid();
-            if principal_types.contains(uid.type_name()) {
-                classes.entry(mentions.class(&uid, entities)).or_insert(uid);
+            if !principal_types.contains(uid.type_name()) {
+                continue;
             }
-        }
-        let actions: Vec<&EntityUid> = actions.into_iter().collect();
-        let mut shared: HashMap<Vec<cedar_policy::PolicyId>, Arc<PolicySet>> = HashMap::new();
-        let mut built = HashMap::with_capacity_and_hasher(classes.len() * actions.len(), Fast::default());
-        for (class, principal) in classes {
-            for action in &actions {
-                let ids: Vec<cedar_policy::PolicyId> = all
-                    .policies()
-                    .filter(|p| may_apply(p, &principal, action, entities))
-                    .map(|p| p.id().clone())
-                    .collect();
-                let set = shared
-                    .entry(ids)
-                    .or_insert_with(|| Arc::new(slice(all, &principal, action, entities)));
-                built.insert((class.clone(), (*action).clone()), Arc::clone(set));
-            }
+            let class = mentions.class(&uid, entities);
+            let slices = match classes.get(&class) {
+                Some(slices) => Arc::clone(slices),
+                None => {
+                    let mut slices = ClassSlices::with_capacity_and_hasher(actions.len(), Fast::default());
+                    for action in &actions {
+                        let ids: Vec<PolicyId> = all
+                            .policies()
+                            .filter(|p| in_slice(p, &class, &uid, action, entities))
+                            .map(|p| p.id().clone())
+                            .collect();
+                        let set = shared
+                            .entry(ids)
+                            .or_insert_with(|| Arc::new(class_slice(all, &class, &uid, action, entities)));
+                        slices.insert((*action).clone(), Arc::clone(set));
+                    }
+                    let slices = Arc::new(slices);
+                    classes.insert(class, Arc::clone(&slices));
+                    slices
+                }
+            };
+            by_principal.insert(uid, slices);
         }
         Self {
             all: all.clone(),
             mentions,
-            built,
+            by_principal,
+            keys: classes.len() * actions.len(),
+            by_class: classes,
             overflow: RwLock::new(HashMap::default()),
             distinct: shared.len(),
         }
@@ -205,14 +369,18 @@ impl SliceIndex {
 
     /// The slice for a request by `principal` for `action`.
     pub fn get(&self, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> Arc<PolicySet> {
-        let key = (self.mentions.class(principal, entities), action.clone());
-        if let Some(s) = self.built.get(&key) {
+        if let Some(s) = self.by_principal.get(principal).and_then(|slices| slices.get(action)) {
             return Arc::clone(s);
         }
+        let class = self.mentions.class(principal, entities);
+        if let Some(s) = self.by_class.get(&class).and_then(|slices| slices.get(action)) {
+            return Arc::clone(s);
+        }
+        let key = (class, action.clone());
         if let Some(s) = self.overflow.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Arc::clone(s);
         }
-        let s = Arc::new(slice(&self.all, principal, action, entities));
+        let s = Arc::new(class_slice(&self.all, &key.0, principal, action, entities));
         let mut overflow = self.overflow.write().unwrap_or_else(|p| p.into_inner());
         if overflow.len() >= OVERFLOW_CAPACITY {
             overflow.clear();
@@ -224,11 +392,37 @@ impl SliceIndex {
     /// How many slices the index holds.
     pub fn stats(&self) -> SliceStats {
         SliceStats {
-            keys: self.built.len(),
+            keys: self.keys,
             distinct: self.distinct,
             overflow: self.overflow.read().unwrap_or_else(|p| p.into_inner()).len(),
         }
     }
+}
+
+/// Whether `policy` belongs in the slice of `class` (of which `principal` is a member) for `action`.
+fn in_slice(policy: &Policy, class: &Class, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> bool {
+    may_apply(policy, principal, action, entities) && class.ruled_out.binary_search(policy.id()).is_err()
+}
+
+/// The slice of `all` for `class` (of which `principal` is a member) and `action`.
+fn class_slice(
+    all: &PolicySet,
+    class: &Class,
+    principal: &EntityUid,
+    action: &EntityUid,
+    entities: &Entities,
+) -> PolicySet {
+    let mut set = PolicySet::new();
+    for p in all
+        .policies()
+        .filter(|p| in_slice(p, class, principal, action, entities))
+    {
+        if add(&mut set, all, p).is_err() {
+            // Ids are unique in `all`: this cannot happen, and the whole set is always right.
+            return all.clone();
+        }
+    }
+    set
 }
 
 /// Evaluates `request` on the whole set and on its slice and says how they differ (decision,
@@ -281,4 +475,91 @@ pub fn compare_with_whole(
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn uid(s: &str) -> EntityUid {
+        EntityUid::from_str(s).unwrap()
+    }
+
+    fn user(id: &str, contractor: Option<bool>, groups: &[&str]) -> cedar_policy::Entity {
+        cedar_policy::Entity::new(
+            uid(&format!("User::\"{id}\"")),
+            contractor
+                .map(|c| ("contractor".to_owned(), cedar_policy::RestrictedExpression::new_bool(c)))
+                .into_iter()
+                .collect(),
+            groups.iter().map(|g| uid(&format!("Team::\"{g}\""))).collect(),
+        )
+        .unwrap()
+    }
+
+    fn ids(set: &PolicySet) -> Vec<String> {
+        let mut v: Vec<String> = set.policies().map(|p| p.id().to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_leading_principal_condition_that_is_false_leaves_its_policy_out() {
+        let all = PolicySet::from_policies(
+            [
+                r#"permit(principal, action, resource);"#,
+                r#"forbid(principal, action, resource) when { principal.contractor };"#,
+                r#"forbid(principal, action, resource) unless { principal in Team::"oncall" };"#,
+                r#"forbid(principal, action, resource) when { principal.contractor && context.late };"#,
+                r#"forbid(principal, action, resource) when { context.late && principal.contractor };"#,
+                r#"forbid(principal, action, resource) when { resource.prod } when { principal.contractor };"#,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Policy::parse(Some(PolicyId::new(format!("p{i}"))), *text).unwrap()),
+        )
+        .unwrap();
+        let entities = Entities::from_entities(
+            [
+                cedar_policy::Entity::new_no_attrs(uid("Team::\"oncall\""), HashSet::new()),
+                user("employee", Some(false), &["oncall"]),
+                user("contractor", Some(true), &["oncall"]),
+                user("unknown", None, &[]),
+                user("employee2", Some(false), &["oncall"]),
+            ],
+            None,
+        )
+        .unwrap();
+        let action = uid("Action::\"a\"");
+        let index = SliceIndex::new(
+            &all,
+            &entities,
+            &HashSet::from([uid("User::\"x\"").type_name().clone()]),
+            [&action],
+        );
+        let slice = |who: &str| ids(&index.get(&uid(&format!("User::\"{who}\"")), &action, &entities));
+        // The employee on call: neither contractor forbid (leading conditions false) nor the
+        // on-call one; the forbid whose principal test comes after a context test stays, and so
+        // does the one whose principal test follows a condition on the resource.
+        assert_eq!(slice("employee"), ["p0", "p4", "p5"]);
+        assert_eq!(slice("contractor"), ["p0", "p1", "p3", "p4", "p5"]);
+        // A missing attribute is an error in Cedar, not `false`: nothing reading it is left out.
+        assert_eq!(slice("unknown"), ["p0", "p1", "p2", "p3", "p4", "p5"]);
+        // Two employees on call share a class. A principal outside the entities has the class
+        // of the user without the attribute (nothing can be decided about it): its slices are
+        // those; a principal of another type gets its own, computed on first use.
+        let stats = index.stats();
+        assert_eq!((stats.keys, stats.overflow), (3, 0));
+        assert_eq!(slice("stranger"), ["p0", "p1", "p2", "p3", "p4", "p5"]);
+        assert_eq!(index.stats().overflow, 0);
+        let team = ids(&index.get(&uid("Team::\"oncall\""), &action, &entities));
+        assert_eq!(
+            team,
+            ["p0", "p1", "p3", "p4", "p5"],
+            "a team is in itself: not the on-call forbid"
+        );
+        assert_eq!(index.stats().overflow, 1);
+    }
 }

@@ -19,9 +19,15 @@ fn uid(s: &str) -> EntityUid {
 
 const ACTIONS: &[&str] = &["read", "edit", "delete", "write"];
 
-/// A world: 5 teams (a random acyclic hierarchy), 6 users in random teams, 3 folders,
-/// 6 documents in random folders, and the action group `write` ⊇ {edit, delete}.
-fn world(team_parents: &[Option<usize>], user_teams: &[Vec<usize>], doc_folders: &[usize]) -> Entities {
+/// A world: 5 teams (a random acyclic hierarchy), 6 users in random teams, each a contractor,
+/// not one, or without the attribute (conditions on it can error), 3 folders, 6 documents in
+/// random folders, and the action group `write` ⊇ {edit, delete}.
+fn world(
+    team_parents: &[Option<usize>],
+    user_teams: &[Vec<usize>],
+    contractors: &[Option<bool>],
+    doc_folders: &[usize],
+) -> Entities {
     let mut v = Vec::new();
     for (i, parent) in team_parents.iter().enumerate() {
         let parents: HashSet<EntityUid> = parent
@@ -33,7 +39,11 @@ fn world(team_parents: &[Option<usize>], user_teams: &[Vec<usize>], doc_folders:
     }
     for (i, teams) in user_teams.iter().enumerate() {
         let parents = teams.iter().map(|t| uid(&format!("Team::\"t{t}\""))).collect();
-        v.push(Entity::new_no_attrs(uid(&format!("User::\"u{i}\"")), parents));
+        let attrs = contractors[i]
+            .map(|c| ("contractor".to_owned(), RestrictedExpression::new_bool(c)))
+            .into_iter()
+            .collect();
+        v.push(Entity::new(uid(&format!("User::\"u{i}\"")), attrs, parents).unwrap());
     }
     for f in 0..3 {
         v.push(Entity::new_no_attrs(uid(&format!("Folder::\"f{f}\"")), HashSet::new()));
@@ -104,6 +114,17 @@ fn condition() -> impl Strategy<Value = String> {
         Just(" when { resource has level && resource.level < 4 }".to_owned()),
         (0..5usize).prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" }}")),
         (0..3usize).prop_map(|f| format!(" unless {{ resource in Folder::\"f{f}\" }}")),
+        // Conditions that open the policy and read only the principal (decided per principal
+        // with the snapshot), alone, before and after others, and erroring where the
+        // attribute is missing.
+        Just(" when { principal.contractor }".to_owned()),
+        Just(" unless { principal.contractor }".to_owned()),
+        Just(" when { principal has contractor && principal.contractor && context.flag }".to_owned()),
+        Just(" when { context.flag && principal.contractor }".to_owned()),
+        Just(" when { principal.contractor } when { resource.level > 1 }".to_owned()),
+        Just(" when { resource.level > 1 } when { principal.contractor }".to_owned()),
+        (0..5usize).prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" }} unless {{ principal.contractor }}")),
+        (0..5usize).prop_map(|t| format!(" unless {{ principal in Team::\"t{t}\" || principal.contractor }}")),
     ]
 }
 
@@ -132,11 +153,12 @@ proptest! {
         policies in prop::collection::vec(policy_text(), 1..14),
         team_parents in prop::collection::vec(prop::option::of(0..5usize), 5),
         user_teams in prop::collection::vec(prop::collection::vec(0..5usize, 0..3), 6),
+        contractors in prop::collection::vec(prop::option::of(any::<bool>()), 6),
         doc_folders in prop::collection::vec(0..3usize, 6),
         requests in prop::collection::vec((0..6usize, 0..ACTIONS.len(), 0..6usize, any::<u8>()), 1..10),
     ) {
         let all = PolicySet::from_str(&policies.join("\n")).unwrap();
-        let entities = world(&team_parents, &user_teams, &doc_folders);
+        let entities = world(&team_parents, &user_teams, &contractors, &doc_folders);
         for (u, a, d, c) in requests {
             let (p, act, r) = (uid(&format!("User::\"u{u}\"")), uid(&format!("Action::\"{}\"", ACTIONS[a])), uid(&format!("Doc::\"d{d}\"")));
             let req = Request::new(p.clone(), act.clone(), r, context(c), None).unwrap();

@@ -12,7 +12,7 @@
 //! younger than the staleness bound.
 
 use std::collections::HashMap;
-use std::sync::{RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use jitgate_core::{EntityRef, Grant, GrantId, Scope};
@@ -23,7 +23,8 @@ use crate::error::CorruptRow;
 
 #[derive(Default)]
 struct Index {
-    by_key: HashMap<EntityRef, HashMap<Scope, Vec<Grant>>>,
+    /// Shared with `live_grants`' callers: a cached read copies no grant.
+    by_key: HashMap<EntityRef, HashMap<Scope, Vec<Arc<Grant>>>>,
     keys: HashMap<GrantId, (EntityRef, Scope)>,
     /// Transactions below this id have all finished and their changes are applied.
     cutoff: u64,
@@ -56,7 +57,7 @@ impl Index {
                 .or_default()
                 .entry(g.scope.clone())
                 .or_default()
-                .push(g);
+                .push(Arc::new(g));
         }
     }
 }
@@ -140,7 +141,7 @@ impl GrantCache {
     }
 
     /// The cached live grants, or `None` when the cache is not confirmed fresh.
-    pub(crate) fn get(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Grant>> {
+    pub(crate) fn get(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Arc<Grant>>> {
         if !self.feed_up.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
         }
@@ -150,7 +151,7 @@ impl GrantCache {
     /// The cached live grants if the last catch-up is within the staleness bound, even with
     /// the feed down: for when the database cannot be read at all (a failover), where the
     /// bound is still the promise.
-    pub(crate) fn get_within_bound(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Grant>> {
+    pub(crate) fn get_within_bound(&self, principal: &EntityRef, scope: &Scope) -> Option<Vec<Arc<Grant>>> {
         let index = self.read();
         let fresh = index.synced_at.is_some_and(|t| t.elapsed() <= self.staleness_bound);
         fresh.then(|| {

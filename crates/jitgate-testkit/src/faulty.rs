@@ -2,7 +2,7 @@
 //! its store fails, hangs, or lacks capabilities.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -101,7 +101,7 @@ impl Store for FaultyStore {
         self.enter("read_grant").await?;
         self.inner.read_grant(id).await
     }
-    async fn live_grants(&self, p: &EntityRef, s: &Scope) -> Result<Vec<Grant>, StoreError> {
+    async fn live_grants(&self, p: &EntityRef, s: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
         self.enter("live_grants").await?;
         self.inner.live_grants(p, s).await
     }

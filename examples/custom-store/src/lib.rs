@@ -143,7 +143,7 @@ impl Store for VecStore {
             .cloned())
     }
 
-    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
         let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         let ids = rows.by_scope.get(&(principal.clone(), scope.clone()));
         Ok(ids
@@ -151,7 +151,7 @@ impl Store for VecStore {
             .flatten()
             .filter_map(|id| rows.grants.get(id))
             .filter(|g| !g.state.is_ended())
-            .cloned()
+            .map(|g| Arc::new(g.clone()))
             .collect())
     }
 

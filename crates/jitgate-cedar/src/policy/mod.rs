@@ -194,22 +194,24 @@ impl Policy for CedarPolicy {
         let snapshot = self.entities.current()?;
         // Only the context attributes the action's policies read can change the decision: the
         // others never reach Cedar (a per-call ticket costs nothing) and stay out of the key.
-        let context = self.context_reads.relevant(&action.scope.action, &action.context);
+        let reads = self.context_reads.of_action(&action.scope.action);
         let Some(cache) = &snapshot.decisions else {
-            return self.evaluate_in(&snapshot, principal, &action.scope, &context);
+            return self.evaluate_in(&snapshot, principal, &action.scope, &reads.relevant(&action.context));
         };
-        let key = (principal.clone(), action.scope.clone(), context);
-        let hit = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-        if let Some(d) = hit {
+        // Looked up on what the call holds: a hit copies nothing but the decision.
+        let mut decisions = cache.lock().unwrap_or_else(|p| p.into_inner());
+        let key = decisions.lookup(principal, &action.scope, reads.view(&action.context));
+        if let Some(d) = decisions.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(d);
+            return Ok(d.clone());
         }
+        drop(decisions);
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let decision = self.evaluate_in(&snapshot, principal, &key.1, &key.2)?;
+        let decision = self.evaluate_in(&snapshot, principal, &action.scope, &reads.relevant(&action.context))?;
         cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put(key, decision.clone());
+            .put(&key, decision.clone());
         Ok(decision)
     }
     fn reviewer_standing(

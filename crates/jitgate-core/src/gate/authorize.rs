@@ -1,5 +1,7 @@
 //! `authorize` and `explain`: the hot path.
 
+use std::sync::Arc;
+
 use super::{Basis, Decision, DenyReason, Explanation, Gate};
 use crate::audit::AuditAction;
 use crate::machine;
@@ -50,6 +52,7 @@ impl Gate {
         let in_force = self.policy.load_full();
         let evaluate = || (in_force.policy.evaluate(principal, action), in_force.version);
         let (decision, policy, grants) = self.decide(action, principal, false, evaluate).await;
+        let grants = grants.into_iter().map(Arc::unwrap_or_clone).collect();
         let policy = policy.unwrap_or(PolicyDecision::NotEligible);
         let ids: &[String] = match &policy {
             PolicyDecision::Standing { policy_ids } | PolicyDecision::Forbidden { policy_ids } => policy_ids,
@@ -78,7 +81,7 @@ impl Gate {
         principal: &EntityRef,
         consume: bool,
         evaluate: impl FnOnce() -> (Result<PolicyDecision, PolicyError>, Option<PolicyVersion>),
-    ) -> (Decision, Option<PolicyDecision>, Vec<Grant>) {
+    ) -> (Decision, Option<PolicyDecision>, Vec<Arc<Grant>>) {
         if let Err(e) = self.limits.authorize_input(principal, action) {
             tracing::warn!(error = %e, "input over a limit; denying");
             return (Decision::deny(DenyReason::OverLimit(e), None), None, Vec::new());
@@ -154,7 +157,7 @@ impl Gate {
     async fn use_grant(
         &self,
         action: &Action,
-        grants: &[Grant],
+        grants: &[Arc<Grant>],
         consume: bool,
         version: Option<PolicyVersion>,
     ) -> Result<Option<GrantId>, Error> {
@@ -173,7 +176,7 @@ impl Gate {
             let used = self
                 .transact_within(self.authorize_deadline, Subject::Grant(g.id), |at| async move {
                     let current = if at.first {
-                        g.clone()
+                        Grant::clone(g)
                     } else {
                         let read = self.store.read_grant(g.id);
                         self.call_within(self.authorize_deadline, "read_grant", read)

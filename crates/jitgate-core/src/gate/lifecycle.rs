@@ -52,7 +52,7 @@ impl Gate {
             .call("live_grants", self.store.live_grants(&ask.principal, &ask.action.scope))
             .await?;
         if let Some(g) = grants.into_iter().find(|g| g.allows(now, &ask.action)) {
-            return Ok(RequestOutcome::AlreadyCovered(g));
+            return Ok(RequestOutcome::AlreadyCovered(Arc::unwrap_or_clone(g)));
         }
         self.open(ask, &flow, None, version).await
     }

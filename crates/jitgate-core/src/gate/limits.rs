@@ -186,50 +186,65 @@ impl Limits {
 
     /// The attributes' size and depth, and (with `chars`) no NUL in names, strings and entities.
     fn attributes(&self, action: &Action, chars: bool) -> Result<(), LimitError> {
-        let no_nul = |field, s: &str| if chars { no_nul(field, s) } else { Ok(()) };
-        // An explicit stack: no recursion, whatever the nesting.
+        // An explicit stack: no recursion, whatever the nesting. Only sets and records go on
+        // it, so a flat context (the usual one, checked on every `authorize`) allocates nothing.
         let mut bytes = 0usize;
         let mut stack: Vec<(&AttrValue, usize)> = Vec::new();
         for (name, value) in &action.context {
             bytes += name.len();
-            no_nul(Field::Attribute, name)?;
-            stack.push((value, 1));
+            if chars {
+                no_nul(Field::Attribute, name)?;
+            }
+            self.attribute(value, 1, chars, &mut bytes, &mut stack)?;
         }
         while let Some((value, depth)) = stack.pop() {
-            if depth > self.attributes_depth {
-                return Err(LimitError::AttributesTooDeep {
-                    depth,
-                    max: self.attributes_depth,
-                });
-            }
-            match value {
-                AttrValue::Bool(_) | AttrValue::Long(_) => bytes += 8,
-                AttrValue::String(s)
-                | AttrValue::Ip(s)
-                | AttrValue::Decimal(s)
-                | AttrValue::Datetime(s)
-                | AttrValue::Duration(s) => {
-                    bytes += s.len();
-                    no_nul(Field::Attribute, s)?;
-                }
-                AttrValue::Entity(e) => {
-                    if chars {
-                        self.entity(e)?;
-                    }
-                    bytes += e.type_name.len() + e.id.len();
-                }
-                AttrValue::Set(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-                AttrValue::Record(fields) => {
-                    for (name, v) in fields {
-                        bytes += name.len();
-                        no_nul(Field::Attribute, name)?;
-                        stack.push((v, depth + 1));
-                    }
-                }
-            }
-            over(Field::Attribute, bytes, self.attributes_bytes)?;
+            self.attribute(value, depth, chars, &mut bytes, &mut stack)?;
         }
         over(Field::Attribute, bytes, self.attributes_bytes)
+    }
+
+    /// Counts `value` (at `depth`) into `bytes`, or stacks its members to be counted.
+    fn attribute<'a>(
+        &self,
+        value: &'a AttrValue,
+        depth: usize,
+        chars: bool,
+        bytes: &mut usize,
+        stack: &mut Vec<(&'a AttrValue, usize)>,
+    ) -> Result<(), LimitError> {
+        let no_nul = |field, s: &str| if chars { no_nul(field, s) } else { Ok(()) };
+        if depth > self.attributes_depth {
+            return Err(LimitError::AttributesTooDeep {
+                depth,
+                max: self.attributes_depth,
+            });
+        }
+        match value {
+            AttrValue::Bool(_) | AttrValue::Long(_) => *bytes += 8,
+            AttrValue::String(s)
+            | AttrValue::Ip(s)
+            | AttrValue::Decimal(s)
+            | AttrValue::Datetime(s)
+            | AttrValue::Duration(s) => {
+                *bytes += s.len();
+                no_nul(Field::Attribute, s)?;
+            }
+            AttrValue::Entity(e) => {
+                if chars {
+                    self.entity(e)?;
+                }
+                *bytes += e.type_name.len() + e.id.len();
+            }
+            AttrValue::Set(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            AttrValue::Record(fields) => {
+                for (name, v) in fields {
+                    *bytes += name.len();
+                    no_nul(Field::Attribute, name)?;
+                    stack.push((v, depth + 1));
+                }
+            }
+        }
+        over(Field::Attribute, *bytes, self.attributes_bytes)
     }
 
     /// A requested duration: at most [`Limits::duration`].

@@ -4,6 +4,7 @@
 //! accessors at the end of [`Store`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -342,6 +343,8 @@ impl StoreError {
 /// method.
 ///
 /// ```
+/// use std::sync::Arc;
+///
 /// use chrono::{DateTime, Utc};
 /// use jitgate_core::{
 ///     async_trait, AccessRequest, Commit, EntityRef, Grant, GrantId, PrincipalCounts, RequestId, Scope, Store, StoreError,
@@ -361,7 +364,7 @@ impl StoreError {
 ///     async fn read_grant(&self, _: GrantId) -> Result<Option<Grant>, StoreError> {
 ///         Ok(None)
 ///     }
-///     async fn live_grants(&self, _: &EntityRef, _: &Scope) -> Result<Vec<Grant>, StoreError> {
+///     async fn live_grants(&self, _: &EntityRef, _: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
 ///         Ok(Vec::new())
 ///     }
 ///     async fn pending_request(&self, _: &EntityRef, _: &Scope) -> Result<Option<AccessRequest>, StoreError> {
@@ -371,7 +374,7 @@ impl StoreError {
 ///         Ok(PrincipalCounts::new(0, 0))
 ///     }
 /// }
-/// let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(ReadOnly);
+/// let store: Arc<dyn Store> = Arc::new(ReadOnly);
 /// assert!(store.outbox().is_none());
 /// ```
 #[async_trait]
@@ -398,11 +401,12 @@ pub trait Store: Send + Sync {
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
 
     /// Reads the grants of `principal` for exactly `scope` whose stored state is scheduled or
-    /// active — the hot-path index; must not scan.
+    /// active — the hot-path index; must not scan. The grants are shared (`Arc`): a store that
+    /// keeps them in memory hands out references, not copies, on every `authorize`.
     ///
     /// # Errors
     /// A backend error.
-    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError>;
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError>;
 
     /// Reads the pending request of `principal` for `scope`, if any.
     ///

@@ -1,5 +1,7 @@
 //! The one transaction per transition (`Store::commit`) and the core reads.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::{
@@ -282,7 +284,7 @@ impl Store for PgStore {
         row.map(|r| decode(&r, "body", "grants")).transpose()
     }
 
-    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
         if let Some(grants) = self.cache.get(principal, scope) {
             return Ok(grants);
         }

@@ -312,7 +312,7 @@ impl PgStore {
         rows.iter().map(|r| decode(r, "body", what)).collect()
     }
 
-    async fn live_grants_from_db(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+    async fn live_grants_from_db(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
         let rows = sqlx::query(
             "SELECT body FROM grants WHERE principal = $1 AND scope_key = $2 AND state IN ('scheduled', 'active')",
         )
@@ -321,7 +321,7 @@ impl PgStore {
         .fetch_all(self.db()?)
         .await
         .map_err(backend)?;
-        rows.iter().map(|r| decode(r, "body", "grants")).collect()
+        rows.iter().map(|r| decode(r, "body", "grants").map(Arc::new)).collect()
     }
 }
 

@@ -71,7 +71,7 @@ impl jitgate::Store for DropUses {
         &self,
         principal: &EntityRef,
         scope: &jitgate::Scope,
-    ) -> Result<Vec<jitgate::Grant>, jitgate::StoreError> {
+    ) -> Result<Vec<std::sync::Arc<jitgate::Grant>>, jitgate::StoreError> {
         self.inner.live_grants(principal, scope).await
     }
     async fn pending_request(

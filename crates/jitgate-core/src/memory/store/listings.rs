@@ -53,7 +53,7 @@ impl Listings for MemoryStore {
             grant_ids_after(set, after),
             page.limit,
             |id| id.to_string(),
-            |id| inner.grants.get(id).cloned(),
+            |id| inner.grants.get(id).map(|g| Grant::clone(g)),
         ))
     }
 
@@ -163,7 +163,7 @@ impl Listings for MemoryStore {
             grant_ids_after(&inner.unacknowledged, after),
             page.limit,
             |id| id.to_string(),
-            |id| inner.grants.get(id).cloned(),
+            |id| inner.grants.get(id).map(|g| Grant::clone(g)),
         ))
     }
 }

@@ -1,7 +1,7 @@
 //! The in-memory [`Store`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -42,7 +42,8 @@ const CLAIM_LEASE_SECONDS: i64 = 30;
 #[derive(Default, Debug)]
 struct Inner {
     requests: HashMap<RequestId, AccessRequest>,
-    grants: HashMap<GrantId, Grant>,
+    /// Shared with the callers of `live_grants` (a read copies no grant).
+    grants: HashMap<GrantId, Arc<Grant>>,
     /// principal -> scope -> live grant ids: looked up on every `authorize` (foldhash, seeded
     /// per process, hashes the strings of the key several times faster than the default).
     live: HashMap<EntityRef, HashMap<Scope, Vec<GrantId>, Fast>, Fast>,
@@ -217,7 +218,7 @@ impl Inner {
                 self.unindex_grant(&old);
             }
             self.index_grant(&g);
-            self.grants.insert(g.id, g);
+            self.grants.insert(g.id, Arc::new(g));
         }
         for entry in c.audit {
             let request_id = entry.request_id;
@@ -400,10 +401,10 @@ impl Store for MemoryStore {
     }
 
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        Ok(self.read().grants.get(&id).cloned())
+        Ok(self.read().grants.get(&id).map(|g| Grant::clone(g)))
     }
 
-    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Grant>, StoreError> {
+    async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
         let inner = self.read();
         let ids = inner.live.get(principal).and_then(|m| m.get(scope));
         Ok(ids

@@ -37,7 +37,7 @@ impl DueWork for MemoryStore {
         Ok(ids
             .iter()
             .take(limit)
-            .filter_map(|id| inner.grants.get(id).cloned())
+            .filter_map(|id| inner.grants.get(id).map(|g| Grant::clone(g)))
             .collect())
     }
 
@@ -50,7 +50,7 @@ impl DueWork for MemoryStore {
             .filter_map(|(_, id)| inner.grants.get(id))
             .filter(|g| g.state == GrantState::Active && g.reminded_at.is_none())
             .take(limit)
-            .cloned()
+            .map(|g| Grant::clone(g))
             .collect())
     }
 }
