@@ -50,15 +50,36 @@ impl ContextReads {
 
     /// The part of `context` the decision can depend on, borrowed (nothing copied).
     pub(crate) fn view<'a>(&'a self, context: &'a Attributes) -> ContextView<'a> {
+        let ContextReads::Only(names) = self else {
+            return ContextView::whole(context);
+        };
+        // Picked once here, so hashing and comparing the view search no name set again.
+        let mut picked = [None; PICKED];
+        let mut len = 0;
+        for pair in context.iter().filter(|(k, _)| names.contains(*k)) {
+            if len == PICKED {
+                return ContextView {
+                    attributes: context,
+                    only: Some(names),
+                    picked: None,
+                };
+            }
+            picked[len] = Some(pair);
+            len += 1;
+        }
         ContextView {
             attributes: context,
-            only: match self {
-                ContextReads::All => None,
-                ContextReads::Only(names) => Some(names),
-            },
+            only: Some(names),
+            picked: Some((picked, len)),
         }
     }
 }
+
+/// How many read attributes a view holds picked out (more: it filters as it goes).
+const PICKED: usize = 8;
+
+/// A borrowed attribute of a context.
+type Pair<'a> = (&'a String, &'a AttrValue);
 
 /// The attributes of a context that some policy reads, without copying them.
 #[derive(Clone, Copy, Debug)]
@@ -66,19 +87,50 @@ pub(crate) struct ContextView<'a> {
     attributes: &'a Attributes,
     /// `None`: every attribute.
     only: Option<&'a BTreeSet<String>>,
+    /// The attributes in view, in name order, when there are at most [`PICKED`].
+    picked: Option<([Option<Pair<'a>>; PICKED], usize)>,
 }
 
 impl<'a> ContextView<'a> {
     /// A view of every attribute of `attributes`.
     pub(crate) fn whole(attributes: &'a Attributes) -> Self {
-        Self { attributes, only: None }
+        Self {
+            attributes,
+            only: None,
+            picked: None,
+        }
     }
 
     /// The attributes in view, in name order.
-    pub(crate) fn pairs(self) -> impl Iterator<Item = (&'a String, &'a AttrValue)> {
-        self.attributes
-            .iter()
-            .filter(move |(k, _)| self.only.is_none_or(|names| names.contains(*k)))
+    pub(crate) fn pairs(self) -> Pairs<'a> {
+        Pairs {
+            all: self.attributes.iter(),
+            view: self,
+            at: 0,
+        }
+    }
+}
+
+/// The attributes of a [`ContextView`], in name order (a plain loop: this runs twice on every
+/// cached call, hashing and comparing, and iterator adapters chained over an array did not
+/// optimise to one).
+pub(crate) struct Pairs<'a> {
+    view: ContextView<'a>,
+    at: usize,
+    all: std::collections::btree_map::Iter<'a, String, AttrValue>,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Pair<'a>;
+
+    fn next(&mut self) -> Option<Pair<'a>> {
+        if let Some((items, len)) = &self.view.picked {
+            let item = if self.at < *len { items[self.at] } else { None };
+            self.at += 1;
+            return item;
+        }
+        let only = self.view.only;
+        self.all.find(|(k, _)| only.is_none_or(|names| names.contains(*k)))
     }
 }
 
@@ -178,6 +230,23 @@ mod tests {
             reads(r#"permit(principal, action, resource) when { context == {"a": 1} };"#),
             ContextReads::All
         );
+    }
+
+    #[test]
+    fn a_view_holds_the_read_attributes_however_many_there_are() {
+        for (read, unread) in [(2, 3), (PICKED, 1), (PICKED + 3, 4)] {
+            let names: Vec<String> = (0..read).map(|i| format!("r{i:02}")).collect();
+            let only = ContextReads::Only(names.iter().cloned().collect());
+            let context: Attributes = names
+                .iter()
+                .map(|n| (n.clone(), AttrValue::from(n.as_str())))
+                .chain((0..unread).map(|i| (format!("u{i}"), AttrValue::Long(i as i64))))
+                .collect();
+            let seen: Vec<&String> = only.view(&context).pairs().map(|(k, _)| k).collect();
+            assert_eq!(seen, names.iter().collect::<Vec<_>>(), "{read} read, {unread} not");
+            assert_eq!(only.relevant(&context).len(), read);
+            assert_eq!(ContextReads::All.view(&context).pairs().count(), read + unread);
+        }
     }
 
     #[test]

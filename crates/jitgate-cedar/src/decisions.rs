@@ -75,8 +75,21 @@ impl Hash for dyn KeyParts + '_ {
 
 impl PartialEq for dyn KeyParts + '_ {
     fn eq(&self, other: &Self) -> bool {
+        if self.hash64() != other.hash64() {
+            return false;
+        }
         let ((p, s, c), (op, os, oc)) = (self.parts(), other.parts());
-        self.hash64() == other.hash64() && p == op && s == os && c.pairs().eq(oc.pairs())
+        if p != op || s != os {
+            return false;
+        }
+        let (mut a, mut b) = (c.pairs(), oc.pairs());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x == y => {}
+                _ => return false,
+            }
+        }
     }
 }
 

@@ -284,7 +284,9 @@ pub struct SliceIndex {
     all: PolicySet,
     mentions: Mentions,
     // Looked up on every uncached call: foldhash (seeded per process).
-    by_principal: HashMap<EntityUid, Arc<ClassSlices>, Fast>,
+    // By type, then id (a few dozen bytes per principal, where a whole `EntityUid` key is over
+    // a hundred).
+    by_principal: HashMap<EntityTypeName, HashMap<Box<str>, Arc<ClassSlices>, Fast>, Fast>,
     /// The same slices by class: for a principal the snapshot does not hold whose class it does.
     by_class: HashMap<Class, Arc<ClassSlices>, Fast>,
     /// Principals the snapshot did not know: computed on first use, bounded.
@@ -327,7 +329,8 @@ impl SliceIndex {
         let actions: Vec<&EntityUid> = actions.into_iter().collect();
         let mut classes: HashMap<Class, Arc<ClassSlices>, Fast> = HashMap::default();
         let mut shared: HashMap<Vec<PolicyId>, Arc<PolicySet>> = HashMap::new();
-        let mut by_principal = HashMap::default();
+        let mut by_principal: HashMap<EntityTypeName, HashMap<Box<str>, Arc<ClassSlices>, Fast>, Fast> =
+            HashMap::default();
         for e in entities.iter() {
             let uid = e.uid();
             if !principal_types.contains(uid.type_name()) {
@@ -354,7 +357,10 @@ impl SliceIndex {
                     slices
                 }
             };
-            by_principal.insert(uid, slices);
+            by_principal
+                .entry(uid.type_name().clone())
+                .or_default()
+                .insert(uid.id().unescaped().into(), slices);
         }
         Self {
             all: all.clone(),
@@ -369,7 +375,11 @@ impl SliceIndex {
 
     /// The slice for a request by `principal` for `action`.
     pub fn get(&self, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> Arc<PolicySet> {
-        if let Some(s) = self.by_principal.get(principal).and_then(|slices| slices.get(action)) {
+        let known = self
+            .by_principal
+            .get(principal.type_name())
+            .and_then(|ids| ids.get(principal.id().unescaped()));
+        if let Some(s) = known.and_then(|slices| slices.get(action)) {
             return Arc::clone(s);
         }
         let class = self.mentions.class(principal, entities);
