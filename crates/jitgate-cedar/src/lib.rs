@@ -42,6 +42,7 @@ mod live;
 mod load;
 mod loader;
 mod policy;
+mod probes;
 pub mod schema;
 pub mod slice;
 

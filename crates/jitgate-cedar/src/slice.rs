@@ -6,7 +6,7 @@
 //! determining and never evaluated past its scope, so leaving it out changes neither the
 //! decision, nor the determining policy ids, nor the evaluation errors. That holds for forbids
 //! too: a forbid is only dropped when its own scope excludes the request, or when conditions
-//! that open it and read only the principal are false for this principal (see `Probes`). The
+//! that open it and read only the principal are false for this principal (`crate::probes`). The
 //! hierarchy used here is the same `Entities` Cedar evaluates with, so "can match" is exact,
 //! not a guess.
 
@@ -14,10 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Entities, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
-    PrincipalConstraint, Request,
+    ActionConstraint, Entities, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint,
 };
-use serde_json::Value;
+
+use crate::probes::Probes;
 
 fn principal_may_match(c: &PrincipalConstraint, p: &EntityUid, entities: &Entities) -> bool {
     let within = |g: &EntityUid| g == p || entities.is_ancestor_of(g, p);
@@ -66,8 +66,13 @@ pub fn add(set: &mut PolicySet, all: &PolicySet, policy: &Policy) -> Result<(), 
 /// match it. `entities` must be the entities the request is evaluated with (including the
 /// schema's action entities, for action groups).
 pub fn slice(all: &PolicySet, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> PolicySet {
+    slice_of(all, |p| may_apply(p, principal, action, entities))
+}
+
+/// The policies of `all` that `keep`, as a set (links with their templates).
+fn slice_of(all: &PolicySet, keep: impl Fn(&Policy) -> bool) -> PolicySet {
     let mut set = PolicySet::new();
-    for p in all.policies().filter(|p| may_apply(p, principal, action, entities)) {
+    for p in all.policies().filter(|p| keep(p)) {
         if add(&mut set, all, p).is_err() {
             // Ids are unique in `all`: this cannot happen, and the whole set is always right.
             return all.clone();
@@ -78,7 +83,7 @@ pub fn slice(all: &PolicySet, principal: &EntityUid, action: &EntityUid, entitie
 
 /// What the policies can tell principals apart by: the entities their principal scopes name
 /// with `==` and the groups they name with `in`, and the conditions that open a policy and read
-/// nothing but the principal ([`Probes`]).
+/// nothing but the principal (`crate::probes`).
 #[derive(Debug)]
 struct Mentions {
     named: HashSet<EntityUid>,
@@ -126,138 +131,6 @@ impl Mentions {
     }
 }
 
-/// Conditions that open a policy and read nothing but the principal (its attributes, its
-/// groups, entity literals): `when { principal.contractor }`, `unless { principal in
-/// Team::"oncall" }`. With the entities fixed they have one value per principal, decided once
-/// per snapshot, so a forbid such a condition rules out for a principal (a contractor forbid,
-/// for an employee) is never evaluated for them.
-///
-/// Exact, not a guess: Cedar evaluates a policy's scope, then its conditions in order, each
-/// `&&` left to right, stopping at the first `false`. A probe holds the longest such prefix of
-/// a policy's conditions that reads only the principal, as a policy of its own with an open
-/// scope; where the probe is neither satisfied nor in error for a principal, one of those
-/// conditions is `false` after the ones before it held without error, so the policy itself is
-/// `false` for that principal — never satisfied, never an error — whatever the request.
-#[derive(Debug, Default)]
-struct Probes {
-    set: PolicySet,
-    /// (the policy, its probe), in the set's order.
-    of: Vec<(PolicyId, PolicyId)>,
-}
-
-impl Probes {
-    fn of(all: &PolicySet) -> Self {
-        let mut probes = Self::default();
-        for p in all.policies() {
-            let Some(conditions) = p.to_json().ok().and_then(|json| principal_prefix(&json)) else {
-                continue;
-            };
-            let probe_id = PolicyId::new(format!("probe{}", probes.of.len()));
-            let probe = serde_json::json!({
-                "effect": "permit",
-                "principal": { "op": "All" },
-                "action": { "op": "All" },
-                "resource": { "op": "All" },
-                "conditions": conditions,
-            });
-            let Ok(probe) = Policy::from_json(Some(probe_id.clone()), probe) else {
-                continue;
-            };
-            if probes.set.add(probe).is_ok() {
-                probes.of.push((p.id().clone(), probe_id));
-            }
-        }
-        probes
-    }
-
-    /// The policies whose leading principal conditions are `false` for `principal`, sorted.
-    fn ruled_out(&self, principal: &EntityUid, entities: &Entities) -> Vec<PolicyId> {
-        if self.of.is_empty() {
-            return Vec::new();
-        }
-        // The probes read only the principal: any action and resource will do.
-        let Ok(request) = Request::new(
-            principal.clone(),
-            principal.clone(),
-            principal.clone(),
-            Context::empty(),
-            None,
-        ) else {
-            return Vec::new();
-        };
-        let response = Authorizer::new().is_authorized(&request, &self.set, entities);
-        let settled: HashSet<&PolicyId> = response
-            .diagnostics()
-            .reason()
-            .chain(response.diagnostics().errors().map(|e| {
-                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
-                pe.policy_id()
-            }))
-            .collect();
-        let mut out: Vec<PolicyId> = self
-            .of
-            .iter()
-            .filter(|(_, probe)| !settled.contains(probe))
-            .map(|(policy, _)| policy.clone())
-            .collect();
-        out.sort_unstable();
-        out
-    }
-}
-
-/// The longest prefix of a policy's conditions (its JSON form) that reads only the principal:
-/// whole `when`/`unless` clauses, then the leading conjuncts of the first `when` that does not
-/// (in the JSON form's clause shape), or `None` if there is none.
-fn principal_prefix(policy: &Value) -> Option<Vec<Value>> {
-    let mut prefix = Vec::new();
-    for clause in policy.get("conditions")?.as_array()? {
-        let (kind, body) = (clause.get("kind")?.as_str()?, clause.get("body")?);
-        if reads_only_principal(body) {
-            prefix.push(clause.clone());
-            continue;
-        }
-        if kind == "when" {
-            let mut conjuncts = Vec::new();
-            flatten_and(body, &mut conjuncts);
-            let leading: Vec<&Value> = conjuncts.into_iter().take_while(|c| reads_only_principal(c)).collect();
-            prefix.extend(
-                leading
-                    .into_iter()
-                    .map(|c| serde_json::json!({ "kind": "when", "body": c })),
-            );
-        }
-        break;
-    }
-    (!prefix.is_empty()).then_some(prefix)
-}
-
-/// `a && b && c` as `[a, b, c]`, in evaluation order.
-fn flatten_and<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
-    match e.get("&&") {
-        Some(and) => match (and.get("left"), and.get("right")) {
-            (Some(left), Some(right)) => {
-                flatten_and(left, out);
-                flatten_and(right, out);
-            }
-            _ => out.push(e),
-        },
-        None => out.push(e),
-    }
-}
-
-/// Whether the expression reads no variable but `principal` (and no slot or unknown).
-fn reads_only_principal(e: &Value) -> bool {
-    match e {
-        Value::Object(map) => map.iter().all(|(key, inner)| match key.as_str() {
-            "Var" => inner == "principal",
-            "Slot" | "unknown" => false,
-            _ => reads_only_principal(inner),
-        }),
-        Value::Array(items) => items.iter().all(reads_only_principal),
-        _ => true,
-    }
-}
-
 type Fast = foldhash::fast::RandomState;
 
 /// Principals that no policy scope or leading principal condition can tell apart.
@@ -278,7 +151,7 @@ type ClassSlices = HashMap<EntityUid, Arc<PolicySet>, Fast>;
 /// The slices of one policy set for one entity snapshot, keyed by principal class and action:
 /// built once, with the snapshot, for every class of the principals in the entities and every
 /// action of the schema. Memory grows with the number of distinct classes (combinations of
-/// the groups the policies name and of their leading principal conditions' values) and with
+/// the groups the policies name and of their opening principal conditions' values) and with
 /// one entry per principal naming its class, not with users × actions; equal slices are shared.
 pub struct SliceIndex {
     all: PolicySet,
@@ -422,17 +295,7 @@ fn class_slice(
     action: &EntityUid,
     entities: &Entities,
 ) -> PolicySet {
-    let mut set = PolicySet::new();
-    for p in all
-        .policies()
-        .filter(|p| in_slice(p, class, principal, action, entities))
-    {
-        if add(&mut set, all, p).is_err() {
-            // Ids are unique in `all`: this cannot happen, and the whole set is always right.
-            return all.clone();
-        }
-    }
-    set
+    slice_of(all, |p| in_slice(p, class, principal, action, entities))
 }
 
 /// Evaluates `request` on the whole set and on its slice and says how they differ (decision,
