@@ -100,6 +100,7 @@ macro_rules! __conformance_group {
     ($factory:expr, audit_log) => {
         $crate::__conformance_tests!($factory, audit_log:
             audit_chain_stays_continuous_under_concurrency,
+            released_records_leave_a_linked_chain,
             nothing_is_deleted,
         );
     };

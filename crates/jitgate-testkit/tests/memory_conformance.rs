@@ -29,3 +29,14 @@ mod faulty_store {
         Some(Arc::new(FaultyStore::new(Capabilities::All)) as Arc<dyn Store>)
     });
 }
+
+/// A memory store that lets streamed audit records go passes the same checks.
+mod releasing_memory_store {
+    use std::sync::Arc;
+
+    use jitgate_core::{MemoryStore, Store};
+
+    jitgate_testkit::store_conformance!(|| async {
+        Some(Arc::new(MemoryStore::new().releasing_streamed_audit()) as Arc<dyn Store>)
+    });
+}

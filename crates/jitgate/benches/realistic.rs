@@ -22,10 +22,11 @@ use chrono::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use jitgate::cedar::{CedarPolicy, StaticEntities};
 use jitgate::{
-    Action, AttrValue, Decision, EntityRef, Flow, Gate, GrantId, ManualClock, MemoryStore, NewRequest, RequestId,
-    Store, UseRecording,
+    Action, AttrValue, AuditStreamer, Decision, EntityRef, Flow, Gate, GrantId, ManualClock, MemoryStore, NewRequest,
+    RequestId, Store, UseRecording,
 };
 // Filling the store with grants past the rules needs the state machine (feature `testing`).
+use jitgate::audit::{AuditRecord, RecordSink, SinkError};
 use jitgate_core::machine;
 
 const SCHEMA: &str = r#"
@@ -134,8 +135,23 @@ forbid(principal, action == Jit::Action::"review", resource) when { principal.co
     s
 }
 
-/// Fills the store to `n` grants (held by principals outside the directory, on many scopes).
-async fn grow(store: &MemoryStore, n: usize, now: chrono::DateTime<chrono::Utc>) {
+/// A SIEM that takes every record (what it does with them is not measured here).
+struct Siem;
+
+#[async_trait::async_trait]
+impl RecordSink for Siem {
+    fn name(&self) -> &str {
+        "siem"
+    }
+    async fn publish(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+        std::hint::black_box(records);
+        Ok(())
+    }
+}
+
+/// Fills the store to `n` grants (held by principals outside the directory, on many scopes),
+/// streaming the audit chain to the SIEM every 10,000 grants (the store lets go of what it took).
+async fn grow(store: &MemoryStore, streamer: &AuditStreamer, n: usize, now: chrono::DateTime<chrono::Utc>) {
     let flow = Flow::new(Duration::hours(8)).with_auto_approve(true);
     for i in store.grant_count()..n {
         let action = Action::new(
@@ -147,7 +163,11 @@ async fn grow(store: &MemoryStore, n: usize, now: chrono::DateTime<chrono::Utc>)
             .unwrap()
             .commit;
         store.commit(commit).await.unwrap();
+        if i % 10_000 == 9_999 {
+            streamer.stream_once().await.unwrap();
+        }
     }
+    streamer.stream_once().await.unwrap();
 }
 
 /// The resident set size of this process, in bytes (Linux; 0 elsewhere).
@@ -262,7 +282,7 @@ fn bench(c: &mut Criterion) {
         drop(index);
 
         let clock = Arc::new(ManualClock::default());
-        let store = Arc::new(MemoryStore::new());
+        let store = Arc::new(MemoryStore::new().releasing_streamed_audit());
         let gate_on = |p: Arc<CedarPolicy>| {
             Gate::builder()
                 .policy(p)
@@ -273,6 +293,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         };
         let (gate, cached) = (gate_on(Arc::clone(&policy)), gate_on(Arc::clone(&cached_policy)));
+        let streamer = gate.audit_streamer().sink(Arc::new(Siem));
         // u11's grant, through the real flow.
         rt.block_on(async {
             let ask = NewRequest::new(
@@ -354,7 +375,7 @@ fn bench(c: &mut Criterion) {
         };
         for grants in sizes {
             let (before, had) = (rss(), store.grant_count());
-            rt.block_on(grow(&store, grants, jitgate::Clock::now(&*clock)));
+            rt.block_on(grow(&store, &streamer, grants, jitgate::Clock::now(&*clock)));
             if grants >= 100_000 {
                 // Each grown grant is active, with its approved request and its audit records.
                 eprintln!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jitgate::config::{Config, ConfigError, StartError};
-use jitgate::{Action, EntityRef};
+use jitgate::{Action, EntityRef, NewRequest};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -137,6 +137,17 @@ fn errors_name_the_field_and_where_the_value_came_from() {
     ));
     assert_eq!(twice.field().as_deref(), Some("destinations[1].name"), "{twice}");
 
+    let nothing_streams = error_of(&format!("{MINIMAL}[store]\nrelease_streamed_audit = true\n"));
+    assert_eq!(
+        nothing_streams.field().as_deref(),
+        Some("store.release_streamed_audit"),
+        "{nothing_streams}"
+    );
+    assert!(
+        nothing_streams.to_string().contains("audit.stream_file"),
+        "{nothing_streams}"
+    );
+
     let syntax = error_of("[policy\n");
     assert!(
         syntax.to_string().contains("jitgate.toml") || syntax.to_string().contains("TOML"),
@@ -184,7 +195,8 @@ async fn a_configuration_starts_a_gate_that_picks_up_edited_policies() {
     let toml = format!(
         "{MINIMAL}reload_every = \"20ms\"\n[entities]\nfile = \"policies/entities.json\"\n\
          [delivery]\nsecurity = ['Team::\"security\"']\n[[destinations]]\nname = \"log\"\n\
-         [audit]\nstream_file = \"records.jsonl\"\nstream_every = \"10ms\"\n"
+         [audit]\nstream_file = \"records.jsonl\"\nstream_every = \"10ms\"\n\
+         [store]\nrelease_streamed_audit = true\n"
     );
     let dir = Dir::new("start", &[("jitgate.toml", &toml)]);
     let running = load(&dir).unwrap().start().await.expect("the configuration starts");
@@ -201,6 +213,21 @@ async fn a_configuration_starts_a_gate_that_picks_up_edited_policies() {
     ] {
         assert!(names.iter().any(|n| n == task), "{task} is not running: {names:?}");
     }
+    // The streamed records leave the memory store; the chain verifies from there.
+    let ask = NewRequest::new(
+        sam.clone(),
+        Action::new(
+            EntityRef::new("Action", "db_restart"),
+            EntityRef::new("Database", "orders-staging"),
+        ),
+        chrono::Duration::minutes(30),
+    );
+    running.gate.request(ask).await.expect("a request");
+    let gate = running.gate.clone();
+    wait_until("the streamed records to be released", async || {
+        gate.verify_audit().await.is_ok_and(|r| r.released.seq >= 1)
+    })
+    .await;
     let before = running.gate.policy_version();
     std::fs::write(
         dir.path("policies/freeze.cedar"),

@@ -330,6 +330,31 @@ impl Verifier {
         }
     }
 
+    /// Moves on to the records after `head` without checking the records up to it: the
+    /// store released them to its audit sinks ([`AuditLog::released`](crate::AuditLog::released)),
+    /// where their copy is verified (`verify_jsonl`). A checkpoint at `head` must have signed
+    /// it; one before it is left to the sinks' copy. Nothing happens if `head` is not past
+    /// what was verified.
+    ///
+    /// # Errors
+    /// [`ChainError::DiffersFromCheckpoint`] if the checkpoint signed `head`'s record and
+    /// its hash differs; the verifier does not advance.
+    pub fn resume_after(&mut self, head: &ChainHead) -> Result<(), ChainError> {
+        if head.seq <= self.head.seq {
+            return Ok(());
+        }
+        if let Some((seq, signed)) = &self.anchor {
+            if *seq == head.seq && *signed != head.hash {
+                return Err(ChainError::DiffersFromCheckpoint { seq: head.seq });
+            }
+            if *seq <= head.seq {
+                self.anchor = None;
+            }
+        }
+        self.head = head.clone();
+        Ok(())
+    }
+
     /// Ends verification: the head, unless the chain ended before its checkpoint.
     ///
     /// # Errors

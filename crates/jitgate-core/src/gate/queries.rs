@@ -52,6 +52,10 @@ pub struct AuditReport {
     pub head: ChainHead,
     /// Committed, not yet sealed, not verified.
     pub unsealed: Unsealed,
+    /// Where the verified records start: after the last record the store released to its
+    /// audit sinks ([`AuditLog::released`](crate::AuditLog::released)), whose copies there are
+    /// verified with `verify_jsonl`; the genesis head when the store keeps the whole chain.
+    pub released: ChainHead,
 }
 
 const AUDIT_PAGE: usize = 1_000;
@@ -257,21 +261,24 @@ impl Gate {
     }
 
     /// Verifies the whole audit chain, page by page: its head, and what the store has
-    /// committed but not yet chained (see [`AuditReport`]).
+    /// committed but not yet chained (see [`AuditReport`]). A store that released records to
+    /// the audit sinks ([`MemoryStore::releasing_streamed_audit`](crate::MemoryStore::releasing_streamed_audit))
+    /// is verified from its release point, linked to the last released record's hash; the
+    /// sinks' copies of the released part are verified with `verify_jsonl`.
     ///
     /// # Errors
     /// [`AuditError::Chain`] naming the first edited, missing or reordered record; a store
     /// error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)).
     pub async fn verify_audit(&self) -> Result<AuditReport, AuditError> {
-        let mut v = Verifier::new();
-        self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
-            .await?;
-        self.report(v.head().clone()).await
+        self.verify_from(Verifier::new()).await
     }
 
     /// Verifies the whole audit chain and checks it against `checkpoint`, signed by the key
     /// `public_key_hex`: the chain must reach the checkpoint's record (else its tail was cut)
-    /// and hold the record the checkpoint signed (else it was rewritten).
+    /// and hold the record the checkpoint signed (else it was rewritten). A checkpoint of a
+    /// record the store has released to the audit sinks is checked against their copy
+    /// (`verify_jsonl_against`), not here ([`AuditReport::released`] says where the store's
+    /// part starts).
     ///
     /// # Errors
     /// [`AuditError::Checkpoint`] if the checkpoint's signature does not verify;
@@ -284,11 +291,28 @@ impl Gate {
         public_key_hex: &str,
     ) -> Result<AuditReport, AuditError> {
         checkpoint.verify_signature(public_key_hex)?;
-        let mut v = Verifier::anchored(checkpoint);
-        self.each_audit_page(|records| records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from))
-            .await?;
+        self.verify_from(Verifier::anchored(checkpoint)).await
+    }
+
+    /// Verifies the kept chain with `v`, from the store's release point.
+    async fn verify_from(&self, mut v: Verifier) -> Result<AuditReport, AuditError> {
+        let released = self.released_audit().await?;
+        v.resume_after(&released)?;
+        let after = v.head().seq;
+        self.each_audit_page_after(after, |records| {
+            records.iter().try_for_each(|r| v.push(r)).map_err(AuditError::from)
+        })
+        .await?;
         let head = v.finish()?;
-        self.report(head).await
+        self.report(head, released).await
+    }
+
+    /// The last record the store released to the audit sinks (genesis if none).
+    pub(super) async fn released_audit(&self) -> Result<ChainHead, AuditError> {
+        let log = self.store.audit_log().ok_or(StoreError::Unsupported {
+            capability: Capability::AuditLog,
+        })?;
+        Ok(self.call("released", log.released()).await?)
     }
 
     /// The committed audit entries the store has not chained yet (none for stores that chain
@@ -302,7 +326,7 @@ impl Gate {
         Ok(self.call("unsealed", log.unsealed()).await?)
     }
 
-    async fn report(&self, head: ChainHead) -> Result<AuditReport, AuditError> {
+    async fn report(&self, head: ChainHead, released: ChainHead) -> Result<AuditReport, AuditError> {
         let log = self.store.audit_log().ok_or(StoreError::Unsupported {
             capability: Capability::AuditLog,
         })?;
@@ -315,10 +339,15 @@ impl Gate {
                 "audit entries are committed but not sealed yet: the verified chain ends before them"
             );
         }
-        Ok(AuditReport { head, unsealed })
+        Ok(AuditReport {
+            head,
+            unsealed,
+            released,
+        })
     }
 
-    /// Writes the whole audit chain as JSON lines.
+    /// Writes the whole audit chain as JSON lines (what the store keeps: after its release
+    /// point, if it released records to the audit sinks).
     ///
     /// # Errors
     /// A store error ([`StoreError::Unsupported`] without an [`AuditLog`](crate::AuditLog)) or

@@ -25,7 +25,11 @@ const STREAM_PAGE: usize = 1_000;
 ///
 /// The store's audit chain is the durable queue: a record is streamed from where it is kept,
 /// never copied elsewhere first, and what a sink has not taken is still there at the next
-/// round.
+/// round. After each round the streamer tells the store which records every sink took
+/// ([`AuditLog::release`](crate::AuditLog::release)): a
+/// [`MemoryStore::releasing_streamed_audit`](crate::MemoryStore::releasing_streamed_audit)
+/// then lets go of them, so its memory does not grow with the chain. Give such a store one
+/// streamer, with every sink on it.
 pub struct AuditStreamer {
     gate: Gate,
     sinks: Vec<Arc<dyn RecordSink>>,
@@ -169,6 +173,11 @@ impl AuditStreamer {
                 problem: "cannot be written",
                 source: Some(e),
             })?;
+        }
+        if !self.sinks.is_empty() && report.position > 0 {
+            // Every sink holds the records through the position: a store that keeps the
+            // chain in memory may let go of them.
+            log.release(report.position).await?;
         }
         Ok(report)
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::listings::{Page, PageRequest};
 use super::store::{Store, StoreError};
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, ChainHead};
 use crate::model::ids::RequestId;
 
 /// Reads the audit chain (a [`Store`] capability): verification and export need it.
@@ -31,6 +31,29 @@ pub trait AuditLog: Store {
     /// A backend error.
     async fn unsealed(&self) -> Result<Unsealed, StoreError> {
         Ok(Unsealed::default())
+    }
+
+    /// Told that every audit sink durably holds the records through `through` (the
+    /// [`AuditStreamer`](crate::AuditStreamer) says so after each round). A store that keeps
+    /// the chain only in memory may drop them, keeping the head of what it dropped
+    /// ([`released`](Self::released)); a durable store keeps them (the default: nothing
+    /// happens).
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn release(&self, through: u64) -> Result<(), StoreError> {
+        let _ = through;
+        Ok(())
+    }
+
+    /// The last record the store let go of after [`release`](Self::release): the kept chain
+    /// starts after it, and [`records`](Self::records) returns nothing before it. The genesis
+    /// head (sequence 0) when the store keeps the whole chain (the default).
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn released(&self) -> Result<ChainHead, StoreError> {
+        Ok(ChainHead::genesis())
     }
 }
 

@@ -12,6 +12,7 @@ mod failures;
 mod observability;
 mod policy_swap;
 mod recording;
+mod released_audit;
 mod request;
 mod retention;
 mod review;

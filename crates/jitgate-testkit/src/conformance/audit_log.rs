@@ -33,6 +33,34 @@ pub async fn audit_chain_stays_continuous_under_concurrency(store: Arc<dyn Store
     );
 }
 
+/// Told that sinks hold a prefix, a store keeps the chain after the point it reports: the
+/// first kept record links to the released head, and what is kept verifies from there
+/// (a durable store releases nothing: genesis, the whole chain).
+pub async fn released_records_leave_a_linked_chain(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        let (_, c) = open(&fixtures::user(&format!("r{i}")), "x", t0());
+        store.commit(c).await.expect("commit");
+    }
+    let log = audit_log(&store);
+    assert_eq!(
+        log.released().await.unwrap(),
+        ChainHead::genesis(),
+        "nothing released yet"
+    );
+    log.release(3).await.expect("release");
+    let released = log.released().await.unwrap();
+    assert!(released.seq <= 3, "released {} though told 3", released.seq);
+    let kept = log.records(0, usize::MAX).await.unwrap();
+    assert_eq!(kept.first().map(|r| r.seq), Some(released.seq + 1));
+    assert_eq!(kept[0].prev_hash, released.hash);
+    let mut v = jitgate_core::audit::Verifier::new();
+    v.resume_after(&released).unwrap();
+    kept.iter()
+        .try_for_each(|r| v.push(r))
+        .expect("the kept chain verifies");
+    assert_eq!(v.finish().unwrap().seq, 5);
+}
+
 /// Closed requests, ended grants and their audit stay readable.
 pub async fn nothing_is_deleted(store: Arc<dyn Store>) {
     let (gate, _, _) = fixtures::gate(store.clone());

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use jitgate_core::audit::verify;
+use jitgate_core::audit::{verify, ChainHead};
 use jitgate_core::machine::{self, Transition};
 use jitgate_core::{
     AccessRequest, AuditLog, Basis, Commit, Decision, DueWork, EntityRef, Error, Flow, Gate, GrantId, GrantState,

@@ -158,6 +158,20 @@ impl Config {
                 "a PostgreSQL store needs a URL (or JITGATE_STORE__URL)",
             ));
         }
+        if self.store.release_streamed_audit {
+            if self.store.kind != StoreKind::Memory {
+                return Err(ConfigError::invalid(
+                    "store.release_streamed_audit",
+                    "only the memory store lets audit records go (PostgreSQL keeps its chain)",
+                ));
+            }
+            if self.audit.stream_file.is_none() {
+                return Err(ConfigError::invalid(
+                    "store.release_streamed_audit",
+                    "nothing streams the audit chain out: set audit.stream_file",
+                ));
+            }
+        }
         if self.entities.refresh_every >= self.entities.max_age {
             return Err(ConfigError::invalid(
                 "entities.refresh_every",

@@ -48,6 +48,9 @@ pub struct StoreConfig {
     /// Memory: how long closed requests and ended grants stay (default: forever).
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
+    /// Memory: let go of the audit records once the `[audit]` stream file holds them
+    /// (default false: the whole chain stays in memory). Needs `audit.stream_file`.
+    pub release_streamed_audit: bool,
 }
 
 impl Default for StoreConfig {
@@ -62,6 +65,7 @@ impl Default for StoreConfig {
             primary_check: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(5),
             retention: None,
+            release_streamed_audit: false,
         }
     }
 }

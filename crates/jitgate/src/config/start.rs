@@ -162,13 +162,20 @@ impl Config {
 
     async fn store(&self) -> Result<Arc<dyn Store>, StartError> {
         match self.store.kind {
-            StoreKind::Memory => Ok(match self.store.retention {
-                Some(keep) => Arc::new(MemoryStore::with_retention(
-                    chrono::Duration::from_std(keep)
-                        .map_err(|_| ConfigError::invalid("store.retention", "too long"))?,
-                )),
-                None => Arc::new(MemoryStore::new()),
-            }),
+            StoreKind::Memory => {
+                let store = match self.store.retention {
+                    Some(keep) => MemoryStore::with_retention(
+                        chrono::Duration::from_std(keep)
+                            .map_err(|_| ConfigError::invalid("store.retention", "too long"))?,
+                    ),
+                    None => MemoryStore::new(),
+                };
+                Ok(Arc::new(if self.store.release_streamed_audit {
+                    store.releasing_streamed_audit()
+                } else {
+                    store
+                }))
+            }
             StoreKind::Postgres => self.postgres().await,
         }
     }

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, ChainHead};
 use crate::model::entity::EntityRef;
 use crate::model::grant::Grant;
 use crate::model::ids::{GrantId, RequestId};
@@ -173,23 +173,31 @@ impl AuditLog for MemoryStore {
     async fn request_records(&self, id: RequestId, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
         let after = page.after_key::<u64>()?.unwrap_or(0);
         let inner = self.read();
-        let positions = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let keys = positions
-            .iter()
-            .map(|i| &inner.audit[*i])
-            .filter(|r| r.seq > after)
-            .map(|r| r.seq as usize - 1);
+        let seqs = inner.audit_by_request.get(&id).map(Vec::as_slice).unwrap_or_default();
         Ok(paginate(
-            keys,
+            seqs.iter().copied().filter(|seq| *seq > after),
             page.limit,
-            |i| inner.audit[*i].seq.to_string(),
-            |i| inner.audit.get(*i).cloned(),
+            u64::to_string,
+            |seq| inner.audit_record(*seq).cloned(),
         ))
     }
 
     async fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         let inner = self.read();
-        let start = usize::try_from(after_seq).unwrap_or(usize::MAX).min(inner.audit.len());
-        Ok(inner.audit[start..].iter().take(limit).cloned().collect())
+        let skip = after_seq.saturating_sub(inner.released.seq);
+        let start = usize::try_from(skip).unwrap_or(usize::MAX).min(inner.audit.len());
+        Ok(inner.audit.range(start..).take(limit).cloned().collect())
+    }
+
+    async fn release(&self, through: u64) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if inner.release_streamed {
+            inner.release(through);
+        }
+        Ok(())
+    }
+
+    async fn released(&self) -> Result<ChainHead, StoreError> {
+        Ok(self.read().released.clone())
     }
 }

@@ -1,6 +1,6 @@
 //! The in-memory [`Store`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -58,9 +58,15 @@ struct Inner {
     /// Pending requests by the reviewer group of each of their requirements, oldest first.
     pending_by_reviewers: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
     deadlines: BTreeSet<(DateTime<Utc>, RequestId)>,
-    audit: Vec<AuditRecord>,
+    /// The kept chain: the records after `released`, in order.
+    audit: VecDeque<AuditRecord>,
     head: ChainHead,
-    audit_by_request: HashMap<RequestId, Vec<usize>>,
+    /// The last record let go of after every audit sink took it (genesis: none).
+    released: ChainHead,
+    /// Whether [`AuditLog::release`] lets records go.
+    release_streamed: bool,
+    /// The `seq`s of each request's kept records, in chain order.
+    audit_by_request: HashMap<RequestId, Vec<u64>>,
     outbox: BTreeMap<u64, OutboxRow>,
     dead: BTreeMap<u64, OutboxEntry>,
     outbox_next: u64,
@@ -101,7 +107,22 @@ impl MemoryStore {
         }
     }
 
-    /// How many audit records the chain holds in memory.
+    /// This store, letting go of the audit records every sink of the gate's
+    /// [`AuditStreamer`](crate::AuditStreamer) has taken ([`AuditLog::release`]): it keeps the
+    /// records after them and the last released record's head, so `verify_audit` goes on from
+    /// there and the chain's memory stays the streamer's backlog. Without a streamer nothing
+    /// is released. Reading a released record (`records`, `request_audit`) finds nothing; the
+    /// sinks hold it.
+    #[must_use]
+    pub fn releasing_streamed_audit(self) -> Self {
+        let mut inner = self.inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        inner.release_streamed = true;
+        Self {
+            inner: RwLock::new(inner),
+        }
+    }
+
+    /// How many audit records the chain holds in memory (after its release point).
     pub fn audit_len(&self) -> usize {
         self.read().audit.len()
     }
@@ -121,9 +142,10 @@ impl MemoryStore {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every audit record, in chain order (for verification and export).
+    /// Every audit record it holds, in chain order (for verification and export): the whole
+    /// chain, or what follows its release point.
     pub fn audit_records(&self) -> Vec<AuditRecord> {
-        self.read().audit.clone()
+        self.read().audit.iter().cloned().collect()
     }
 
     /// How many grants are stored (live or ended).
@@ -223,11 +245,8 @@ impl Inner {
         for entry in c.audit {
             let request_id = entry.request_id;
             let record = self.head.append(entry);
-            self.audit_by_request
-                .entry(request_id)
-                .or_default()
-                .push(self.audit.len());
-            self.audit.push(record);
+            self.audit_by_request.entry(request_id).or_default().push(record.seq);
+            self.audit.push_back(record);
         }
         for (event, destination) in rows {
             self.outbox_next += 1;
@@ -246,6 +265,36 @@ impl Inner {
         if let (Some(retention), Some(at)) = (self.retention, at) {
             self.forget_closed_before(at - retention);
         }
+    }
+
+    /// Lets go of the kept records through `through`, keeping the last one's head.
+    fn release(&mut self, through: u64) {
+        while let Some(first) = self.audit.front() {
+            if first.seq > through {
+                break;
+            }
+            let Some(record) = self.audit.pop_front() else { break };
+            if let Some(seqs) = self.audit_by_request.get_mut(&record.entry.request_id) {
+                // The request's records are in chain order: the released one comes first.
+                seqs.retain(|s| *s > record.seq);
+                if seqs.is_empty() {
+                    self.audit_by_request.remove(&record.entry.request_id);
+                }
+            }
+            self.released = ChainHead {
+                seq: record.seq,
+                hash: record.hash,
+            };
+        }
+        if self.audit.capacity() > 4 * self.audit.len() + 1_024 {
+            self.audit.shrink_to(2 * self.audit.len());
+        }
+    }
+
+    /// The kept record with sequence number `seq`.
+    fn audit_record(&self, seq: u64) -> Option<&AuditRecord> {
+        let i = seq.checked_sub(self.released.seq + 1)?;
+        self.audit.get(usize::try_from(i).ok()?)
     }
 
     /// Queues what `c` closes, to be forgotten after the retention.
