@@ -32,7 +32,7 @@ async fn requests_grants_events_and_audit_records_round_trip_through_json() {
         let back: audit::AuditRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
     }
-    let flow = request.flow.clone();
+    let flow = Flow::clone(&request.flow);
     let back: Flow = serde_json::from_str(&serde_json::to_string(&flow).unwrap()).unwrap();
     assert_eq!(back, flow);
 }

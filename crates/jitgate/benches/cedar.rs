@@ -91,7 +91,7 @@ fn policies() -> String {
 
 /// Fills the store to `n` grants (held by principals outside the organisation, on many scopes).
 async fn grow(store: &MemoryStore, n: usize, now: chrono::DateTime<chrono::Utc>) {
-    let flow = Flow::new(Duration::hours(8)).with_auto_approve(true);
+    let flow = Arc::new(Flow::new(Duration::hours(8)).with_auto_approve(true));
     for i in store.grant_count()..n {
         let action = Action::new(
             EntityRef::new("Action", "db_restart"),

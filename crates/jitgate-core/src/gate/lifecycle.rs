@@ -83,7 +83,7 @@ impl Gate {
     async fn open(
         &self,
         ask: NewRequest,
-        flow: &Flow,
+        flow: &Arc<Flow>,
         extends: Option<GrantId>,
         version: Option<PolicyVersion>,
     ) -> Result<RequestOutcome, Error> {

@@ -93,11 +93,11 @@ pub fn expire_grant(g: &Grant, now: DateTime<Utc>) -> Result<Transition<Grant>> 
     }
     let (mut next, mut b) = next_grant(g, now);
     next.state = GrantState::Expired;
-    next.ended = Some(Ending {
+    next.ended = Some(Box::new(Ending {
         at: now,
         by: None,
         reason: None,
-    });
+    }));
     b.grant_audit(&system_actor(), AuditAction::GrantExpired, &next, None);
     b.grant_event(&next, EventKind::GrantExpired);
     Ok(finish_grant(b, g, next))
@@ -114,11 +114,11 @@ pub fn revoke(g: &Grant, actor: &EntityRef, reason: Option<String>, now: DateTim
     }
     let (mut next, mut b) = next_grant(g, now);
     next.state = GrantState::Revoked;
-    next.ended = Some(Ending {
+    next.ended = Some(Box::new(Ending {
         at: now,
         by: Some(actor.clone()),
         reason: reason.clone(),
-    });
+    }));
     b.grant_audit(actor, AuditAction::GrantRevoked, &next, reason.clone());
     b.grant_event(
         &next,
@@ -163,11 +163,11 @@ pub fn use_grant(g: &Grant, now: DateTime<Utc>) -> Result<Transition<Grant>> {
     );
     if used == uses.limit {
         next.state = GrantState::Exhausted;
-        next.ended = Some(Ending {
+        next.ended = Some(Box::new(Ending {
             at: now,
             by: None,
             reason: None,
-        });
+        }));
         b.grant_audit(&system_actor(), AuditAction::GrantExhausted, &next, None);
         b.grant_event(&next, EventKind::GrantExhausted);
     }
@@ -207,11 +207,11 @@ pub fn acknowledge(
     }
     ensure_eligible(req, reviewer, standing)?;
     let (mut next, mut b) = next_grant(g, now);
-    next.acknowledged = Some(Acknowledgement {
+    next.acknowledged = Some(Box::new(Acknowledgement {
         by: reviewer.clone(),
         at: now,
         comment: comment.clone(),
-    });
+    }));
     b.grant_audit(reviewer, AuditAction::BreakGlassAcknowledged, &next, comment);
     if let Some(last) = b.commit.audit.last_mut() {
         last.policy_ids = standing.policy_ids.clone();

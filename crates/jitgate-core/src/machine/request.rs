@@ -1,5 +1,7 @@
 //! Transitions of a request: open, review, cancel, expire.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::builder::Builder;
@@ -29,7 +31,7 @@ pub fn open(
     id: RequestId,
     grant_id: GrantId,
     ask: NewRequest,
-    flow: &Flow,
+    flow: &Arc<Flow>,
     extends: Option<GrantId>,
     now: DateTime<Utc>,
 ) -> Result<Transition<(AccessRequest, Option<Grant>)>> {
@@ -71,7 +73,7 @@ pub fn open(
         start_at: if ask.break_glass { None } else { ask.start_at },
         break_glass: ask.break_glass,
         extends,
-        flow: flow.clone(),
+        flow: Arc::clone(flow),
         created_at: now,
         deadline,
         state: RequestState::Pending,

@@ -166,10 +166,11 @@ pub struct Grant {
     pub state: GrantState,
     /// Whether it came from a break-glass request.
     pub break_glass: bool,
-    /// The after-the-fact review of a break-glass grant.
-    pub acknowledged: Option<Acknowledgement>,
-    /// How it ended, once it has.
-    pub ended: Option<Ending>,
+    /// The after-the-fact review of a break-glass grant (boxed: most grants never have one,
+    /// and a live grant should cost little in memory).
+    pub acknowledged: Option<Box<Acknowledgement>>,
+    /// How it ended, once it has (boxed, as `acknowledged`).
+    pub ended: Option<Box<Ending>>,
     /// When the expiry reminder was sent, if it was.
     #[serde(default)]
     pub reminded_at: Option<DateTime<Utc>>,

@@ -1,6 +1,7 @@
 //! Access requests and their reviews.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -195,8 +196,9 @@ pub struct AccessRequest {
     pub break_glass: bool,
     /// The grant this request extends, if it is an extension.
     pub extends: Option<GrantId>,
-    /// The flow policy named when the request was made.
-    pub flow: Flow,
+    /// The flow policy named when the request was made (shared with the policy that named
+    /// it, and between the requests a store holds).
+    pub flow: Arc<Flow>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it expires if nobody decides (`created_at + flow.request_ttl`).

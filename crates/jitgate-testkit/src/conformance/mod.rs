@@ -73,7 +73,15 @@ fn open(principal: &EntityRef, db: &str, now: DateTime<Utc>) -> (AccessRequest, 
     let Transition {
         commit,
         outcome: (request, _),
-    } = machine::open(RequestId::new_random(), GrantId::new_random(), a, &flow(), None, now).expect("open");
+    } = machine::open(
+        RequestId::new_random(),
+        GrantId::new_random(),
+        a,
+        &Arc::new(flow()),
+        None,
+        now,
+    )
+    .expect("open");
     (request, commit)
 }
 

@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::audit::{AuditRecord, ChainHead};
 use crate::model::entity::EntityRef;
@@ -43,17 +45,18 @@ impl Listings for MemoryStore {
     async fn live_grants_of(&self, principal: &EntityRef, page: &PageRequest) -> Result<Page<Grant>, StoreError> {
         let after = page.after_key::<GrantId>()?;
         let inner = self.read();
-        let Some(set) = inner.live_by_principal.get(principal) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
+        let mut live: Vec<&Grant> = inner
+            .live
+            .of_principal(principal)
+            .map(|g| &**g)
+            .filter(|g| after.is_none_or(|a| g.id > a))
+            .collect();
+        live.sort_unstable_by_key(|g| g.id);
         Ok(paginate(
-            grant_ids_after(set, after),
+            live.into_iter(),
             page.limit,
-            |id| id.to_string(),
-            |id| inner.grants.get(id).map(|g| Grant::clone(g)),
+            |g| g.id.to_string(),
+            |g| Some(Grant::clone(g)),
         ))
     }
 
@@ -76,7 +79,7 @@ impl Listings for MemoryStore {
             ids.into_iter(),
             page.limit,
             |id| id.to_string(),
-            |id| inner.requests.get(id).cloned(),
+            |id| inner.requests.get(id).map(|r| AccessRequest::clone(r)),
         ))
     }
 
@@ -88,37 +91,34 @@ impl Listings for MemoryStore {
     ) -> Result<Page<AccessRequest>, StoreError> {
         let after = page.after_key::<RequestId>()?;
         let inner = self.read();
-        let Some(set) = inner.by_principal.get(principal) else {
-            return match after {
-                Some(id) => Err(StoreError::InvalidCursor { cursor: id.to_string() }),
-                None => Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                }),
-            };
-        };
+        let key = |at: DateTime<Utc>, id: Uuid| (principal.clone(), at, RequestId(id));
         let upper = match after {
-            None => filter
-                .created_before
-                .map_or(Bound::Unbounded, |t| Bound::Excluded((t, RequestId(uuid::Uuid::nil())))),
+            None => filter.created_before.map_or_else(
+                || Bound::Included(key(DateTime::<Utc>::MAX_UTC, Uuid::max())),
+                |t| Bound::Excluded(key(t, Uuid::nil())),
+            ),
             Some(id) => {
                 let r = inner
                     .requests
                     .get(&id)
                     .filter(|r| r.principal == *principal)
                     .ok_or_else(|| StoreError::InvalidCursor { cursor: id.to_string() })?;
-                Bound::Excluded((r.created_at, id))
+                Bound::Excluded(key(r.created_at, id.0))
             }
         };
-        let lower = filter
-            .created_from
-            .map_or(Bound::Unbounded, |t| Bound::Included((t, RequestId(uuid::Uuid::nil()))));
-        let keys = set.range((lower, upper)).rev();
+        let lower = key(filter.created_from.unwrap_or(DateTime::<Utc>::MIN_UTC), Uuid::nil());
+        let keys = inner.by_principal.range((Bound::Included(lower), upper)).rev();
         Ok(paginate(
             keys,
             page.limit,
-            |(_, id)| id.to_string(),
-            |(_, id)| inner.requests.get(id).filter(|r| filter.matches(r)).cloned(),
+            |(_, _, id)| id.to_string(),
+            |(_, _, id)| {
+                inner
+                    .requests
+                    .get(id)
+                    .filter(|r| filter.matches(r))
+                    .map(|r| AccessRequest::clone(r))
+            },
         ))
     }
 
@@ -130,7 +130,7 @@ impl Listings for MemoryStore {
             keys,
             page.limit,
             |(_, id)| id.to_string(),
-            |(_, id)| inner.requests.get(id).cloned(),
+            |(_, id)| inner.requests.get(id).map(|r| AccessRequest::clone(r)),
         ))
     }
 
@@ -152,7 +152,7 @@ impl Listings for MemoryStore {
             keys.into_iter(),
             page.limit,
             |(_, id)| id.to_string(),
-            |(_, id)| inner.requests.get(id).cloned(),
+            |(_, id)| inner.requests.get(id).map(|r| AccessRequest::clone(r)),
         ))
     }
 

@@ -17,6 +17,9 @@ use crate::ports::due::DueWork;
 use crate::ports::listings::{Listings, Page};
 use crate::ports::outbox::{Outbox, OutboxEntry};
 use crate::ports::store::{Commit, OutboxGauge, PrincipalCounts, Store, StoreError, StoreGauges, Subject, Write};
+use by_id::ById;
+use live::LiveIndex;
+use names::Names;
 
 /// A thread-safe in-memory [`Store`].
 ///
@@ -41,20 +44,23 @@ const CLAIM_LEASE_SECONDS: i64 = 30;
 
 #[derive(Default, Debug)]
 struct Inner {
-    requests: HashMap<RequestId, AccessRequest>,
-    /// Shared with the callers of `live_grants` (a read copies no grant).
-    grants: HashMap<GrantId, Arc<Grant>>,
-    /// principal -> scope -> live grant ids: looked up on every `authorize` (foldhash, seeded
-    /// per process, hashes the strings of the key several times faster than the default).
-    live: HashMap<EntityRef, HashMap<Scope, Vec<GrantId>, Fast>, Fast>,
-    live_by_principal: HashMap<EntityRef, BTreeSet<GrantId>>,
+    /// Boxed: the table holds a pointer per request, not the request's few hundred bytes
+    /// times the table's spare room (and finds it by the id the request holds).
+    requests: ById<Box<AccessRequest>>,
+    /// Shared with the live index and the callers of `live_grants` (a read copies no grant).
+    grants: ById<Arc<Grant>>,
+    /// The live grants by principal and scope (every `authorize`) and by principal.
+    live: LiveIndex,
+    /// One copy of each type, action and resource name.
+    names: Names,
     expiries: BTreeSet<(DateTime<Utc>, GrantId)>,
     starts: BTreeSet<(DateTime<Utc>, GrantId)>,
     unacknowledged: BTreeSet<GrantId>,
     pending: HashMap<EntityRef, HashMap<Scope, RequestId>>,
     pending_order: BTreeSet<(DateTime<Utc>, RequestId)>,
-    /// Every stored request by its principal, by creation time ("my requests").
-    by_principal: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
+    /// Every stored request by principal, then creation time ("my requests"): one ordered
+    /// set for every principal.
+    by_principal: BTreeSet<(EntityRef, DateTime<Utc>, RequestId)>,
     /// Pending requests by the reviewer group of each of their requirements, oldest first.
     pending_by_reviewers: HashMap<EntityRef, BTreeSet<(DateTime<Utc>, RequestId)>>,
     deadlines: BTreeSet<(DateTime<Utc>, RequestId)>,
@@ -75,9 +81,6 @@ struct Inner {
     /// Closed requests and ended grants, by the time of the commit that closed them.
     closed: BTreeSet<(DateTime<Utc>, Closed)>,
 }
-
-/// The hasher of the indexes `authorize` reads.
-type Fast = foldhash::fast::RandomState;
 
 /// Something a commit closed, to leave memory after the retention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,21 +229,26 @@ impl Inner {
             let r = match w {
                 Write::Insert(r) | Write::Update { value: r, .. } => r,
             };
-            if let Some(old) = self.requests.get(&r.id).cloned() {
+            let mut r = Box::new(r);
+            if let Some(old) = self.requests.remove(&r.id) {
                 self.unindex_request(&old);
             }
+            self.names.request(&mut r);
             self.index_request(&r);
-            self.requests.insert(r.id, r);
+            self.requests.insert(r);
         }
         for w in c.grants {
             let g = match w {
                 Write::Insert(g) | Write::Update { value: g, .. } => g,
             };
-            if let Some(old) = self.grants.get(&g.id).cloned() {
+            let mut g = g;
+            if let Some(old) = self.grants.remove(&g.id) {
                 self.unindex_grant(&old);
             }
+            self.names.grant(&mut g);
+            let g = Arc::new(g);
             self.index_grant(&g);
-            self.grants.insert(g.id, Arc::new(g));
+            self.grants.insert(g);
         }
         for entry in c.audit {
             let request_id = entry.request_id;
@@ -333,22 +341,14 @@ impl Inner {
                 Closed::Request(id) => {
                     let Some(r) = self.requests.get(&id) else { continue };
                     // A grant of it that lives, or awaits its acknowledgement, still needs it.
-                    let held = self
-                        .live_by_principal
-                        .get(&r.principal)
-                        .into_iter()
-                        .flatten()
-                        .chain(&self.unacknowledged)
-                        .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
+                    let held = self.live.of_principal(&r.principal).any(|g| g.request_id == id)
+                        || self
+                            .unacknowledged
+                            .iter()
+                            .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
                     if r.state.is_closed() && !held {
-                        let key = (r.created_at, id);
-                        let principal = r.principal.clone();
-                        self.requests.remove(&id);
-                        if let Some(set) = self.by_principal.get_mut(&principal) {
-                            set.remove(&key);
-                            if set.is_empty() {
-                                self.by_principal.remove(&principal);
-                            }
+                        if let Some(r) = self.requests.remove(&id) {
+                            self.by_principal.remove(&(r.principal, r.created_at, id));
                         }
                     }
                 }
@@ -358,10 +358,7 @@ impl Inner {
 
     fn index_request(&mut self, r: &AccessRequest) {
         // Creation time and principal never change: a rewrite inserts the same key again.
-        self.by_principal
-            .entry(r.principal.clone())
-            .or_default()
-            .insert((r.created_at, r.id));
+        self.by_principal.insert((r.principal.clone(), r.created_at, r.id));
         if r.state == RequestState::Pending {
             self.pending
                 .entry(r.principal.clone())
@@ -396,18 +393,9 @@ impl Inner {
         }
     }
 
-    fn index_grant(&mut self, g: &Grant) {
+    fn index_grant(&mut self, g: &Arc<Grant>) {
         if !g.state.is_ended() {
-            self.live
-                .entry(g.principal.clone())
-                .or_default()
-                .entry(g.scope.clone())
-                .or_default()
-                .push(g.id);
-            self.live_by_principal
-                .entry(g.principal.clone())
-                .or_default()
-                .insert(g.id);
+            self.live.insert(g);
             self.expiries.insert((g.window.expires_at(), g.id));
             if g.state == GrantState::Scheduled {
                 self.starts.insert((g.window.not_before(), g.id));
@@ -419,17 +407,7 @@ impl Inner {
     }
 
     fn unindex_grant(&mut self, g: &Grant) {
-        if let Some(by_scope) = self.live.get_mut(&g.principal) {
-            if let Some(ids) = by_scope.get_mut(&g.scope) {
-                ids.retain(|id| *id != g.id);
-                if ids.is_empty() {
-                    by_scope.remove(&g.scope);
-                }
-            }
-        }
-        if let Some(ids) = self.live_by_principal.get_mut(&g.principal) {
-            ids.remove(&g.id);
-        }
+        self.live.remove(g);
         self.expiries.remove(&(g.window.expires_at(), g.id));
         self.starts.remove(&(g.window.not_before(), g.id));
         self.unacknowledged.remove(&g.id);
@@ -446,7 +424,7 @@ impl Store for MemoryStore {
     }
 
     async fn read_request(&self, id: RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        Ok(self.read().requests.get(&id).cloned())
+        Ok(self.read().requests.get(&id).map(|r| AccessRequest::clone(r)))
     }
 
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
@@ -454,19 +432,15 @@ impl Store for MemoryStore {
     }
 
     async fn live_grants(&self, principal: &EntityRef, scope: &Scope) -> Result<Vec<Arc<Grant>>, StoreError> {
-        let inner = self.read();
-        let ids = inner.live.get(principal).and_then(|m| m.get(scope));
-        Ok(ids
-            .into_iter()
-            .flatten()
-            .filter_map(|id| inner.grants.get(id).cloned())
-            .collect())
+        Ok(self.read().live.of(principal, scope).cloned().collect())
     }
 
     async fn pending_request(&self, principal: &EntityRef, scope: &Scope) -> Result<Option<AccessRequest>, StoreError> {
         let inner = self.read();
         let id = inner.pending.get(principal).and_then(|m| m.get(scope));
-        Ok(id.and_then(|id| inner.requests.get(id).cloned()))
+        Ok(id
+            .and_then(|id| inner.requests.get(id))
+            .map(|r| AccessRequest::clone(r)))
     }
 
     async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError> {
@@ -505,9 +479,7 @@ impl Store for MemoryStore {
         let inner = self.read();
         let active = inner
             .live
-            .values()
-            .flat_map(|by_scope| by_scope.values().flatten())
-            .filter_map(|id| inner.grants.get(id))
+            .iter()
             .filter(|g| g.status_at(now) == GrantState::Active)
             .count();
         let mut outbox: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -541,5 +513,8 @@ fn paginate<K, T>(
     Page::from_overfetch(found, limit, |(k, _)| cursor_of(k)).map(|(_, t)| t)
 }
 
+mod by_id;
 mod listings;
+mod live;
+mod names;
 mod work;

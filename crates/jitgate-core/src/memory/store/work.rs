@@ -25,7 +25,7 @@ impl DueWork for MemoryStore {
             .iter()
             .take_while(|(d, _)| *d <= now)
             .take(limit)
-            .filter_map(|(_, id)| inner.requests.get(id).cloned())
+            .filter_map(|(_, id)| inner.requests.get(id).map(|r| AccessRequest::clone(r)))
             .collect())
     }
 
