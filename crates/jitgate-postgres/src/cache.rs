@@ -7,9 +7,15 @@
 //! time. So no committed change is ever skipped, whatever order transactions commit in (a
 //! change may be applied twice, which is harmless: rows hold current state). A committing
 //! transaction also sends `NOTIFY`; notifications are wake-up hints only. The feed task
-//! catches up on every notification and heartbeat, and rebuilds the index periodically and
-//! after every reconnect. The index is trusted only while its last successful catch-up is
-//! younger than the staleness bound.
+//! catches up on every notification but this replica's own and on every heartbeat, and
+//! rebuilds the index periodically and after every reconnect. The index is trusted only while
+//! its last successful catch-up is younger than the staleness bound.
+//!
+//! This replica's own commits go into the index as they commit, without a round trip
+//! (read-your-writes), unless a catch-up began while they committed (then the index catches
+//! up). Each grant carries a version: a catch-up whose snapshot predates an own commit never
+//! replaces a later version, and the grants seen ending are remembered until a catch-up that
+//! began after the end has finished, so an older snapshot cannot bring one back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -26,12 +32,67 @@ struct Index {
     /// Shared with `live_grants`' callers: a cached read copies no grant.
     by_key: HashMap<EntityRef, HashMap<Scope, Vec<Arc<Grant>>>>,
     keys: HashMap<GrantId, (EntityRef, Scope)>,
+    /// Grants seen ending: their last version, and the epoch they ended in here. A catch-up
+    /// whose snapshot predates the end must not bring one back; dropped once a catch-up that
+    /// began after the end has finished.
+    ended: HashMap<GrantId, (u64, u64)>,
+    /// Catch-ups and resyncs begun so far.
+    epoch: u64,
+    /// This replica's own commits applied since the running catch-up or resync began: a
+    /// resync's snapshot may predate them, so it applies them again.
+    own_since: Vec<Grant>,
     /// Transactions below this id have all finished and their changes are applied.
     cutoff: u64,
     synced_at: Option<Instant>,
 }
 
 impl Index {
+    /// The version of the live grant `id` in the index.
+    fn live_version(&self, id: GrantId) -> Option<u64> {
+        let (p, s) = self.keys.get(&id)?;
+        let grants = self.by_key.get(p)?.get(s)?;
+        grants.iter().find(|g| g.id == id).map(|g| g.version)
+    }
+
+    /// Applies `g` unless the index holds a later version of it (live, or ended).
+    fn apply_newer(&mut self, g: Grant) {
+        let seen = self
+            .ended
+            .get(&g.id)
+            .map(|(v, _)| *v)
+            .or_else(|| self.live_version(g.id));
+        if seen.is_some_and(|v| v > g.version) {
+            return;
+        }
+        if g.state.is_ended() {
+            self.ended.insert(g.id, (g.version, self.epoch));
+        }
+        self.apply(g);
+    }
+
+    /// Begins a catch-up or resync: a new epoch, and no own commits since it yet.
+    fn begin(&mut self) -> u64 {
+        self.epoch += 1;
+        self.own_since.clear();
+        self.epoch
+    }
+
+    /// Becomes `fresh`, a resync's index, with this replica's commits since the resync began
+    /// (its snapshot may predate them) applied again.
+    fn replace_with(&mut self, mut fresh: Index) {
+        for g in std::mem::take(&mut self.own_since) {
+            fresh.apply_newer(g);
+        }
+        fresh.epoch = self.epoch;
+        fresh.synced_at = Some(Instant::now());
+        *self = fresh;
+    }
+
+    /// Ends catch-up `epoch`: the ends seen before it began are in its snapshot.
+    fn finish(&mut self, epoch: u64) {
+        self.ended.retain(|_, (_, at)| *at >= epoch);
+    }
+
     fn remove(&mut self, id: GrantId) {
         if let Some((p, s)) = self.keys.remove(&id) {
             if let Some(by_scope) = self.by_key.get_mut(&p) {
@@ -168,7 +229,10 @@ impl GrantCache {
     /// the cutoff to the oldest transaction still running (see the module docs).
     pub(crate) async fn catch_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let _one_at_a_time = self.sync.lock().await;
-        let last = self.read().cutoff;
+        let (last, epoch) = {
+            let mut index = self.write();
+            (index.cutoff, index.begin())
+        };
         // One statement, one snapshot: transactions below the new cutoff are all visible;
         // those at or above it are read again next time.
         let rows = sqlx::query(
@@ -183,12 +247,35 @@ impl GrantCache {
             let cutoff: String = row.try_get("cutoff")?;
             index.cutoff = cutoff.parse().unwrap_or(last);
             if let Some(body) = row.try_get::<Option<serde_json::Value>, _>("body")? {
-                index.apply(decode(body)?);
+                index.apply_newer(decode(body)?);
             }
         }
+        index.finish(epoch);
         index.synced_at = Some(Instant::now());
         self.catch_ups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The current epoch, read before a commit, for [`apply_own`](Self::apply_own).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.read().epoch
+    }
+
+    /// Applies the grants this replica just committed (read-your-writes without a round
+    /// trip), if no catch-up or resync began since `epoch` (read before the commit): then
+    /// every catch-up still running began before the commit, and the version guard and the
+    /// ends it records keep it from undoing these writes. `false`: one began (its snapshot
+    /// may or may not hold the commit), so the caller catches up instead.
+    pub(crate) fn apply_own(&self, epoch: u64, grants: impl IntoIterator<Item = Grant>) -> bool {
+        let mut index = self.write();
+        if index.epoch != epoch {
+            return false;
+        }
+        for g in grants {
+            index.own_since.push(g.clone());
+            index.apply_newer(g);
+        }
+        true
     }
 
     /// How many catch-ups have succeeded.
@@ -199,6 +286,7 @@ impl GrantCache {
     /// Rebuilds the cache from the live grants, in one snapshot.
     pub(crate) async fn resync(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let _one_at_a_time = self.sync.lock().await;
+        self.write().begin();
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
@@ -217,8 +305,7 @@ impl GrantCache {
         for row in rows {
             fresh.apply(decode(row.try_get("body")?)?);
         }
-        fresh.synced_at = Some(Instant::now());
-        *self.write() = fresh;
+        self.write().replace_with(fresh);
         Ok(())
     }
 }
@@ -315,5 +402,101 @@ async fn follow(cache: &Weak<GrantCache>, feed: &Feed, healthy: &mut bool) -> Re
         } else {
             c.catch_up(&feed.pool).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone, Utc};
+    use jitgate_core::machine;
+    use jitgate_core::{Flow, GrantId, GrantState, RequestId};
+    use jitgate_testkit::fixtures::{ask, restart};
+
+    use super::*;
+
+    /// A live grant of sam's on `db`, at version 1.
+    fn grant(db: &str) -> Grant {
+        let flow = Arc::new(Flow::new(Duration::hours(1)).with_auto_approve(true));
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let (_, grant) = machine::open(
+            RequestId::new_random(),
+            GrantId::new_random(),
+            ask(restart(db), 30),
+            &flow,
+            None,
+            t0,
+        )
+        .expect("open")
+        .outcome;
+        grant.expect("auto-approved")
+    }
+
+    fn next(g: &Grant, state: GrantState) -> Grant {
+        let mut n = g.clone();
+        n.version += 1;
+        n.state = state;
+        n
+    }
+
+    fn live(cache: &GrantCache, g: &Grant) -> Vec<u64> {
+        let index = cache.read();
+        let found = index.by_key.get(&g.principal).and_then(|m| m.get(&g.scope));
+        found.into_iter().flatten().map(|g| g.version).collect()
+    }
+
+    #[test]
+    fn a_catch_up_older_than_an_own_commit_does_not_undo_it() {
+        let cache = GrantCache::new(std::time::Duration::from_secs(5));
+        let g = grant("orders");
+        // A catch-up begins (its snapshot taken before the commits below)...
+        let epoch = cache.write().begin();
+        // ...this replica commits version 1, then revokes it (version 2).
+        assert!(cache.apply_own(epoch, [g.clone()]));
+        assert_eq!(live(&cache, &g), vec![g.version]);
+        let revoked = next(&g, GrantState::Revoked);
+        assert!(cache.apply_own(epoch, [revoked.clone()]));
+        assert!(live(&cache, &g).is_empty());
+        // ...and the catch-up ends with what its older snapshot saw: version 1, live.
+        {
+            let mut index = cache.write();
+            index.apply_newer(g.clone());
+            index.finish(epoch);
+        }
+        assert!(live(&cache, &g).is_empty(), "the revocation stays");
+        // A later catch-up began after the end: it drops the record of it.
+        let later = cache.write().begin();
+        cache.write().finish(later);
+        assert!(cache.read().ended.is_empty());
+    }
+
+    #[test]
+    fn an_own_commit_a_catch_up_began_during_is_left_to_a_catch_up() {
+        let cache = GrantCache::new(std::time::Duration::from_secs(5));
+        let before = cache.epoch();
+        cache.write().begin();
+        assert!(
+            !cache.apply_own(before, [grant("orders")]),
+            "the caller catches up instead"
+        );
+        assert!(cache.read().keys.is_empty());
+    }
+
+    #[test]
+    fn a_resync_applies_the_own_commits_its_snapshot_may_predate() {
+        let cache = GrantCache::new(std::time::Duration::from_secs(5));
+        let (kept, mine) = (grant("kept"), grant("mine"));
+        let epoch = cache.write().begin();
+        assert!(cache.apply_own(epoch, [mine.clone()]));
+        // The resync's snapshot held only `kept`.
+        let mut fresh = Index {
+            epoch,
+            ..Index::default()
+        };
+        fresh.apply(kept.clone());
+        cache.write().replace_with(fresh);
+        assert_eq!(live(&cache, &kept), vec![1]);
+        assert_eq!(live(&cache, &mine), vec![1], "the own commit survives the resync");
     }
 }

@@ -196,11 +196,15 @@ fn refusal<T>(
 #[async_trait]
 impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let epoch = self.cache.epoch();
         match self.try_commit(&commit).await.map_err(|e| self.noticed(e))? {
             Ok(changed_grants) => {
                 self.sealer.notify_one();
-                if changed_grants {
-                    // Read-your-writes on this replica; the feed covers the others.
+                // Read-your-writes on this replica (the feed covers the others): the committed
+                // grants go into the index as they are, or, if a catch-up began meanwhile, the
+                // index catches up.
+                let written = commit.grants().iter().map(|w| w.value().clone());
+                if changed_grants && !self.cache.apply_own(epoch, written) {
                     if let Err(e) = self.cache.catch_up(&self.pool).await {
                         // The feed then catches up on this commit's notification too.
                         self.cache.own_catch_up_failed();
