@@ -12,8 +12,8 @@
 //! its last successful catch-up is younger than the staleness bound.
 //!
 //! This replica's own commits go into the index as they commit, without a round trip
-//! (read-your-writes), unless a catch-up began while they committed (then the index catches
-//! up). Each grant carries a version: a catch-up whose snapshot predates an own commit never
+//! (read-your-writes), unless two catch-ups began while they committed (then the index
+//! catches up). Each grant carries a version: a catch-up whose snapshot predates an own commit never
 //! replaces a later version, and the grants seen ending are remembered until a catch-up that
 //! began after the end has finished, so an older snapshot cannot bring one back.
 
@@ -33,8 +33,9 @@ struct Index {
     by_key: HashMap<EntityRef, HashMap<Scope, Vec<Arc<Grant>>>>,
     keys: HashMap<GrantId, (EntityRef, Scope)>,
     /// Grants seen ending: their last version, and the epoch they ended in here. A catch-up
-    /// whose snapshot predates the end must not bring one back; dropped once a catch-up that
-    /// began after the end has finished.
+    /// whose snapshot predates the end must not bring one back, nor a late own commit of an
+    /// older version; dropped once a catch-up that began an epoch after the end has finished
+    /// (see [`GrantCache::apply_own`]).
     ended: HashMap<GrantId, (u64, u64)>,
     /// Catch-ups and resyncs begun so far.
     epoch: u64,
@@ -88,9 +89,10 @@ impl Index {
         *self = fresh;
     }
 
-    /// Ends catch-up `epoch`: the ends seen before it began are in its snapshot.
+    /// Ends catch-up `epoch`: the ends seen two epochs before it began are in its snapshot,
+    /// and no own commit that could undo them is still applied (see [`GrantCache::apply_own`]).
     fn finish(&mut self, epoch: u64) {
-        self.ended.retain(|_, (_, at)| *at >= epoch);
+        self.ended.retain(|_, (_, at)| *at + 1 >= epoch);
     }
 
     fn remove(&mut self, id: GrantId) {
@@ -262,13 +264,16 @@ impl GrantCache {
     }
 
     /// Applies the grants this replica just committed (read-your-writes without a round
-    /// trip), if no catch-up or resync began since `epoch` (read before the commit): then
-    /// every catch-up still running began before the commit, and the version guard and the
-    /// ends it records keep it from undoing these writes. `false`: one began (its snapshot
-    /// may or may not hold the commit), so the caller catches up instead.
+    /// trip), `epoch` having been read before the commit. A catch-up with an older snapshot,
+    /// still running or begun meanwhile, cannot undo them: the index keeps the later version,
+    /// and remembers the ends. What could go wrong is this commit applied after a later end of
+    /// the same grant was seen and then forgotten; an end is seen after this commit began (the
+    /// end's compare-and-swap waited for it) and forgotten only when a catch-up two epochs
+    /// later finishes. So with at most one catch-up begun since `epoch` the grants are applied;
+    /// with more, `false`: the caller catches up instead.
     pub(crate) fn apply_own(&self, epoch: u64, grants: impl IntoIterator<Item = Grant>) -> bool {
         let mut index = self.write();
-        if index.epoch != epoch {
+        if index.epoch > epoch + 1 {
             return false;
         }
         for g in grants {
@@ -465,22 +470,40 @@ mod tests {
             index.finish(epoch);
         }
         assert!(live(&cache, &g).is_empty(), "the revocation stays");
-        // A later catch-up began after the end: it drops the record of it.
-        let later = cache.write().begin();
-        cache.write().finish(later);
-        assert!(cache.read().ended.is_empty());
+        // The end is remembered through the next catch-up, and dropped by the one after.
+        for (n, remembered) in [(1, true), (2, false)] {
+            let later = cache.write().begin();
+            cache.write().finish(later);
+            assert_eq!(!cache.read().ended.is_empty(), remembered, "catch-up {n} after");
+        }
     }
 
     #[test]
-    fn an_own_commit_a_catch_up_began_during_is_left_to_a_catch_up() {
+    fn an_own_commit_two_catch_ups_began_during_is_left_to_a_catch_up() {
         let cache = GrantCache::new(std::time::Duration::from_secs(5));
         let before = cache.epoch();
         cache.write().begin();
+        assert!(cache.apply_own(before, [grant("one")]), "one catch-up began: applied");
+        cache.write().begin();
         assert!(
-            !cache.apply_own(before, [grant("orders")]),
-            "the caller catches up instead"
+            !cache.apply_own(before, [grant("two")]),
+            "two: the caller catches up instead"
         );
-        assert!(cache.read().keys.is_empty());
+        assert_eq!(cache.read().keys.len(), 1);
+    }
+
+    #[test]
+    fn a_late_own_commit_does_not_bring_back_a_grant_ended_since() {
+        let cache = GrantCache::new(std::time::Duration::from_secs(5));
+        let g = grant("orders");
+        let before = cache.epoch();
+        // Another replica revoked it after this commit; a catch-up saw the end.
+        let epoch = cache.write().begin();
+        cache.write().apply_newer(next(&g, GrantState::Revoked));
+        cache.write().finish(epoch);
+        // This replica's apply of version 1 comes late: the end is still remembered.
+        assert!(cache.apply_own(before, [g.clone()]));
+        assert!(live(&cache, &g).is_empty());
     }
 
     #[test]
