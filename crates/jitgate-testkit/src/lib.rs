@@ -73,6 +73,7 @@ macro_rules! __conformance_group {
             pending_requests_per_principal_are_bounded,
             refusals_are_recorded,
             uses_are_recorded,
+            combined_reads_agree_with_single_reads,
         );
     };
     ($factory:expr, listings) => {

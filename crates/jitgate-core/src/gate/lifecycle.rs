@@ -8,7 +8,7 @@ use super::{Gate, Offboarding, RequestOutcome, ReviewOutcome};
 use crate::gate::error::Error;
 use crate::gate::limits::Field;
 use crate::machine::{self, TransitionError};
-use crate::model::entity::EntityRef;
+use crate::model::entity::{EntityRef, Scope};
 use crate::model::flow::Flow;
 use crate::model::grant::{Grant, GrantState};
 use crate::model::ids::{GrantId, RequestId};
@@ -87,25 +87,21 @@ impl Gate {
         extends: Option<GrantId>,
         version: Option<PolicyVersion>,
     ) -> Result<RequestOutcome, Error> {
-        if let Some(existing) = self
+        // The counts leave out lapsed requests, so the one expired below is not counted.
+        let (pending, counts) = self
             .call(
-                "pending_request",
-                self.store.pending_request(&ask.principal, &ask.action.scope),
+                "pending_and_counts",
+                self.store
+                    .pending_and_counts(&ask.principal, &ask.action.scope, self.clock.now()),
             )
-            .await?
-        {
+            .await?;
+        if let Some(existing) = pending {
             if self.clock.now() < existing.deadline {
                 return Ok(RequestOutcome::AlreadyPending(existing));
             }
             // It lapsed but no sweep has closed it yet: close it now, so the new request can open.
             self.advance_request(&existing, machine::expire_request).await?;
         }
-        let counts = self
-            .call(
-                "principal_counts",
-                self.store.principal_counts(&ask.principal, self.clock.now()),
-            )
-            .await?;
         if ask.break_glass {
             if let Err(e) = self.limits.break_glass(counts.unacknowledged_break_glass) {
                 tracing::warn!(
@@ -179,10 +175,15 @@ impl Gate {
     ) -> Result<ReviewOutcome, Error> {
         self.limits.entity(reviewer)?;
         self.limits.text(Field::Comment, comment)?;
+        // The request's principal and scope, once read: a refusal is recorded without reading
+        // it again.
+        let read = std::sync::OnceLock::<(EntityRef, Scope)>::new();
         let result = async {
             self.ensure_principal(reviewer)?;
+            let read = &read;
             self.transact(Subject::Request(id), |at| async move {
                 let req = self.read_request(id).await?;
+                let _ = read.set((req.principal.clone(), req.scope().clone()));
                 let in_force = self.policy.load_full();
                 let standing = in_force.policy.reviewer_standing(reviewer, &req)?;
                 let comment = comment.map(str::to_owned);
@@ -204,7 +205,11 @@ impl Gate {
             Verdict::Approve => "approve",
             Verdict::Deny => "deny",
         };
-        let (request, grant) = self.audited(verb, reviewer, Attempted::Request(id), result).await?;
+        let attempted = match read.get() {
+            Some((principal, scope)) => Attempted::ReadRequest(id, principal, scope),
+            None => Attempted::Request(id),
+        };
+        let (request, grant) = self.audited(verb, reviewer, attempted, result).await?;
         if let Some(g) = &grant {
             self.metrics.approved_after(g.created_at - request.created_at);
         }
@@ -240,8 +245,7 @@ impl Gate {
         self.limits.text(Field::Reason, reason)?;
         let result = self
             .transact(Subject::Grant(id), |at| async move {
-                let grant = self.read_grant(id).await?;
-                let req = self.read_request(grant.request_id).await?;
+                let (grant, req) = self.grant_and_request(id).await?;
                 let in_force = self.policy.load_full();
                 if !in_force.policy.may_revoke(actor, &grant, &req)? {
                     return Err(Error::NotPermittedToRevoke {
@@ -391,8 +395,7 @@ impl Gate {
         let result = async {
             self.ensure_principal(reviewer)?;
             self.transact(Subject::Grant(id), |at| async move {
-                let grant = self.read_grant(id).await?;
-                let req = self.read_request(grant.request_id).await?;
+                let (grant, req) = self.grant_and_request(id).await?;
                 let in_force = self.policy.load_full();
                 let standing = in_force.policy.reviewer_standing(reviewer, &req)?;
                 let comment = comment.map(str::to_owned);
@@ -432,5 +435,15 @@ impl Gate {
         self.call("read_grant", self.store.read_grant(id))
             .await?
             .ok_or(Error::GrantNotFound(id))
+    }
+
+    /// A grant and the request it came from, in one store call.
+    async fn grant_and_request(&self, id: GrantId) -> Result<(Grant, AccessRequest), Error> {
+        let (grant, request) = self
+            .call("grant_and_request", self.store.grant_and_request(id))
+            .await?
+            .ok_or(Error::GrantNotFound(id))?;
+        let request = request.ok_or(Error::RequestNotFound(grant.request_id))?;
+        Ok((grant, request))
     }
 }

@@ -18,6 +18,9 @@ pub(super) enum Attempted<'a> {
     Request(RequestId),
     /// Something done to a grant.
     Grant(GrantId),
+    /// Something done to a request already read: its principal and scope (nothing is read
+    /// again to record the refusal).
+    ReadRequest(RequestId, &'a EntityRef, &'a Scope),
 }
 
 impl Gate {
@@ -68,6 +71,7 @@ impl Gate {
                 let req = self.read_request(id).await?;
                 (id, None, req.principal.clone(), req.scope().clone())
             }
+            Attempted::ReadRequest(id, principal, scope) => (id, None, principal.clone(), scope.clone()),
             Attempted::Grant(id) => {
                 let grant = self.read_grant(id).await?;
                 (grant.request_id, Some(id), grant.principal.clone(), grant.scope.clone())

@@ -421,6 +421,38 @@ pub trait Store: Send + Sync {
     /// A backend error.
     async fn principal_counts(&self, principal: &EntityRef, now: DateTime<Utc>) -> Result<PrincipalCounts, StoreError>;
 
+    /// What `request` checks before it opens one: the pending request of `principal` for
+    /// `scope` ([`pending_request`](Self::pending_request)) and the principal's counts
+    /// ([`principal_counts`](Self::principal_counts)). The default makes both calls; a store
+    /// that pays a round trip per call answers both in one.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn pending_and_counts(
+        &self,
+        principal: &EntityRef,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<AccessRequest>, PrincipalCounts), StoreError> {
+        let pending = self.pending_request(principal, scope).await?;
+        Ok((pending, self.principal_counts(principal, now).await?))
+    }
+
+    /// A grant and the request it came from (`None` for a grant not found; the request
+    /// `None` if it is not found), for the verbs that need both (revoke, extend,
+    /// acknowledge). The default reads one after the other; a store that pays a round trip
+    /// per call reads both in one.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn grant_and_request(&self, id: GrantId) -> Result<Option<(Grant, Option<AccessRequest>)>, StoreError> {
+        let Some(grant) = self.read_grant(id).await? else {
+            return Ok(None);
+        };
+        let request = self.read_request(grant.request_id).await?;
+        Ok(Some((grant, request)))
+    }
+
     /// This store's [`Listings`], if it has them.
     fn listings(&self) -> Option<&dyn Listings> {
         None

@@ -28,6 +28,25 @@ pub(super) fn decode<T: DeserializeOwned>(row: &PgRow, column: &str, what: &str)
     })
 }
 
+/// Decodes the JSON body in `column`, which may be NULL (`None`).
+pub(super) fn decode_optional<T: DeserializeOwned>(
+    row: &PgRow,
+    column: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    let value: Option<serde_json::Value> = row.try_get(column).map_err(backend)?;
+    value
+        .map(|v| {
+            serde_json::from_value(v).map_err(|source| {
+                backend(CorruptRow {
+                    what: what.to_owned(),
+                    source,
+                })
+            })
+        })
+        .transpose()
+}
+
 /// A page from up to `limit + 1` rows read in listing order, each row's `body` decoded (see
 /// [`Page::from_overfetch`]).
 pub(super) fn page_of_bodies<T: DeserializeOwned, K: std::fmt::Display>(

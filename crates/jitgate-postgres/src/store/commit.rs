@@ -8,10 +8,10 @@ use jitgate_core::{
     AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, PrincipalCounts, RequestId,
     Scope, Store, StoreError, Subject, Write,
 };
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::codec::{decode, principal_key, scope_key, to_json};
+use super::codec::{decode, decode_optional, principal_key, scope_key, to_json};
 use super::PgStore;
 use crate::error::backend;
 
@@ -277,6 +277,50 @@ impl Store for PgStore {
         .map_err(backend)?;
         let n = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
         Ok(PrincipalCounts::new(n(pending), n(unacknowledged)))
+    }
+
+    /// One statement: the pending request and both counts.
+    async fn pending_and_counts(
+        &self,
+        principal: &EntityRef,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<AccessRequest>, PrincipalCounts), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT body FROM requests WHERE principal = $1 AND scope_key = $2 AND state = 'pending') AS body, \
+                    (SELECT count(*) FROM requests WHERE principal = $1 AND state = 'pending' AND deadline > $3) AS pending, \
+                    (SELECT count(*) FROM grants WHERE principal = $1 AND awaits_ack) AS unacknowledged",
+        )
+        .bind(principal_key(principal))
+        .bind(scope_key(scope))
+        .bind(now)
+        .fetch_one(self.db()?)
+        .await
+        .map_err(backend)?;
+        let pending = decode_optional(&row, "body", "requests")?;
+        let count = |column: &str| -> Result<usize, StoreError> {
+            let n: i64 = row.try_get(column).map_err(backend)?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        Ok((
+            pending,
+            PrincipalCounts::new(count("pending")?, count("unacknowledged")?),
+        ))
+    }
+
+    /// One statement: the grant joined to its request.
+    async fn grant_and_request(&self, id: GrantId) -> Result<Option<(Grant, Option<AccessRequest>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT g.body AS grant_body, r.body AS request_body \
+             FROM grants g LEFT JOIN requests r ON r.id = g.request_id WHERE g.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.db()?)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let grant = decode(&row, "grant_body", "grants")?;
+        Ok(Some((grant, decode_optional(&row, "request_body", "requests")?)))
     }
 
     async fn read_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {

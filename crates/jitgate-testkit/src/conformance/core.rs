@@ -2,7 +2,9 @@
 
 use super::*;
 
+mod reads;
 mod records;
+pub use reads::combined_reads_agree_with_single_reads;
 pub use records::{refusals_are_recorded, uses_are_recorded};
 
 /// An update computed from a stale version is refused with `Conflict`; from the current one it applies.
