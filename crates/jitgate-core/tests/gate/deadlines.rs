@@ -70,7 +70,10 @@ fn a_hanging_store_denies_authorize_and_fails_every_verb_with_a_timeout() {
         );
         timed_out(gate.approve(req.id, &lee(), None).await.unwrap_err(), "read_request");
         timed_out(gate.cancel(req.id, &sam()).await.unwrap_err(), "read_request");
-        timed_out(gate.revoke(grant.id, &sam(), None).await.unwrap_err(), "grant_and_request");
+        timed_out(
+            gate.revoke(grant.id, &sam(), None).await.unwrap_err(),
+            "grant_and_request",
+        );
         assert!(
             started.elapsed() < StdDuration::from_secs(5),
             "six calls against a hung store took {:?}",
