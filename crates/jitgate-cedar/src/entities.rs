@@ -274,14 +274,14 @@ impl EntityCache {
     pub(crate) fn current(&self) -> Result<Guard<Arc<Snapshot>>, PolicyError> {
         let snap = self.current.load();
         // The clock is read only when there is an age to check; the age is compared in whole
-        // microseconds (chrono's date arithmetic costs more than the rest of a cached call).
+        // microseconds, read without building a date (chrono's date arithmetic costs more
+        // than the rest of a cached call).
         let Some(max) = self.max_age else {
             return Ok(snap);
         };
         let age = self
             .clock
-            .now()
-            .timestamp_micros()
+            .now_micros()
             .saturating_sub(snap.loaded_at.timestamp_micros());
         if age > i64::try_from(max.as_micros()).unwrap_or(i64::MAX) {
             return Err(PolicyError::msg(format!(
