@@ -43,7 +43,9 @@
 //! - **Grant cache and change feed.** `live_grants` (the `authorize` hot path) answers from an
 //!   in-process index, with no database round trip. Every grant write records its transaction
 //!   id and sends `NOTIFY` (with the replica's id) in its transaction; the committing replica
-//!   catches its index up right after the commit, and a feed task on each replica `LISTEN`s
+//!   puts the grants it committed into its index at once (version-guarded, so a catch-up with
+//!   an older snapshot cannot undo them; it catches up instead when two catch-ups overlapped
+//!   the commit), and a feed task on each replica `LISTEN`s
 //!   and, on every other replica's notification and on each heartbeat, reads the rows changed
 //!   since its last cutoff (the oldest running transaction), so no committed change is skipped
 //!   whatever the commit order; it rebuilds the index periodically and after reconnecting. (A
