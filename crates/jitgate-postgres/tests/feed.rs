@@ -63,6 +63,7 @@ async fn a_replica_applies_its_own_commits_and_catches_up_on_every_other_replica
         "A applied its 6 grant commits to its index itself, and skipped its own notifications"
     );
     assert!(b.grant_cache_catch_ups() > b0, "B follows A's notifications");
+    assert_eq!(a.stepwise_commits(), 0, "every commit in one statement");
     assert!(!gb.authorize(&restart("three"), &sam()).await.is_allowed());
 }
 

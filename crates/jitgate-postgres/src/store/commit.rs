@@ -1,4 +1,5 @@
-//! The one transaction per transition (`Store::commit`) and the core reads.
+//! `Store::commit` (one statement, see `single`; step by step in a transaction when refused) and
+//! the core reads.
 
 use std::sync::Arc;
 
@@ -32,13 +33,7 @@ impl PgStore {
             }
             grant_ids.push(w.value().id.0);
         }
-        let reqs: Vec<Uuid> = c.audit().iter().map(|e| e.request_id.0).collect();
-        let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-        let digests: Vec<Option<String>> = entries.iter().map(jitgate_core::audit::canonical_hash).collect();
-        let rows = c.outbox_rows();
-        let event_ids: Vec<String> = rows.iter().map(|(e, _)| e.id.0.clone()).collect();
-        let events = rows.iter().map(|(e, _)| to_json(*e)).collect::<Result<Vec<_>, _>>()?;
-        let destinations: Vec<&str> = rows.iter().map(|(_, d)| *d).collect();
+        let audit = AuditRows::of(c)?;
         let changed_grants = !grant_ids.is_empty();
         // One statement: the audit entries (sealed into the chain later, in commit order), the
         // events, and a NOTIFY for the change feed (sent only if the transaction commits).
@@ -52,20 +47,45 @@ impl PgStore {
                  ON CONFLICT (event_id, destination) DO NOTHING) \
              SELECT pg_notify($5, $9) WHERE $6",
         )
-        .bind(reqs)
-        .bind(entries)
-        .bind(event_ids)
-        .bind(events)
+        .bind(audit.requests)
+        .bind(audit.entries)
+        .bind(audit.event_ids)
+        .bind(audit.events)
         .bind(&self.channel)
         .bind(changed_grants)
-        .bind(digests)
-        .bind(destinations)
+        .bind(audit.digests)
+        .bind(audit.destinations)
         .bind(&self.origin)
         .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Ok(changed_grants))
+    }
+}
+
+/// A commit's audit entries and outbox rows, as the arrays its statement binds.
+pub(super) struct AuditRows {
+    pub(super) requests: Vec<Uuid>,
+    pub(super) entries: Vec<serde_json::Value>,
+    pub(super) digests: Vec<Option<String>>,
+    pub(super) event_ids: Vec<String>,
+    pub(super) events: Vec<serde_json::Value>,
+    pub(super) destinations: Vec<String>,
+}
+
+impl AuditRows {
+    pub(super) fn of(c: &Commit) -> Result<Self, StoreError> {
+        let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let rows = c.outbox_rows();
+        Ok(Self {
+            requests: c.audit().iter().map(|e| e.request_id.0).collect(),
+            digests: entries.iter().map(jitgate_core::audit::canonical_hash).collect(),
+            entries,
+            event_ids: rows.iter().map(|(e, _)| e.id.0.clone()).collect(),
+            events: rows.iter().map(|(e, _)| to_json(*e)).collect::<Result<Vec<_>, _>>()?,
+            destinations: rows.iter().map(|(_, d)| (*d).to_owned()).collect(),
+        })
     }
 }
 
@@ -197,7 +217,15 @@ fn refusal<T>(
 impl Store for PgStore {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let epoch = self.cache.epoch();
-        match self.try_commit(&commit).await.map_err(|e| self.noticed(e))? {
+        let outcome = match self.commit_in_one(&commit).await.map_err(|e| self.noticed(e))? {
+            Some(changed_grants) => Ok(changed_grants),
+            // Refused, nothing written: step by step in a transaction, which names the refusal.
+            None => {
+                self.stepwise.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.try_commit(&commit).await.map_err(|e| self.noticed(e))?
+            }
+        };
+        match outcome {
             Ok(changed_grants) => {
                 self.sealer.notify_one();
                 // Read-your-writes on this replica (the feed covers the others): the committed

@@ -9,6 +9,7 @@ mod claims;
 mod codec;
 mod commit;
 mod reads;
+mod single;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct PgStore {
     /// The change feed and the sealer: started once jitgate's tables exist (at connect, or
     /// after `migrate`), never before.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Commits refused in one statement and run again step by step.
+    stepwise: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -113,6 +116,7 @@ impl PgStore {
             primary,
             watcher,
             tasks: std::sync::Mutex::new(Vec::new()),
+            stepwise: std::sync::atomic::AtomicU64::new(0),
         };
         if store.migrated().await? {
             store.start_background();
@@ -261,9 +265,17 @@ impl PgStore {
         &self.pool
     }
 
-    /// How many times this replica's grant cache has caught up with the database: after each of
-    /// its own commits that changed grants, and when another replica's commit notified it (its
-    /// own notifications are skipped: the catch-up at commit covered them). For metrics.
+    /// How many commits were refused as one statement (a version found changed, or a
+    /// duplicate) and run again step by step in a transaction, which names the refusal: the
+    /// store's conflicts and duplicates. For metrics.
+    pub fn stepwise_commits(&self) -> u64 {
+        self.stepwise.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many times this replica's grant cache has caught up with the database: on every
+    /// heartbeat, when another replica's commit notified it, and after one of its own commits
+    /// that two catch-ups overlapped (its own commits otherwise go into the cache directly).
+    /// For metrics.
     pub fn grant_cache_catch_ups(&self) -> u64 {
         self.cache.catch_ups()
     }
