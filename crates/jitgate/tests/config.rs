@@ -147,6 +147,19 @@ fn errors_name_the_field_and_where_the_value_came_from() {
         nothing_streams.to_string().contains("audit.stream_file"),
         "{nothing_streams}"
     );
+    let keeps_its_chain = error_of(&format!(
+        "{MINIMAL}[store]\nkind = \"postgres\"\nurl = \"postgres://db/jitgate\"\nrelease_streamed_audit = true\n\
+         [audit]\nstream_file = \"records.jsonl\"\n"
+    ));
+    assert_eq!(
+        keeps_its_chain.field().as_deref(),
+        Some("store.release_streamed_audit"),
+        "{keeps_its_chain}"
+    );
+    assert!(
+        keeps_its_chain.to_string().contains("only the memory store"),
+        "{keeps_its_chain}"
+    );
 
     let syntax = error_of("[policy\n");
     assert!(

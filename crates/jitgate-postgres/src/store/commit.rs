@@ -38,27 +38,12 @@ impl PgStore {
         // One statement: the audit entries (sealed into the chain later, in commit order), the
         // events, and a NOTIFY for the change feed (sent only if the transaction commits).
         // No lock is taken: commits on any number of replicas proceed in parallel.
-        sqlx::query(
-            "WITH entries AS ( \
-                 INSERT INTO audit_entries (request_id, entry, digest) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $7::text[])), \
-             queued AS ( \
-                 INSERT INTO outbox (event_id, body, destination) SELECT * FROM UNNEST($3::text[], $4::jsonb[], $8::text[]) \
-                 ON CONFLICT (event_id, destination) DO NOTHING) \
-             SELECT pg_notify($5, $9) WHERE $6",
-        )
-        .bind(audit.requests)
-        .bind(audit.entries)
-        .bind(audit.event_ids)
-        .bind(audit.events)
-        .bind(&self.channel)
-        .bind(changed_grants)
-        .bind(audit.digests)
-        .bind(audit.destinations)
-        .bind(&self.origin)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let statement = sqlx::query(concat!("WITH ", audit_ctes!(), " SELECT pg_notify($5, $9) WHERE $6"));
+        audit
+            .bind(statement, self, changed_grants)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Ok(changed_grants))
     }
@@ -75,6 +60,27 @@ pub(super) struct AuditRows {
 }
 
 impl AuditRows {
+    /// Binds `$1`–`$9` of a commit statement: these rows ([`audit_ctes!`]), and the change
+    /// feed's channel (`$5`), whether grants changed (`$6`, the `NOTIFY`'s condition) and this
+    /// replica's payload (`$9`).
+    pub(super) fn bind<'q>(
+        self,
+        statement: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+        store: &'q PgStore,
+        changed_grants: bool,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        statement
+            .bind(self.requests)
+            .bind(self.entries)
+            .bind(self.event_ids)
+            .bind(self.events)
+            .bind(&store.channel)
+            .bind(changed_grants)
+            .bind(self.digests)
+            .bind(self.destinations)
+            .bind(&store.origin)
+    }
+
     pub(super) fn of(c: &Commit) -> Result<Self, StoreError> {
         let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let rows = c.outbox_rows();

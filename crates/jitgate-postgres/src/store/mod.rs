@@ -1,9 +1,23 @@
 //! [`PgStore`]: the `Store` trait and its capabilities on PostgreSQL.
 //!
-//! - `commit`: the one transaction per transition and the core reads (`Store`);
+//! - `commit`: `Store::commit` and the core reads (`Store`); `single`: a commit as one
+//!   statement;
 //! - `reads`: listings and the audit log (`Listings`, `AuditLog`);
 //! - `claims`: work shared by replicas with `SKIP LOCKED` leases (`DueWork`, `Outbox`);
 //! - `codec`: rows to and from jitgate's types, keys, and the one pagination helper.
+
+/// The CTEs every commit statement carries: its audit entries (sealed into the chain later)
+/// and its outbox rows, bound as `$1`–`$4`, `$7` and `$8` ([`commit::AuditRows::bind`]).
+macro_rules! audit_ctes {
+    () => {
+        "entries AS ( \
+             INSERT INTO audit_entries (request_id, entry, digest) \
+             SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $7::text[])), \
+         queued AS ( \
+             INSERT INTO outbox (event_id, body, destination) SELECT * FROM UNNEST($3::text[], $4::jsonb[], $8::text[]) \
+             ON CONFLICT (event_id, destination) DO NOTHING)"
+    };
+}
 
 mod claims;
 mod codec;

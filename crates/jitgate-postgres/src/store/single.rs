@@ -15,7 +15,8 @@ use crate::error::backend;
 /// The SQLSTATE `jitgate_all_applied` raises.
 const NOT_APPLIED: &str = "JG409";
 
-const COMMIT: &str = "WITH req_ins AS ( \
+const COMMIT: &str = concat!(
+    "WITH req_ins AS ( \
          INSERT INTO requests (id, principal, scope_key, state, version, created_at, deadline, body) \
          SELECT $10, $11, $12, $13, $14, $15, $16, $17 WHERE $18 = 'insert' RETURNING 1), \
      req_upd AS ( \
@@ -30,17 +31,13 @@ const COMMIT: &str = "WITH req_ins AS ( \
                 claimed_until = NULL, change_xid = pg_current_xact_id(), reminded = u.reminded \
          FROM UNNEST($31::uuid[], $32::int8[], $33::text[], $34::int8[], $35::bool[], $36::jsonb[], $37::bool[]) \
               AS u(id, expected, state, version, awaits_ack, body, reminded) \
-         WHERE g.id = u.id AND g.version = u.expected RETURNING 1), \
-     entries AS ( \
-         INSERT INTO audit_entries (request_id, entry, digest) \
-         SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $7::text[])), \
-     queued AS ( \
-         INSERT INTO outbox (event_id, body, destination) SELECT * FROM UNNEST($3::text[], $4::jsonb[], $8::text[]) \
-         ON CONFLICT (event_id, destination) DO NOTHING), \
-     notified AS MATERIALIZED (SELECT pg_notify($5, $9) WHERE $6) \
+         WHERE g.id = u.id AND g.version = u.expected RETURNING 1), ",
+    audit_ctes!(),
+    ", notified AS MATERIALIZED (SELECT pg_notify($5, $9) WHERE $6) \
  SELECT jitgate_all_applied((SELECT count(*) FROM req_upd) = $38 AND (SELECT count(*) FROM grant_upd) = $39) AS applied, \
         (SELECT count(*) FROM notified) AS notified, \
-        (SELECT count(*) FROM req_ins) + (SELECT count(*) FROM grant_ins) AS inserted";
+        (SELECT count(*) FROM req_ins) + (SELECT count(*) FROM grant_ins) AS inserted"
+);
 
 /// The columns of the grants a commit inserts, one array each.
 #[derive(Default)]
@@ -115,16 +112,8 @@ impl PgStore {
         let audit = super::commit::AuditRows::of(c)?;
         let changed_grants = !c.grants().is_empty();
         let updates = upd.id.len() as i64;
-        let result = sqlx::query(COMMIT)
-            .bind(audit.requests)
-            .bind(audit.entries)
-            .bind(audit.event_ids)
-            .bind(audit.events)
-            .bind(&self.channel)
-            .bind(changed_grants)
-            .bind(audit.digests)
-            .bind(audit.destinations)
-            .bind(&self.origin)
+        let result = audit
+            .bind(sqlx::query(COMMIT), self, changed_grants)
             .bind(r.map_or(uuid::Uuid::nil(), |r| r.id.0))
             .bind(r.map(|r| principal_key(&r.principal)).unwrap_or_default())
             .bind(r.map(|r| scope_key(r.scope())).unwrap_or_default())

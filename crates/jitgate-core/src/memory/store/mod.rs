@@ -20,6 +20,7 @@ use crate::ports::store::{Commit, OutboxGauge, PrincipalCounts, Store, StoreErro
 use by_id::ById;
 use live::LiveIndex;
 use names::Names;
+use retention::Closed;
 
 /// A thread-safe in-memory [`Store`].
 ///
@@ -80,13 +81,6 @@ struct Inner {
     retention: Option<chrono::Duration>,
     /// Closed requests and ended grants, by the time of the commit that closed them.
     closed: BTreeSet<(DateTime<Utc>, Closed)>,
-}
-
-/// Something a commit closed, to leave memory after the retention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Closed {
-    Grant(GrantId),
-    Request(RequestId),
 }
 
 impl MemoryStore {
@@ -305,57 +299,6 @@ impl Inner {
         self.audit.get(usize::try_from(i).ok()?)
     }
 
-    /// Queues what `c` closes, to be forgotten after the retention.
-    fn note_closed(&mut self, c: &Commit, at: DateTime<Utc>) {
-        if let Some(w) = &c.request {
-            let r = w.value();
-            // An approved request stays while a grant of it lives; its grant's end queues it.
-            if r.state.is_closed() && r.state != RequestState::Approved {
-                self.closed.insert((at, Closed::Request(r.id)));
-            }
-        }
-        for w in &c.grants {
-            let g = w.value();
-            if g.state.is_ended() {
-                self.closed.insert((at, Closed::Grant(g.id)));
-                self.closed.insert((at, Closed::Request(g.request_id)));
-            }
-        }
-    }
-
-    /// Forgets what was closed before `cutoff` and is still closed.
-    fn forget_closed_before(&mut self, cutoff: DateTime<Utc>) {
-        while let Some(&(at, what)) = self.closed.first() {
-            if at >= cutoff {
-                break;
-            }
-            self.closed.pop_first();
-            match what {
-                Closed::Grant(id) => {
-                    // A break-glass grant awaiting acknowledgement stays: the acknowledgement
-                    // writes it again, and that commit queues it anew.
-                    if self.grants.get(&id).is_some_and(|g| g.state.is_ended()) && !self.unacknowledged.contains(&id) {
-                        self.grants.remove(&id);
-                    }
-                }
-                Closed::Request(id) => {
-                    let Some(r) = self.requests.get(&id) else { continue };
-                    // A grant of it that lives, or awaits its acknowledgement, still needs it.
-                    let held = self.live.of_principal(&r.principal).any(|g| g.request_id == id)
-                        || self
-                            .unacknowledged
-                            .iter()
-                            .any(|g| self.grants.get(g).is_some_and(|g| g.request_id == id));
-                    if r.state.is_closed() && !held {
-                        if let Some(r) = self.requests.remove(&id) {
-                            self.by_principal.remove(&(r.principal, r.created_at, id));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     fn index_request(&mut self, r: &AccessRequest) {
         // Creation time and principal never change: a rewrite inserts the same key again.
         self.by_principal.insert((r.principal.clone(), r.created_at, r.id));
@@ -517,4 +460,5 @@ mod by_id;
 mod listings;
 mod live;
 mod names;
+mod retention;
 mod work;
