@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use arbitrary::Arbitrary;
 use cedar_policy::{Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
-use jitgate_cedar::slice::compare_with_whole;
+use jitgate_cedar::slice::{compare_with_whole, compare_within_class};
 use libfuzzer_sys::fuzz_target;
 
 const ACTIONS: [&str; 4] = ["read", "edit", "delete", "write"];
@@ -60,7 +60,12 @@ fn text(c: &PolicyChoice) -> String {
         2 => format!("resource in Folder::\"f{}\"", c.resource.1 % 3),
         _ => "resource is Doc".to_owned(),
     };
-    let cond = match c.condition.0 % 11 {
+    let cond = match c.condition.0 % 12 {
+        // The principal read again after a condition on something else.
+        11 => format!(
+            " when {{ principal in Team::\"t{}\" && context.flag && principal.contractor }}",
+            c.condition.1 % 5
+        ),
         // Conditions that open the policy and read only the principal, decided per principal.
         7 => " when { principal.contractor }".to_owned(),
         8 => " unless { principal.contractor } when { context.flag }".to_owned(),
@@ -162,6 +167,16 @@ fuzz_target!(|input: Input| {
         if let Some(diff) = compare_with_whole(&all, &p, &act, &request, &entities) {
             panic!(
                 "slice differs from the whole set: {diff}\npolicies:\n{}",
+                texts.join("\n")
+            );
+        }
+        // The decision cache's claim: where the action's policies cannot tell a principal
+        // class's members apart, they decide alike.
+        let users: Vec<EntityUid> = (0..6).map(|u| uid(&format!("User::\"u{u}\""))).collect();
+        let resource = uid(&format!("Doc::\"d{}\"", d % 6));
+        if let Some(diff) = compare_within_class(&all, &entities, &users, &act, &resource, request.context().expect("a context")) {
+            panic!(
+                "principals of one class decide differently: {diff}\npolicies:\n{}",
                 texts.join("\n")
             );
         }

@@ -8,6 +8,8 @@ use cedar_policy::{PolicySet, Schema};
 use jitgate_core::{AttrValue, Attributes, EntityRef};
 use serde_json::Value;
 
+use crate::probes::Probes;
+
 /// The context attributes a policy set can read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ContextReads {
@@ -134,21 +136,45 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
-/// The context attributes each action's policies read: a call keys the decision cache on
-/// those of its own action only, so an attribute that only another action's policies read
-/// (a change ticket for migrations) does not make every other call a miss.
+/// What the policies of one action read, as far as the decision cache is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ActionReads {
+    /// The context attributes they read.
+    pub(crate) context: ContextReads,
+    /// Whether principals of one class decide alike on them (`crate::slice::class_decides`):
+    /// then a call's decision is cached for its principal's class, not for the principal.
+    pub(crate) by_class: bool,
+}
+
+impl ActionReads {
+    fn of(policies: &[&cedar_policy::Policy], probes: &Probes) -> Self {
+        Self {
+            context: ContextReads::of_json(policies.iter().map(|p| p.to_json())),
+            by_class: policies.iter().all(|p| probes.class_decides(p)),
+        }
+    }
+}
+
+/// What each action's policies read: a call keys the decision cache on the context attributes
+/// of its own action only, so an attribute that only another action's policies read (a change
+/// ticket for migrations) does not make every other call a miss; and on the principal's class
+/// where those policies cannot tell its members apart.
 #[derive(Debug)]
 pub(crate) struct ReadsByAction {
     /// Looked up on every call: foldhash (seeded per process).
-    by_action: HashMap<EntityRef, ContextReads, foldhash::fast::RandomState>,
+    by_action: HashMap<EntityRef, ActionReads, foldhash::fast::RandomState>,
     /// For an action the schema does not declare: what any policy reads.
-    any: ContextReads,
+    any: ActionReads,
 }
 
 impl ReadsByAction {
     /// For each of the schema's actions, what the policies whose action scope can match it read.
     pub(crate) fn of(set: &PolicySet, schema: &Schema) -> Self {
-        let any = ContextReads::of(set);
+        let probes = Probes::of(set);
+        let any = ActionReads {
+            context: ContextReads::of(set),
+            by_class: set.policies().all(|p| probes.class_decides(p)),
+        };
         let Ok(actions) = schema.action_entities() else {
             return Self {
                 by_action: HashMap::default(),
@@ -158,19 +184,21 @@ impl ReadsByAction {
         let by_action = schema
             .actions()
             .map(|a| {
-                let reads = ContextReads::of_json(
-                    set.policies()
-                        .filter(|p| crate::slice::action_may_match(&p.action_constraint(), a, &actions))
-                        .map(cedar_policy::Policy::to_json),
-                );
-                (EntityRef::new(a.type_name().to_string(), a.id().unescaped()), reads)
+                let policies: Vec<&cedar_policy::Policy> = set
+                    .policies()
+                    .filter(|p| crate::slice::action_may_match(&p.action_constraint(), a, &actions))
+                    .collect();
+                (
+                    EntityRef::new(a.type_name().to_string(), a.id().unescaped()),
+                    ActionReads::of(&policies, &probes),
+                )
             })
             .collect();
         Self { by_action, any }
     }
 
     /// What the policies of `action` read.
-    pub(crate) fn of_action(&self, action: &EntityRef) -> &ContextReads {
+    pub(crate) fn of_action(&self, action: &EntityRef) -> &ActionReads {
         self.by_action.get(action).unwrap_or(&self.any)
     }
 }
@@ -273,6 +301,7 @@ mod tests {
         let keys = |action: &str| -> Vec<String> {
             reads
                 .of_action(&EntityRef::new("Action", action))
+                .context
                 .relevant(&context)
                 .into_keys()
                 .collect()
@@ -280,5 +309,34 @@ mod tests {
         assert_eq!(keys("migrate"), ["ip", "ticket"], "through the action group");
         assert_eq!(keys("restart"), ["ip"], "the ticket is not read for restarts");
         assert_eq!(keys("undeclared"), ["ip", "ticket"], "what any policy reads");
+    }
+
+    #[test]
+    fn an_action_keys_on_the_class_unless_its_policies_read_the_principal_past_their_opening() {
+        let (schema, _) = Schema::from_cedarschema_str(
+            r#"entity Team; entity User in [Team] { "oncall": Bool }; entity Db;
+               type Ctx = { "ticket"?: String, "ip": String };
+               action "write";
+               action "migrate" in [Action::"write"] appliesTo { principal: User, resource: Db, context: Ctx };
+               action "restart" appliesTo { principal: User, resource: Db, context: Ctx };
+               action "read" appliesTo { principal: User, resource: Db, context: Ctx };"#,
+        )
+        .unwrap();
+        let set: PolicySet = r#"
+            forbid(principal, action, resource) when { context.ip == "203.0.113.9" };
+            permit(principal in Team::"dba", action in [Action::"write"], resource) when { context has ticket };
+            forbid(principal, action in [Action::"write"], resource)
+                when { principal.oncall && principal in Team::"dba" } unless { context has ticket };
+            permit(principal, action == Action::"restart", resource) when { context.ip == "10.0.0.1" && principal.oncall };
+            permit(principal, action == Action::"read", resource) when { resource in principal };
+        "#
+        .parse()
+        .unwrap();
+        let reads = ReadsByAction::of(&set, &schema);
+        let by_class = |action: &str| reads.of_action(&EntityRef::new("Action", action)).by_class;
+        assert!(by_class("migrate"), "scopes and opening principal conditions only");
+        assert!(!by_class("restart"), "principal.oncall after a context condition");
+        assert!(!by_class("read"), "the principal as a value");
+        assert!(!by_class("undeclared"), "what any policy reads");
     }
 }

@@ -1,5 +1,6 @@
-//! The decision cache: policy decisions by (principal, scope, the context attributes the
-//! action's policies read), bounded in entries and in bytes, least recently used first out.
+//! The decision cache: policy decisions by (who — the principal, or its class where the
+//! action's policies cannot tell the class's members apart —, scope, the context attributes
+//! the action's policies read), bounded in entries and in bytes, least recently used first out.
 //!
 //! A hit builds no key: the call's principal, scope and context are hashed and compared where
 //! they are ([`Lookup`]), so nothing is copied, allocated or freed to find a decision.
@@ -11,6 +12,7 @@ use std::num::NonZeroUsize;
 use jitgate_core::{Attributes, EntityRef, PolicyDecision, Scope};
 
 use crate::context_reads::ContextView;
+use crate::slice::ClassId;
 
 /// How big the decision cache may grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,12 +24,29 @@ pub(crate) struct DecisionLimits {
 /// The default byte bound of the decision cache: 32 MiB.
 pub const DEFAULT_DECISION_CACHE_BYTES: usize = 32 << 20;
 
-/// What a cached decision depends on, owned: the principal, the scope and the context
-/// attributes read, with their hash computed once.
+/// Whose decision it is: one principal's, or that of every principal of a class of the
+/// snapshot (when the action's policies cannot tell them apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Who<'a> {
+    /// This principal only.
+    Principal(&'a EntityRef),
+    /// Every principal of this class.
+    Class(ClassId),
+}
+
+/// [`Who`], owned.
+#[derive(Debug)]
+enum WhoOwned {
+    Principal(EntityRef),
+    Class(ClassId),
+}
+
+/// What a cached decision depends on, owned: who, the scope and the context attributes read,
+/// with their hash computed once.
 #[derive(Debug)]
 pub(crate) struct DecisionKey {
     hash: u64,
-    principal: EntityRef,
+    who: WhoOwned,
     scope: Scope,
     context: Attributes,
 }
@@ -36,7 +55,7 @@ pub(crate) struct DecisionKey {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Lookup<'a> {
     hash: u64,
-    principal: &'a EntityRef,
+    who: Who<'a>,
     scope: &'a Scope,
     context: ContextView<'a>,
 }
@@ -45,16 +64,20 @@ pub(crate) struct Lookup<'a> {
 pub(crate) trait KeyParts {
     /// The key's hash (computed once, by the cache's hasher).
     fn hash64(&self) -> u64;
-    /// The principal, the scope and the context attributes read.
-    fn parts(&self) -> (&EntityRef, &Scope, ContextView<'_>);
+    /// Who, the scope and the context attributes read.
+    fn parts(&self) -> (Who<'_>, &Scope, ContextView<'_>);
 }
 
 impl KeyParts for DecisionKey {
     fn hash64(&self) -> u64 {
         self.hash
     }
-    fn parts(&self) -> (&EntityRef, &Scope, ContextView<'_>) {
-        (&self.principal, &self.scope, ContextView::whole(&self.context))
+    fn parts(&self) -> (Who<'_>, &Scope, ContextView<'_>) {
+        let who = match &self.who {
+            WhoOwned::Principal(p) => Who::Principal(p),
+            WhoOwned::Class(c) => Who::Class(*c),
+        };
+        (who, &self.scope, ContextView::whole(&self.context))
     }
 }
 
@@ -62,8 +85,8 @@ impl KeyParts for Lookup<'_> {
     fn hash64(&self) -> u64 {
         self.hash
     }
-    fn parts(&self) -> (&EntityRef, &Scope, ContextView<'_>) {
-        (self.principal, self.scope, self.context)
+    fn parts(&self) -> (Who<'_>, &Scope, ContextView<'_>) {
+        (self.who, self.scope, self.context)
     }
 }
 
@@ -153,9 +176,9 @@ impl DecisionCache {
         }
     }
 
-    fn hash(&self, principal: &EntityRef, scope: &Scope, context: ContextView<'_>) -> u64 {
+    fn hash(&self, who: Who<'_>, scope: &Scope, context: ContextView<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        principal.hash(&mut h);
+        who.hash(&mut h);
         scope.hash(&mut h);
         for (name, value) in context.pairs() {
             name.hash(&mut h);
@@ -165,15 +188,10 @@ impl DecisionCache {
     }
 
     /// The key of a call, borrowed from it.
-    pub(crate) fn lookup<'a>(
-        &self,
-        principal: &'a EntityRef,
-        scope: &'a Scope,
-        context: ContextView<'a>,
-    ) -> Lookup<'a> {
+    pub(crate) fn lookup<'a>(&self, who: Who<'a>, scope: &'a Scope, context: ContextView<'a>) -> Lookup<'a> {
         Lookup {
-            hash: self.hash(principal, scope, context),
-            principal,
+            hash: self.hash(who, scope, context),
+            who,
             scope,
             context,
         }
@@ -188,7 +206,10 @@ impl DecisionCache {
     pub(crate) fn put(&mut self, key: &Lookup<'_>, decision: PolicyDecision) {
         let key = DecisionKey {
             hash: key.hash,
-            principal: key.principal.clone(),
+            who: match key.who {
+                Who::Principal(p) => WhoOwned::Principal(p.clone()),
+                Who::Class(c) => WhoOwned::Class(c),
+            },
             scope: key.scope.clone(),
             context: key.context.pairs().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
@@ -218,17 +239,17 @@ impl DecisionCache {
 /// fixed overhead per entry (computed without recursion).
 fn size_of_entry(
     DecisionKey {
-        principal,
-        scope,
-        context,
-        ..
+        who, scope, context, ..
     }: &DecisionKey,
     decision: &PolicyDecision,
 ) -> usize {
     const OVERHEAD: usize = 256;
+    let principal = match who {
+        WhoOwned::Principal(p) => p.type_name.len() + p.id.len(),
+        WhoOwned::Class(_) => 0,
+    };
     let mut bytes = OVERHEAD
-        + principal.type_name.len()
-        + principal.id.len()
+        + principal
         + scope.action.type_name.len()
         + scope.action.id.len()
         + scope.resource.type_name.len()
@@ -256,12 +277,12 @@ mod tests {
     }
 
     fn put(c: &mut DecisionCache, (p, a): &(EntityRef, Action)) {
-        let key = c.lookup(p, &a.scope, ContextView::whole(&a.context));
+        let key = c.lookup(Who::Principal(p), &a.scope, ContextView::whole(&a.context));
         c.put(&key, PolicyDecision::NotEligible);
     }
 
     fn has(c: &mut DecisionCache, (p, a): &(EntityRef, Action)) -> bool {
-        let key = c.lookup(p, &a.scope, ContextView::whole(&a.context));
+        let key = c.lookup(Who::Principal(p), &a.scope, ContextView::whole(&a.context));
         c.get(&key).is_some()
     }
 
@@ -313,10 +334,10 @@ mod tests {
                 .with_attr("ticket", ticket)
         };
         let first = call("10.0.0.1", "T-1");
-        let key = c.lookup(&principal, &first.scope, reads.view(&first.context));
+        let key = c.lookup(Who::Principal(&principal), &first.scope, reads.view(&first.context));
         c.put(&key, PolicyDecision::NotEligible);
         let mut hit = |p: &EntityRef, a: &Action| {
-            let key = c.lookup(p, &a.scope, reads.view(&a.context));
+            let key = c.lookup(Who::Principal(p), &a.scope, reads.view(&a.context));
             c.get(&key).is_some()
         };
         assert!(

@@ -50,10 +50,26 @@ impl Probes {
         probes
     }
 
-    /// The policies whose leading principal conditions are `false` for `principal`, sorted.
-    pub(crate) fn ruled_out(&self, principal: &EntityUid, entities: &Entities) -> Vec<PolicyId> {
+    /// Whether two principals of one class (same scope matches, same probe outcomes) decide
+    /// `policy` alike for every request: it reads the principal nowhere but in its scope and in
+    /// leading conditions a probe of this set decides.
+    pub(crate) fn class_decides(&self, policy: &Policy) -> bool {
+        let Ok(json) = policy.to_json() else {
+            return false;
+        };
+        if self.of.iter().any(|(id, _)| id == policy.id()) {
+            !reads_principal_past_prefix(&json)
+        } else {
+            !json.get("conditions").is_some_and(reads_principal)
+        }
+    }
+
+    /// What the leading principal conditions come to for `principal`: the policies they rule
+    /// out (`false`) and those where they are in error, each sorted. For every other policy
+    /// with a probe they hold.
+    pub(crate) fn outcomes(&self, principal: &EntityUid, entities: &Entities) -> ProbeOutcomes {
         if self.of.is_empty() {
-            return Vec::new();
+            return ProbeOutcomes::default();
         }
         // The probes read only the principal: any action and resource will do.
         let Ok(request) = Request::new(
@@ -63,25 +79,92 @@ impl Probes {
             Context::empty(),
             None,
         ) else {
-            return Vec::new();
+            // Nothing decided: no policy is ruled out, and every probe counts as in error (so
+            // no two such principals are taken to decide alike).
+            return ProbeOutcomes {
+                ruled_out: Vec::new(),
+                errored: self.of.iter().map(|(policy, _)| policy.clone()).collect(),
+            };
         };
         let response = Authorizer::new().is_authorized(&request, &self.set, entities);
-        let settled: HashSet<&PolicyId> = response
+        let held: HashSet<&PolicyId> = response.diagnostics().reason().collect();
+        let errored: HashSet<&PolicyId> = response
             .diagnostics()
-            .reason()
-            .chain(response.diagnostics().errors().map(|e| {
+            .errors()
+            .map(|e| {
                 let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
                 pe.policy_id()
-            }))
+            })
             .collect();
-        let mut out: Vec<PolicyId> = self
-            .of
-            .iter()
-            .filter(|(_, probe)| !settled.contains(probe))
-            .map(|(policy, _)| policy.clone())
-            .collect();
-        out.sort_unstable();
+        let mut out = ProbeOutcomes::default();
+        for (policy, probe) in &self.of {
+            if errored.contains(probe) {
+                out.errored.push(policy.clone());
+            } else if !held.contains(probe) {
+                out.ruled_out.push(policy.clone());
+            }
+        }
+        out.ruled_out.sort_unstable();
+        out.errored.sort_unstable();
         out
+    }
+}
+
+/// What a principal's leading principal conditions come to, policy by policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ProbeOutcomes {
+    /// Policies whose leading principal conditions are `false`: never satisfied, never an
+    /// error, for this principal.
+    pub(crate) ruled_out: Vec<PolicyId>,
+    /// Policies whose leading principal conditions are in error for this principal.
+    pub(crate) errored: Vec<PolicyId>,
+}
+
+/// Whether a policy (its JSON form) reads the principal anywhere but in its scope and its
+/// leading principal conditions (those a probe decides). A policy that does not can only
+/// decide differently for two principals when their scope matches or their probes differ,
+/// which is what a principal class records; one that cannot be read counts as reading it.
+fn reads_principal_past_prefix(policy: &Value) -> bool {
+    let Some(clauses) = policy.get("conditions").and_then(Value::as_array) else {
+        return policy.get("conditions").is_some();
+    };
+    let mut rest = clauses.iter();
+    for clause in rest.by_ref() {
+        let (Some(kind), Some(body)) = (clause.get("kind").and_then(Value::as_str), clause.get("body")) else {
+            return true;
+        };
+        if reads_only_principal(body) {
+            continue;
+        }
+        // The first clause that reads more: its conjuncts past the leading principal ones, and
+        // every clause after it, are evaluated for every principal alike only if they do not
+        // read the principal.
+        let past = if kind == "when" {
+            let mut conjuncts = Vec::new();
+            flatten_and(body, &mut conjuncts);
+            conjuncts
+                .into_iter()
+                .skip_while(|c| reads_only_principal(c))
+                .any(reads_principal)
+        } else {
+            reads_principal(body)
+        };
+        return past || rest.any(|c| c.get("body").is_none_or(reads_principal));
+    }
+    false
+}
+
+/// Whether the expression reads the variable `principal` (or a slot or unknown, which may
+/// stand for it).
+fn reads_principal(e: &Value) -> bool {
+    match e {
+        Value::Object(map) => map.iter().any(|(key, inner)| match key.as_str() {
+            "Var" => inner == "principal",
+            "Slot" | "unknown" => true,
+            _ => reads_principal(inner),
+        }),
+        Value::Array(items) => items.iter().any(reads_principal),
+        _ => false,
     }
 }
 

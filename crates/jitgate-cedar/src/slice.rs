@@ -17,7 +17,7 @@ use cedar_policy::{
     ActionConstraint, Entities, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint,
 };
 
-use crate::probes::Probes;
+use crate::probes::{ProbeOutcomes, Probes};
 
 fn principal_may_match(c: &PrincipalConstraint, p: &EntityUid, entities: &Entities) -> bool {
     let within = |g: &EntityUid| g == p || entities.is_ancestor_of(g, p);
@@ -107,11 +107,11 @@ impl Mentions {
         }
     }
 
-    /// The principal's class: its type, the named entities it is or is in, and the policies
-    /// its leading principal conditions rule out. Every principal scope matches all principals
-    /// of a class or none of them (`==` and `in` only ask whether the principal is, or
-    /// descends from, a named entity; `is` only asks its type), and a ruled-out policy is false
-    /// without an error for all of them, so a class shares one slice per action.
+    /// The principal's class: its type, the named entities it is or is in, and what its
+    /// leading principal conditions come to. Every principal scope matches all principals of a
+    /// class or none of them (`==` and `in` only ask whether the principal is, or descends
+    /// from, a named entity; `is` only asks its type), and a ruled-out policy is false without
+    /// an error for all of them, so a class shares one slice per action.
     fn class(&self, principal: &EntityUid, entities: &Entities) -> Class {
         let mut members: Vec<EntityUid> = entities
             .ancestors(principal)
@@ -126,7 +126,7 @@ impl Mentions {
         Class {
             type_name: principal.type_name().clone(),
             members,
-            ruled_out: self.probes.ruled_out(principal, entities),
+            probes: self.probes.outcomes(principal, entities),
         }
     }
 }
@@ -138,15 +138,25 @@ type Fast = foldhash::fast::RandomState;
 struct Class {
     type_name: EntityTypeName,
     members: Vec<EntityUid>,
-    ruled_out: Vec<PolicyId>,
+    probes: ProbeOutcomes,
 }
+
+/// A class of the snapshot's principals, numbered within the snapshot.
+pub type ClassId = u32;
+
+/// The class of each principal of the snapshot, by type name (as Cedar prints it), then id.
+type ByPrincipal = HashMap<Box<str>, HashMap<Box<str>, Arc<ClassSlices>, Fast>, Fast>;
 
 /// How many slices of principals the snapshot did not know (not in the entities, or not of a
 /// principal type) are kept before starting over.
 const OVERFLOW_CAPACITY: usize = 10_000;
 
-/// The slices of one class, by action.
-type ClassSlices = HashMap<EntityUid, Arc<PolicySet>, Fast>;
+/// One class of the snapshot's principals: its number and its slices, by action.
+#[derive(Debug)]
+struct ClassSlices {
+    id: ClassId,
+    by_action: HashMap<EntityUid, Arc<PolicySet>, Fast>,
+}
 
 /// The slices of one policy set for one entity snapshot, keyed by principal class and action:
 /// built once, with the snapshot, for every class of the principals in the entities and every
@@ -156,10 +166,10 @@ type ClassSlices = HashMap<EntityUid, Arc<PolicySet>, Fast>;
 pub struct SliceIndex {
     all: PolicySet,
     mentions: Mentions,
-    // Looked up on every uncached call: foldhash (seeded per process).
-    // By type, then id (a few dozen bytes per principal, where a whole `EntityUid` key is over
-    // a hundred).
-    by_principal: HashMap<EntityTypeName, HashMap<Box<str>, Arc<ClassSlices>, Fast>, Fast>,
+    // Looked up on every call (the class keys cached decisions): foldhash (seeded per
+    // process). By type name, then id (a few dozen bytes per principal, where a whole
+    // `EntityUid` key is over a hundred).
+    by_principal: ByPrincipal,
     /// The same slices by class: for a principal the snapshot does not hold whose class it does.
     by_class: HashMap<Class, Arc<ClassSlices>, Fast>,
     /// Principals the snapshot did not know: computed on first use, bounded.
@@ -202,8 +212,7 @@ impl SliceIndex {
         let actions: Vec<&EntityUid> = actions.into_iter().collect();
         let mut classes: HashMap<Class, Arc<ClassSlices>, Fast> = HashMap::default();
         let mut shared: HashMap<Vec<PolicyId>, Arc<PolicySet>> = HashMap::new();
-        let mut by_principal: HashMap<EntityTypeName, HashMap<Box<str>, Arc<ClassSlices>, Fast>, Fast> =
-            HashMap::default();
+        let mut by_principal = ByPrincipal::default();
         for e in entities.iter() {
             let uid = e.uid();
             if !principal_types.contains(uid.type_name()) {
@@ -213,7 +222,10 @@ impl SliceIndex {
             let slices = match classes.get(&class) {
                 Some(slices) => Arc::clone(slices),
                 None => {
-                    let mut slices = ClassSlices::with_capacity_and_hasher(actions.len(), Fast::default());
+                    let mut slices = ClassSlices {
+                        id: ClassId::try_from(classes.len()).unwrap_or(ClassId::MAX),
+                        by_action: HashMap::with_capacity_and_hasher(actions.len(), Fast::default()),
+                    };
                     for action in &actions {
                         let ids: Vec<PolicyId> = all
                             .policies()
@@ -223,7 +235,7 @@ impl SliceIndex {
                         let set = shared
                             .entry(ids)
                             .or_insert_with(|| Arc::new(class_slice(all, &class, &uid, action, entities)));
-                        slices.insert((*action).clone(), Arc::clone(set));
+                        slices.by_action.insert((*action).clone(), Arc::clone(set));
                     }
                     let slices = Arc::new(slices);
                     classes.insert(class, Arc::clone(&slices));
@@ -231,7 +243,7 @@ impl SliceIndex {
                 }
             };
             by_principal
-                .entry(uid.type_name().clone())
+                .entry(uid.type_name().to_string().into())
                 .or_default()
                 .insert(uid.id().unescaped().into(), slices);
         }
@@ -250,13 +262,17 @@ impl SliceIndex {
     pub fn get(&self, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> Arc<PolicySet> {
         let known = self
             .by_principal
-            .get(principal.type_name())
+            .get(principal.type_name().to_string().as_str())
             .and_then(|ids| ids.get(principal.id().unescaped()));
-        if let Some(s) = known.and_then(|slices| slices.get(action)) {
+        if let Some(s) = known.and_then(|slices| slices.by_action.get(action)) {
             return Arc::clone(s);
         }
         let class = self.mentions.class(principal, entities);
-        if let Some(s) = self.by_class.get(&class).and_then(|slices| slices.get(action)) {
+        if let Some(s) = self
+            .by_class
+            .get(&class)
+            .and_then(|slices| slices.by_action.get(action))
+        {
             return Arc::clone(s);
         }
         let key = (class, action.clone());
@@ -272,6 +288,14 @@ impl SliceIndex {
         s
     }
 
+    /// The class of a principal the snapshot holds (by its type name as Cedar prints it, and
+    /// its id), or `None`. Two principals of one class decide alike on every action whose
+    /// policies read the principal only in their scopes and in leading conditions that read
+    /// nothing else (see [`compare_within_class`]).
+    pub fn class_of(&self, type_name: &str, id: &str) -> Option<ClassId> {
+        Some(self.by_principal.get(type_name)?.get(id)?.id)
+    }
+
     /// How many slices the index holds.
     pub fn stats(&self) -> SliceStats {
         SliceStats {
@@ -284,7 +308,7 @@ impl SliceIndex {
 
 /// Whether `policy` belongs in the slice of `class` (of which `principal` is a member) for `action`.
 fn in_slice(policy: &Policy, class: &Class, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> bool {
-    may_apply(policy, principal, action, entities) && class.ruled_out.binary_search(policy.id()).is_err()
+    may_apply(policy, principal, action, entities) && class.probes.ruled_out.binary_search(policy.id()).is_err()
 }
 
 /// The slice of `all` for `class` (of which `principal` is a member) and `action`.
@@ -346,6 +370,72 @@ pub fn compare_with_whole(
             errors(&whole),
             errors(&sliced)
         ));
+    }
+    None
+}
+
+/// Whether principals of one class decide alike on `action` under `all`: every policy that
+/// may apply to it reads the principal only in its scope and in leading conditions that read
+/// nothing else (decided per principal with the snapshot, and part of its class). The decision
+/// cache keys such calls on the class instead of the principal.
+pub fn class_decides(all: &PolicySet, action: &EntityUid, entities: &Entities) -> bool {
+    let probes = Probes::of(all);
+    all.policies()
+        .filter(|p| action_may_match(&p.action_constraint(), action, entities))
+        .all(|p| probes.class_decides(p))
+}
+
+/// For the differential tests and the fuzz target: when [`class_decides`] holds for `action`,
+/// checks that bare Cedar decides the requests of any two of `principals` that share a class
+/// in an index over `entities` (same action, resource and context) alike on the whole set —
+/// the decision, the determining policies, and which policies are in error — and says how
+/// they differ, if at all. `None` also when the claim does not apply (an action on whose
+/// policies the principal can tell).
+pub fn compare_within_class(
+    all: &PolicySet,
+    entities: &Entities,
+    principals: &[EntityUid],
+    action: &EntityUid,
+    resource: &EntityUid,
+    context: &cedar_policy::Context,
+) -> Option<String> {
+    use std::collections::BTreeSet;
+    if !class_decides(all, action, entities) {
+        return None;
+    }
+    let types = principals.iter().map(|p| p.type_name().clone()).collect();
+    let index = SliceIndex::new(all, entities, &types, [action]);
+    let answer = |p: &EntityUid| {
+        let request =
+            cedar_policy::Request::new(p.clone(), action.clone(), resource.clone(), context.clone(), None).ok()?;
+        let r = cedar_policy::Authorizer::new().is_authorized(&request, all, entities);
+        let reasons: BTreeSet<String> = r.diagnostics().reason().map(ToString::to_string).collect();
+        let errors: BTreeSet<String> = r
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                pe.policy_id().to_string()
+            })
+            .collect();
+        Some((r.decision(), reasons, errors))
+    };
+    // The first member of each class answers for it.
+    let mut first: HashMap<ClassId, (&EntityUid, _)> = HashMap::new();
+    for p in principals {
+        let Some(class) = index.class_of(&p.type_name().to_string(), p.id().unescaped()) else {
+            continue;
+        };
+        let mine = answer(p);
+        match first.get(&class) {
+            Some((q, theirs)) if *theirs != mine => {
+                return Some(format!("{p} and {q} (class {class}): {mine:?} against {theirs:?}"));
+            }
+            Some(_) => {}
+            None => {
+                first.insert(class, (p, mine));
+            }
+        }
     }
     None
 }

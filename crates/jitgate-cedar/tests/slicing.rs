@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cedar_policy::{Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
 use common::*;
-use jitgate_cedar::slice::compare_with_whole;
+use jitgate_cedar::slice::{compare_with_whole, compare_within_class};
 use jitgate_cedar::{CedarPolicy, JsonEntitiesFile};
 use jitgate_core::{Action, AttrValue, EntityRef, Policy};
 use proptest::prelude::*;
@@ -125,6 +125,13 @@ fn condition() -> impl Strategy<Value = String> {
         Just(" when { resource.level > 1 } when { principal.contractor }".to_owned()),
         (0..5usize).prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" }} unless {{ principal.contractor }}")),
         (0..5usize).prop_map(|t| format!(" unless {{ principal in Team::\"t{t}\" || principal.contractor }}")),
+        // Opening principal conditions, then the principal read again after something else:
+        // principals of a class can decide differently.
+        (0..5usize)
+            .prop_map(|t| format!(" when {{ principal in Team::\"t{t}\" && context.flag && principal.contractor }}")),
+        (0..5usize).prop_map(|t| format!(
+            " when {{ principal.contractor }} when {{ context.flag }} unless {{ principal in Team::\"t{t}\" }}"
+        )),
     ]
 }
 
@@ -163,6 +170,32 @@ proptest! {
             let (p, act, r) = (uid(&format!("User::\"u{u}\"")), uid(&format!("Action::\"{}\"", ACTIONS[a])), uid(&format!("Doc::\"d{d}\"")));
             let req = Request::new(p.clone(), act.clone(), r, context(c), None).unwrap();
             let diff = compare_with_whole(&all, &p, &act, &req, &entities);
+            prop_assert!(diff.is_none(), "{:?} on {:?}", diff, policies);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The decision cache's claim: where every policy of an action reads the principal only in
+    /// its scope and opening principal conditions, two principals of one class get the same
+    /// decision, determining policies and errors from bare Cedar on the whole set.
+    #[test]
+    fn principals_of_a_class_decide_alike(
+        policies in prop::collection::vec(policy_text(), 1..5),
+        team_parents in prop::collection::vec(prop::option::of(0..5usize), 5),
+        user_teams in prop::collection::vec(prop::collection::vec(0..5usize, 0..3), 6),
+        contractors in prop::collection::vec(prop::option::of(any::<bool>()), 6),
+        doc_folders in prop::collection::vec(0..3usize, 6),
+        requests in prop::collection::vec((0..ACTIONS.len(), 0..6usize, any::<u8>()), 1..6),
+    ) {
+        let all = PolicySet::from_str(&policies.join("\n")).unwrap();
+        let entities = world(&team_parents, &user_teams, &contractors, &doc_folders);
+        let users: Vec<EntityUid> = (0..6).map(|u| uid(&format!("User::\"u{u}\""))).collect();
+        for (a, d, c) in requests {
+            let (act, r) = (uid(&format!("Action::\"{}\"", ACTIONS[a])), uid(&format!("Doc::\"d{d}\"")));
+            let diff = compare_within_class(&all, &entities, &users, &act, &r, &context(c));
             prop_assert!(diff.is_none(), "{:?} on {:?}", diff, policies);
         }
     }
@@ -208,14 +241,26 @@ async fn cached_decisions_equal_uncached_ones_and_are_counted() {
         }
     }
     // No example policy reads `context.ticket`: with or without one, a call shares its cache
-    // entry, so only the first round's calls without a ticket miss.
+    // entry, so only first-round calls without a ticket miss — one per principal class and
+    // request, not one per user (every example policy reads the principal only in its scope).
     let n = (USERS.len() * REQUESTS.len()) as u64;
     let stats = cached.decision_cache_stats();
+    assert_eq!(stats.misses + stats.hits, 4 * n);
+    assert!(stats.misses < n, "users of one class share their decisions: {stats:?}");
+    let first_round = stats.misses;
+    for who in USERS {
+        for (a, ty, id) in REQUESTS {
+            let action = Action::new(EntityRef::new("Action", *a), EntityRef::new(*ty, *id))
+                .with_attr("ticket", AttrValue::from("INC-2"));
+            cached.evaluate(&EntityRef::new("User", *who), &action).unwrap();
+        }
+    }
     assert_eq!(
-        (stats.misses, stats.hits),
-        (n, 3 * n),
+        cached.decision_cache_stats().misses,
+        first_round,
         "a ticket no policy reads does not defeat the cache"
     );
+    let n = first_round;
     assert_eq!(
         plain.decision_cache_stats().hits + plain.decision_cache_stats().misses,
         0,
@@ -232,6 +277,92 @@ async fn cached_decisions_equal_uncached_ones_and_are_counted() {
         n + 1,
         "an entity refresh empties the cache"
     );
+}
+
+/// 1,000 users in two teams, one request each: where the action's policies read the principal
+/// only in their scopes and opening principal conditions, the decision is cached per principal
+/// class (two misses); where one of them reads it further on (a forbid on a user attribute
+/// after a context test), per principal — and both answer as without a cache.
+#[tokio::test]
+async fn the_cache_answers_a_principal_class_from_one_member() {
+    let schema = r#"
+        entity Team in [Team];
+        entity User in [Team] { "contractor": Bool };
+        entity Database;
+        action "db_restart" appliesTo { principal: [User], resource: [Database], context: { "ticket"?: String } };
+        action "db_drop" appliesTo { principal: [User], resource: [Database], context: { "ticket"?: String } };
+    "#;
+    let policies = r#"
+        @id("restart") @jit("approval") @reviewers("Team::\"leads\"") @max_duration("PT1H")
+        permit(principal in Team::"sre", action == Action::"db_restart", resource);
+        @id("no-contractor-restart")
+        forbid(principal, action == Action::"db_restart", resource) when { principal.contractor };
+        @id("drop") permit(principal in Team::"sre", action == Action::"db_drop", resource);
+        @id("no-contractor-drop-with-ticket")
+        forbid(principal, action == Action::"db_drop", resource) when { context has ticket && principal.contractor };
+    "#;
+    let mut entities = vec![
+        serde_json::json!({ "uid": { "type": "Team", "id": "sre" }, "attrs": {}, "parents": [] }),
+        serde_json::json!({ "uid": { "type": "Team", "id": "support" }, "attrs": {}, "parents": [] }),
+        serde_json::json!({ "uid": { "type": "Database", "id": "orders" }, "attrs": {}, "parents": [] }),
+    ];
+    for i in 0..1_000 {
+        entities.push(serde_json::json!({
+            "uid": { "type": "User", "id": format!("u{i}") },
+            "attrs": { "contractor": i % 10 == 0 },
+            "parents": [{ "type": "Team", "id": if i % 2 == 0 { "sre" } else { "support" } }],
+        }));
+    }
+    let entities = jitgate_cedar::entities_from_json(&serde_json::Value::Array(entities).to_string()).unwrap();
+    let build = |cache: usize| {
+        let entities = entities.clone();
+        async move {
+            CedarPolicy::builder()
+                .schema("app.cedarschema", schema)
+                .policies("app.cedar", policies)
+                .entities(Arc::new(jitgate_cedar::StaticEntities(entities)))
+                .decision_cache(cache)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    let (plain, cached) = (build(0).await, build(4_096).await);
+    let db = EntityRef::new("Database", "orders");
+    let restart = Action::new(EntityRef::new("Action", "db_restart"), db.clone()).with_attr("ticket", "INC-1");
+    let drop = Action::new(EntityRef::new("Action", "db_drop"), db).with_attr("ticket", "INC-1");
+    for i in 0..1_000 {
+        let who = EntityRef::new("User", format!("u{i}"));
+        assert_eq!(
+            cached.evaluate(&who, &restart).unwrap(),
+            plain.evaluate(&who, &restart).unwrap(),
+            "u{i}"
+        );
+    }
+    let stats = cached.decision_cache_stats();
+    // Classes: sre, sre contractors (every tenth user), support (the contractor forbid's
+    // opening condition tells the contractors apart).
+    assert_eq!((stats.misses, stats.hits), (3, 997), "one miss per class");
+    for i in 0..1_000 {
+        let who = EntityRef::new("User", format!("u{i}"));
+        assert_eq!(
+            cached.evaluate(&who, &drop).unwrap(),
+            plain.evaluate(&who, &drop).unwrap(),
+            "u{i}"
+        );
+    }
+    let stats = cached.decision_cache_stats();
+    assert_eq!(
+        (stats.misses, stats.hits),
+        (1_003, 997),
+        "a policy reading the principal past its opening conditions: one miss per user"
+    );
+    // A principal the snapshot does not hold is never answered for a class: here the
+    // contractor forbid cannot be evaluated for it, so both deny with an error.
+    let ghost = EntityRef::new("User", "ghost");
+    assert!(plain.evaluate(&ghost, &restart).is_err());
+    assert!(cached.evaluate(&ghost, &restart).is_err(), "not a class's answer");
+    assert_eq!(cached.decision_cache_stats().misses, 1_004);
 }
 
 /// The decision cache keys on the context attributes some policy reads: a ticket read by a

@@ -193,7 +193,10 @@ impl CedarPolicyBuilder {
 
     /// Caches up to `capacity` policy decisions, keyed by principal, action, resource and the
     /// context attributes some policy reads (found from the policies; a per-call attribute no
-    /// policy reads does not defeat the cache) (off by default). Decisions do not depend on time or grants (grants are
+    /// policy reads does not defeat the cache) (off by default). Where no policy of the action
+    /// reads the principal past its scope and opening principal conditions, the key is the
+    /// principal's class instead (its type, the groups policy scopes name, the values of those
+    /// conditions): one call answers every principal of the class. Decisions do not depend on time or grants (grants are
     /// looked up after the policy answers), so the cache is only emptied by an entity refresh;
     /// a policy reload builds a new `CedarPolicy`, with a new cache. A `capacity` of 0 leaves
     /// it off. See [`CedarPolicy::decision_cache_stats`].

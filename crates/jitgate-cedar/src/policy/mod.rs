@@ -21,6 +21,7 @@ use jitgate_core::{
 
 use crate::annotations::Kind;
 use crate::convert::TypeNames;
+use crate::decisions::Who;
 use crate::entities::EntityCache;
 use crate::CedarError;
 
@@ -196,18 +197,35 @@ impl Policy for CedarPolicy {
         // others never reach Cedar (a per-call ticket costs nothing) and stay out of the key.
         let reads = self.context_reads.of_action(&action.scope.action);
         let Some(cache) = &snapshot.decisions else {
-            return self.evaluate_in(&snapshot, principal, &action.scope, &reads.relevant(&action.context));
+            return self.evaluate_in(
+                &snapshot,
+                principal,
+                &action.scope,
+                &reads.context.relevant(&action.context),
+            );
         };
+        // Where the action's policies cannot tell the members of a principal class apart, the
+        // decision is the class's: one principal's call answers all of them.
+        let class = reads
+            .by_class
+            .then(|| snapshot.slices.class_of(&principal.type_name, &principal.id))
+            .flatten();
+        let who = class.map_or(Who::Principal(principal), Who::Class);
         // Looked up on what the call holds: a hit copies nothing but the decision.
         let mut decisions = cache.lock().unwrap_or_else(|p| p.into_inner());
-        let key = decisions.lookup(principal, &action.scope, reads.view(&action.context));
+        let key = decisions.lookup(who, &action.scope, reads.context.view(&action.context));
         if let Some(d) = decisions.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(d.clone());
         }
         drop(decisions);
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let decision = self.evaluate_in(&snapshot, principal, &action.scope, &reads.relevant(&action.context))?;
+        let decision = self.evaluate_in(
+            &snapshot,
+            principal,
+            &action.scope,
+            &reads.context.relevant(&action.context),
+        )?;
         cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
