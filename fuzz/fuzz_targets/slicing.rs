@@ -69,7 +69,10 @@ fn text(c: &PolicyChoice) -> String {
         // Conditions that open the policy and read only the principal, decided per principal.
         7 => " when { principal.contractor }".to_owned(),
         8 => " unless { principal.contractor } when { context.flag }".to_owned(),
-        9 => format!(" when {{ principal in Team::\"t{}\" && principal.contractor && context.n > 3 }}", c.condition.1 % 5),
+        9 => format!(
+            " when {{ principal in Team::\"t{}\" && principal.contractor && context.n > 3 }}",
+            c.condition.1 % 5
+        ),
         10 => " when { context.flag && principal.contractor }".to_owned(),
         0 => String::new(),
         1 => " when { context.flag }".to_owned(),
@@ -174,7 +177,14 @@ fuzz_target!(|input: Input| {
         // class's members apart, they decide alike.
         let users: Vec<EntityUid> = (0..6).map(|u| uid(&format!("User::\"u{u}\""))).collect();
         let resource = uid(&format!("Doc::\"d{}\"", d % 6));
-        if let Some(diff) = compare_within_class(&all, &entities, &users, &act, &resource, request.context().expect("a context")) {
+        if let Some(diff) = compare_within_class(
+            &all,
+            &entities,
+            &users,
+            &act,
+            &resource,
+            request.context().expect("a context"),
+        ) {
             panic!(
                 "principals of one class decide differently: {diff}\npolicies:\n{}",
                 texts.join("\n")
