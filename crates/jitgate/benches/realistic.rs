@@ -1,7 +1,8 @@
 //! `Gate::authorize` on a realistic policy set, beside bare Cedar's `is_authorized` on the same
 //! policies and entities, in the same run. Run: `cargo bench -p jitgate --bench realistic`
 //! (`JITGATE_USERS=10000` or `100000` for one directory size, both by default;
-//! `JITGATE_GRANTS=1000` for one store size, 1k and 1M by default).
+//! `JITGATE_GRANTS=1000` for one store size, 1k and 1M by default; `JITGATE_REFRESHES=0` to
+//! skip timing the first call after a refresh, 15 times by default).
 //!
 //! The set (generated here, written in the style of a platform team, not shaped for jitgate):
 //! 51 service policies — 4 open-scope forbids (a blocked network read from `context.source_ip`,
@@ -214,7 +215,7 @@ fn calls(action: &str, resource: &str, n: usize) -> Vec<Action> {
 
 fn median(mut v: Vec<StdDuration>) -> StdDuration {
     v.sort();
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn bench(c: &mut Criterion) {
@@ -406,7 +407,10 @@ fn bench(c: &mut Criterion) {
             t.elapsed()
         };
         let mut after: [Vec<StdDuration>; 5] = Default::default();
-        for _ in 0..15 {
+        // `JITGATE_REFRESHES=0` skips this part (under valgrind it takes a quarter of an hour).
+        let refreshes =
+            std::env::var("JITGATE_REFRESHES").map_or(15, |n| n.parse().expect("JITGATE_REFRESHES is a number"));
+        for _ in 0..refreshes {
             let refreshing = timed(&mut || rt.block_on(policy.refresh_entities()).unwrap());
             let mut jit = || {
                 std::hint::black_box(rt.block_on(gate.authorize(&call, &principal)));
@@ -425,7 +429,7 @@ fn bench(c: &mut Criterion) {
         }
         let [refreshed, warm, gap, bare_gap, bare_warm] = after.map(median);
         eprintln!(
-            "realistic/{users}: first call after a refresh {refreshed:.2?}, after as long spinning without one {gap:.2?}, warm {warm:.2?}; bare Cedar after as long spinning {bare_gap:.2?}, warm {bare_warm:.2?} (medians of 15); slices computed on a call: {}",
+            "realistic/{users}: first call after a refresh {refreshed:.2?}, after as long spinning without one {gap:.2?}, warm {warm:.2?}; bare Cedar after as long spinning {bare_gap:.2?}, warm {bare_warm:.2?} (medians of {refreshes}); slices computed on a call: {}",
             policy.slice_stats().overflow
         );
         // A cached hit with a per-call ticket, as the store grows.
