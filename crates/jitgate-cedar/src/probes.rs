@@ -157,15 +157,37 @@ fn reads_principal_past_prefix(policy: &Value) -> bool {
 /// Whether the expression reads the variable `principal` (or a slot or unknown, which may
 /// stand for it).
 fn reads_principal(e: &Value) -> bool {
-    match e {
-        Value::Object(map) => map.iter().any(|(key, inner)| match key.as_str() {
-            "Var" => inner == "principal",
-            "Slot" | "unknown" => true,
-            _ => reads_principal(inner),
-        }),
-        Value::Array(items) => items.iter().any(reads_principal),
-        _ => false,
+    let read = variables(e);
+    read.contains("principal") || read.contains(UNKNOWN)
+}
+
+/// What a slot or an unknown counts as in [`variables`]: it may stand for any variable.
+const UNKNOWN: &str = "?";
+
+/// The variables an expression reads (a slot or an unknown as [`UNKNOWN`]).
+fn variables(e: &Value) -> HashSet<&str> {
+    fn walk<'a>(e: &'a Value, out: &mut HashSet<&'a str>) {
+        match e {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    match (key.as_str(), inner) {
+                        ("Var", Value::String(var)) => {
+                            out.insert(var);
+                        }
+                        ("Var" | "Slot" | "unknown", _) => {
+                            out.insert(UNKNOWN);
+                        }
+                        _ => walk(inner, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
     }
+    let mut out = HashSet::new();
+    walk(e, &mut out);
+    out
 }
 
 /// The longest prefix of a policy's conditions (its JSON form) that reads only the principal:
@@ -210,13 +232,40 @@ fn flatten_and<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
 
 /// Whether the expression reads no variable but `principal` (and no slot or unknown).
 fn reads_only_principal(e: &Value) -> bool {
-    match e {
-        Value::Object(map) => map.iter().all(|(key, inner)| match key.as_str() {
-            "Var" => inner == "principal",
-            "Slot" | "unknown" => false,
-            _ => reads_only_principal(inner),
-        }),
-        Value::Array(items) => items.iter().all(reads_only_principal),
-        _ => true,
+    variables(e).iter().all(|v| *v == "principal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decides(text: &str) -> bool {
+        let set: PolicySet = text.parse().unwrap();
+        let probes = Probes::of(&set);
+        let policy = set.policies().next().unwrap();
+        probes.class_decides(policy)
+    }
+
+    #[test]
+    fn the_principal_past_the_opening_conditions_is_found_wherever_it_is() {
+        assert!(decides(
+            "permit(principal in Team::\"a\", action, resource) when { context.x };"
+        ));
+        assert!(decides(
+            "permit(principal, action, resource) when { principal.c && principal in Team::\"a\" } unless { context.x };"
+        ));
+        assert!(!decides(
+            "permit(principal, action, resource) when { context.x && principal.c };"
+        ));
+        assert!(!decides(
+            "permit(principal, action, resource) when { resource.owner == principal };"
+        ));
+        // A record whose field is named like the JSON form's keys still hides no read.
+        assert!(!decides(
+            "permit(principal, action, resource) when { context.r == {\"Var\": principal.level} };"
+        ));
+        assert!(!decides(
+            "permit(principal, action, resource) when { principal.c } when { {\"Slot\": 1, \"x\": principal}.x == resource };"
+        ));
     }
 }
