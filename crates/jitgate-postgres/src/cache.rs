@@ -22,7 +22,9 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use jitgate_core::{EntityRef, Grant, GrantId, Scope};
+use serde_json::value::RawValue;
 use sqlx::postgres::PgListener;
+use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::error::CorruptRow;
@@ -141,8 +143,9 @@ pub(crate) struct GrantCache {
     catch_ups: std::sync::atomic::AtomicU64,
 }
 
-fn decode(body: serde_json::Value) -> Result<Grant, sqlx::Error> {
-    serde_json::from_value(body).map_err(|source| {
+/// A grant from its row's JSON text (read as `Json<&RawValue>`: no `serde_json::Value` built).
+fn decode(Json(body): Json<&RawValue>) -> Result<Grant, sqlx::Error> {
+    serde_json::from_str(body.get()).map_err(|source| {
         sqlx::Error::Decode(Box::new(CorruptRow {
             what: "grants".into(),
             source,
@@ -248,7 +251,7 @@ impl GrantCache {
         for row in rows {
             let cutoff: String = row.try_get("cutoff")?;
             index.cutoff = cutoff.parse().unwrap_or(last);
-            if let Some(body) = row.try_get::<Option<serde_json::Value>, _>("body")? {
+            if let Some(body) = row.try_get::<Option<Json<&RawValue>>, _>("body")? {
                 index.apply_newer(decode(body)?);
             }
         }

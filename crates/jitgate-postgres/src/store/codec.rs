@@ -4,7 +4,9 @@
 use jitgate_core::audit::AuditRecord;
 use jitgate_core::{EntityRef, OutboxEntry, PageRequest, Scope, StoreError};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -19,32 +21,31 @@ pub(super) fn scope_key(s: &Scope) -> String {
 }
 
 pub(super) fn decode<T: DeserializeOwned>(row: &PgRow, column: &str, what: &str) -> Result<T, StoreError> {
-    let value: serde_json::Value = row.try_get(column).map_err(backend)?;
-    serde_json::from_value(value).map_err(|source| {
+    decode_optional(row, column, what)?.ok_or_else(|| {
         backend(CorruptRow {
             what: what.to_owned(),
-            source,
+            source: serde::de::Error::custom(format!("`{column}` is NULL")),
         })
     })
 }
 
-/// Decodes the JSON body in `column`, which may be NULL (`None`).
+/// Decodes the JSON body in `column`, which may be NULL (`None`): straight from the row's text
+/// into `T`, without building a `serde_json::Value` on the way.
 pub(super) fn decode_optional<T: DeserializeOwned>(
     row: &PgRow,
     column: &str,
     what: &str,
 ) -> Result<Option<T>, StoreError> {
-    let value: Option<serde_json::Value> = row.try_get(column).map_err(backend)?;
-    value
-        .map(|v| {
-            serde_json::from_value(v).map_err(|source| {
-                backend(CorruptRow {
-                    what: what.to_owned(),
-                    source,
-                })
+    let raw: Option<Json<&RawValue>> = row.try_get(column).map_err(backend)?;
+    raw.map(|Json(raw)| {
+        serde_json::from_str(raw.get()).map_err(|source| {
+            backend(CorruptRow {
+                what: what.to_owned(),
+                source,
             })
         })
-        .transpose()
+    })
+    .transpose()
 }
 
 /// A page from up to `limit + 1` rows read in listing order, each row's `body` decoded (see
