@@ -6,9 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jitgate_core::{
-    AccessRequest, AuditLog, Commit, DueWork, EntityRef, Grant, GrantId, Listings, Outbox, PrincipalCounts, RequestId,
-    Scope, Store, StoreError, Subject, Write,
+    AccessRequest, AuditLog, Commit, DueWork, EntityRef, Event, Grant, GrantId, Listings, Outbox, PrincipalCounts,
+    RequestId, Scope, Store, StoreError, Subject, Write,
 };
+use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -49,17 +50,18 @@ impl PgStore {
     }
 }
 
-/// A commit's audit entries and outbox rows, as the arrays its statement binds.
-pub(super) struct AuditRows {
+/// A commit's audit entries and outbox rows, as the arrays its statement binds (the events
+/// serialized straight from the commit when bound).
+pub(super) struct AuditRows<'a> {
     pub(super) requests: Vec<Uuid>,
     pub(super) entries: Vec<serde_json::Value>,
     pub(super) digests: Vec<Option<String>>,
     pub(super) event_ids: Vec<String>,
-    pub(super) events: Vec<serde_json::Value>,
+    pub(super) events: Vec<Json<&'a Event>>,
     pub(super) destinations: Vec<String>,
 }
 
-impl AuditRows {
+impl<'a> AuditRows<'a> {
     /// Binds `$1`–`$9` of a commit statement: these rows ([`audit_ctes!`]), and the change
     /// feed's channel (`$5`), whether grants changed (`$6`, the `NOTIFY`'s condition) and this
     /// replica's payload (`$9`).
@@ -68,7 +70,10 @@ impl AuditRows {
         statement: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
         store: &'q PgStore,
         changed_grants: bool,
-    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
         statement
             .bind(self.requests)
             .bind(self.entries)
@@ -81,7 +86,7 @@ impl AuditRows {
             .bind(&store.origin)
     }
 
-    pub(super) fn of(c: &Commit) -> Result<Self, StoreError> {
+    pub(super) fn of(c: &'a Commit) -> Result<Self, StoreError> {
         let entries = c.audit().iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
         let rows = c.outbox_rows();
         Ok(Self {
@@ -89,7 +94,7 @@ impl AuditRows {
             digests: entries.iter().map(jitgate_core::audit::canonical_hash).collect(),
             entries,
             event_ids: rows.iter().map(|(e, _)| e.id.0.clone()).collect(),
-            events: rows.iter().map(|(e, _)| to_json(*e)).collect::<Result<Vec<_>, _>>()?,
+            events: rows.iter().map(|(e, _)| Json(*e)).collect(),
             destinations: rows.iter().map(|(_, d)| (*d).to_owned()).collect(),
         })
     }

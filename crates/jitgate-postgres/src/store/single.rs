@@ -6,9 +6,10 @@
 //! in a transaction, which names the refusal exactly.
 
 use chrono::{DateTime, Utc};
-use jitgate_core::{Commit, StoreError, Write};
+use jitgate_core::{Commit, Grant, StoreError, Write};
+use sqlx::types::Json;
 
-use super::codec::{principal_key, scope_key, to_json};
+use super::codec::{principal_key, scope_key};
 use super::PgStore;
 use crate::error::backend;
 
@@ -39,9 +40,10 @@ const COMMIT: &str = concat!(
         (SELECT count(*) FROM req_ins) + (SELECT count(*) FROM grant_ins) AS inserted"
 );
 
-/// The columns of the grants a commit inserts, one array each.
+/// The columns of the grants a commit inserts, one array each (bodies serialized straight
+/// from the commit's grants when bound).
 #[derive(Default)]
-struct Inserts {
+struct Inserts<'a> {
     id: Vec<uuid::Uuid>,
     request_id: Vec<uuid::Uuid>,
     principal: Vec<String>,
@@ -51,19 +53,19 @@ struct Inserts {
     not_before: Vec<DateTime<Utc>>,
     expires_at: Vec<DateTime<Utc>>,
     awaits_ack: Vec<bool>,
-    body: Vec<serde_json::Value>,
+    body: Vec<Json<&'a Grant>>,
     reminded: Vec<bool>,
 }
 
 /// The columns of the grants a commit updates, one array each.
 #[derive(Default)]
-struct Updates {
+struct Updates<'a> {
     id: Vec<uuid::Uuid>,
     expected: Vec<i64>,
     state: Vec<String>,
     version: Vec<i64>,
     awaits_ack: Vec<bool>,
-    body: Vec<serde_json::Value>,
+    body: Vec<Json<&'a Grant>>,
     reminded: Vec<bool>,
 }
 
@@ -80,7 +82,8 @@ impl PgStore {
                 expected_version,
             }) => ("update", *expected_version as i64, Some(value)),
         };
-        let request_body = r.map(to_json).transpose()?.unwrap_or(serde_json::Value::Null);
+        // NULL when there is no request write (no row reads it then).
+        let request_body = r.map(Json);
         let (mut ins, mut upd) = (Inserts::default(), Updates::default());
         for w in c.grants() {
             let g = w.value();
@@ -95,7 +98,7 @@ impl PgStore {
                     ins.not_before.push(g.window.not_before());
                     ins.expires_at.push(g.window.expires_at());
                     ins.awaits_ack.push(g.awaits_acknowledgement());
-                    ins.body.push(to_json(g)?);
+                    ins.body.push(Json(g));
                     ins.reminded.push(g.reminded_at.is_some());
                 }
                 Write::Update { expected_version, .. } => {
@@ -104,7 +107,7 @@ impl PgStore {
                     upd.state.push(g.state.to_string());
                     upd.version.push(g.version as i64);
                     upd.awaits_ack.push(g.awaits_acknowledgement());
-                    upd.body.push(to_json(g)?);
+                    upd.body.push(Json(g));
                     upd.reminded.push(g.reminded_at.is_some());
                 }
             }
