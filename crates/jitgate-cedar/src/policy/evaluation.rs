@@ -54,7 +54,9 @@ impl CedarPolicy {
     ) -> Result<PolicyDecision, PolicyError> {
         let principal_uid = self.types.uid(principal)?;
         let action_uid = self.types.uid(&scope.action)?;
-        let slice = snapshot.slices.get(&principal_uid, &action_uid, &snapshot.entities);
+        let slice = snapshot
+            .slices
+            .get_named(&principal.type_name, &principal_uid, &action_uid, &snapshot.entities);
         let request = Request::new(
             principal_uid,
             action_uid,

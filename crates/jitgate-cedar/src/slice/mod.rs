@@ -264,9 +264,21 @@ impl SliceIndex {
 
     /// The slice for a request by `principal` for `action`.
     pub fn get(&self, principal: &EntityUid, action: &EntityUid, entities: &Entities) -> Arc<PolicySet> {
+        self.get_named(&principal.type_name().to_string(), principal, action, entities)
+    }
+
+    /// [`get`](Self::get), with the principal's type name as Cedar prints it already at hand
+    /// (the authorize path has it as a string: no name is printed per call).
+    pub(crate) fn get_named(
+        &self,
+        type_name: &str,
+        principal: &EntityUid,
+        action: &EntityUid,
+        entities: &Entities,
+    ) -> Arc<PolicySet> {
         let known = self
             .by_principal
-            .get(principal.type_name().to_string().as_str())
+            .get(type_name)
             .and_then(|ids| ids.get(principal.id().unescaped()));
         if let Some(s) = known.and_then(|slices| slices.by_action.get(action)) {
             return Arc::clone(s);
