@@ -120,8 +120,27 @@ impl Browser {
         v[ELEMENT].as_str().unwrap().to_owned()
     }
 
+    /// The first element matching `css`, waiting for it while the browser may still be loading
+    /// the page a click led to (a click returns before the navigation it starts has ended).
+    async fn wait_for(&self, css: &str) -> String {
+        for _ in 0..200 {
+            let found = self
+                .cmd("POST", "/elements", json!({ "using": "css selector", "value": css }))
+                .await;
+            if let Some(e) = found.as_array().and_then(|all| all.first()) {
+                return e[ELEMENT].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no `{css}` within 10 s; the page is:\n{}", self.source().await)
+    }
+
     async fn text_of(&self, css: &str) -> String {
         let e = self.find(css).await;
+        self.text_of_element(&e).await
+    }
+
+    async fn text_of_element(&self, e: &str) -> String {
         self.cmd("GET", &format!("/element/{e}/text"), json!({}))
             .await
             .as_str()
@@ -212,6 +231,9 @@ async fn a_reviewer_approves_on_the_page_and_the_requester_sees_the_grant() {
     browser.type_into(&format!("{item} textarea"), "go ahead").await;
     browser.click(&format!("{item} button[value=\"approve\"]")).await;
 
+    // The banner of the page the review redirected to: a notice, or an error saying why not.
+    let banner = browser.wait_for(".banner").await;
+    assert_eq!(browser.text_of_element(&banner).await, format!("You approved {id}."));
     assert_eq!(browser.text_of("#notice").await, format!("You approved {id}."));
     assert!(
         !browser.source().await.contains(&format!("id=\"{id}\"")),
