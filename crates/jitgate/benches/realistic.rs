@@ -437,6 +437,13 @@ fn bench(c: &mut Criterion) {
             Ok(n) => vec![n.parse().expect("JITGATE_GRANTS is a number")],
             Err(_) => vec![1_000, 1_000_000],
         };
+        // The calls are made once, before the store grows, so that every size reads the same
+        // inputs from the same memory: what changes between sizes is the store alone (made
+        // after a 1M fill, they landed wherever its heap had room, and cost the 1M hit more than
+        // the store did).
+        let (_, who, action, resource) = KINDS[4];
+        let principal = EntityRef::new("User", who);
+        let many = calls(action, resource, 4_096);
         for grants in sizes {
             let (before, had) = (rss(), store.grant_count());
             rt.block_on(grow(&store, &streamer, grants, jitgate::Clock::now(&*clock)));
@@ -448,9 +455,6 @@ fn bench(c: &mut Criterion) {
                     store.audit_len()
                 );
             }
-            let (_, who, action, resource) = KINDS[4];
-            let principal = EntityRef::new("User", who);
-            let many = calls(action, resource, 4_096);
             let mut i = 0;
             group.bench_function(
                 BenchmarkId::new(format!("{users}/gate_authorize_cached/grant_at"), grants),
