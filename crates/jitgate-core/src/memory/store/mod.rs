@@ -461,4 +461,6 @@ mod listings;
 mod live;
 mod names;
 mod retention;
+#[cfg(test)]
+mod tests;
 mod work;
