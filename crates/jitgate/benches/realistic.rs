@@ -2,7 +2,8 @@
 //! policies and entities, in the same run. Run: `cargo bench -p jitgate --bench realistic`
 //! (`JITGATE_USERS=10000` or `100000` for one directory size, both by default;
 //! `JITGATE_GRANTS=1000` for one store size, 1k and 1M by default; `JITGATE_REFRESHES=0` to
-//! skip timing the first call after a refresh, 15 times by default).
+//! skip timing the first call after a refresh — on an idle thread, and on a thread that keeps
+//! serving while another refreshes —, 15 times each by default).
 //!
 //! The set (generated here, written in the style of a platform team, not shaped for jitgate):
 //! 51 service policies — 4 open-scope forbids (a blocked network read from `context.source_ip`,
@@ -211,6 +212,26 @@ fn calls(action: &str, resource: &str, n: usize) -> Vec<Action> {
             .with_attr("source_ip", AttrValue::Ip("10.1.2.3".into()))
         })
         .collect()
+}
+
+/// Runs `background` on another thread while calling `call` on this one; then times the first
+/// call started after `background` returned, and the one after it.
+fn serve_while(call: &mut dyn FnMut(), background: impl FnOnce() + Send) -> [StdDuration; 2] {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            background();
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            call();
+        }
+    });
+    [(); 2].map(|()| {
+        let t = Instant::now();
+        call();
+        t.elapsed()
+    })
 }
 
 fn median(mut v: Vec<StdDuration>) -> StdDuration {
@@ -431,6 +452,33 @@ fn bench(c: &mut Criterion) {
         eprintln!(
             "realistic/{users}: first call after a refresh {refreshed:.2?}, after as long spinning without one {gap:.2?}, warm {warm:.2?}; bare Cedar after as long spinning {bare_gap:.2?}, warm {bare_warm:.2?} (medians of {refreshes}); slices computed on a call: {}",
             policy.slice_stats().overflow
+        );
+        // As a service runs it: the refresh on another thread (the entity refresher) while this
+        // thread keeps answering the same call; timed, the first call this thread starts once
+        // the new snapshot is in place and the one after it — beside the same with the other
+        // thread spinning as long instead of refreshing.
+        let mut serving: [Vec<StdDuration>; 4] = Default::default();
+        for _ in 0..refreshes {
+            let mut jit = || {
+                std::hint::black_box(rt.block_on(gate.authorize(&call, &principal)));
+            };
+            let refreshing = std::sync::Mutex::new(StdDuration::ZERO);
+            let [first, second] = serve_while(&mut jit, || {
+                let background = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let t = Instant::now();
+                background.block_on(policy.refresh_entities()).unwrap();
+                *refreshing.lock().unwrap() = t.elapsed();
+            });
+            serving[0].push(first);
+            serving[1].push(second);
+            let spun = *refreshing.lock().unwrap();
+            let [first, second] = serve_while(&mut jit, || spin(spun));
+            serving[2].push(first);
+            serving[3].push(second);
+        }
+        let [refreshed, warm, spun, spun_warm] = serving.map(median);
+        eprintln!(
+            "realistic/{users}: refreshed on another thread while this one serves: first call after {refreshed:.2?}, the next {warm:.2?}; the other thread spinning as long instead: {spun:.2?}, {spun_warm:.2?} (medians of {refreshes})"
         );
         // A cached hit with a per-call ticket, as the store grows.
         let sizes: Vec<usize> = match std::env::var("JITGATE_GRANTS") {
