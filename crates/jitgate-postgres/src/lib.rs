@@ -21,7 +21,10 @@
 //!   lighter tokio-postgres would have meant writing migrations and the listener by hand.
 //! - **Schema.** Everything lives in one schema (default `jitgate`, see
 //!   [`PgStoreOptions::schema`]): the pool's sessions set `search_path` to it at connect, and
-//!   the migrations table is `<schema>._sqlx_migrations`, apart from the host's own.
+//!   the migrations table is `<schema>._sqlx_migrations`, apart from the host's own. They also
+//!   set `enable_seqscan = off`: every statement finds its rows by a key or an index, and the
+//!   generic plans a session makes while the tables are new or small would otherwise scan
+//!   `grants` whole, and keep doing so as it grows, until autovacuum first analyzes it.
 //! - **One transaction per transition.** A [`Commit`](jitgate_core::Commit) writes the request
 //!   (`UPDATE … WHERE id = $1 AND version = $2`: zero rows is the conflict the engine retries
 //!   on), its grants (likewise), the outbox events and the audit entries, then commits: five

@@ -112,3 +112,31 @@ async fn a_request_body_that_no_longer_decodes_is_an_error_naming_its_table() {
     assert_eq!(live.len(), 1, "the grant was not revoked");
     assert!(store.read_request(pending.id).await.is_err());
 }
+
+/// On a new schema (empty, never analyzed) the store's sessions still plan the grant look-ups
+/// of every commit and request by index: the generic plans a session keeps would otherwise
+/// scan `grants` whole, and go on scanning it as it grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_stores_sessions_find_grants_by_index_not_by_scanning_them() {
+    let Some(store) = common::store().await else { return };
+    let mut session = store.pool().acquire().await.unwrap();
+    for sql in [
+        "SET plan_cache_mode = force_generic_plan",
+        // The commit's grant update and the request's count of unacknowledged grants.
+        "PREPARE grant_update(uuid[], int8[]) AS UPDATE grants g SET version = u.expected + 1 \
+         FROM UNNEST($1, $2) AS u(id, expected) WHERE g.id = u.id AND g.version = u.expected",
+        "PREPARE unacknowledged(text) AS SELECT count(*) FROM grants WHERE principal = $1 AND awaits_ack",
+    ] {
+        sqlx::query(sql).execute(&mut *session).await.unwrap();
+    }
+    for explain in [
+        "EXPLAIN EXECUTE grant_update('{}', '{}')",
+        "EXPLAIN EXECUTE unacknowledged('User::\"sam\"')",
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(explain).fetch_all(&mut *session).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan on grants"), "{explain}:\n{plan}");
+    }
+    // Not back into the pool with its plan setting and statements.
+    drop(session.detach());
+}

@@ -88,7 +88,13 @@ impl PgStore {
             .validate()?
             .into_iter()
             .map(|h| {
-                let h = h.options([("search_path", options.schema.as_str())]);
+                // Every statement of the store finds its rows by a key or an index; without
+                // `enable_seqscan = off`, the generic plans a session makes while the tables
+                // are new or small scan `grants` whole and keep doing so as it grows, until
+                // autovacuum first analyzes it (docs/PERFORMANCE.md, "What a life cycle
+                // writes"). A scan still runs where no index serves (the setting only prices
+                // it last).
+                let h = h.options([("search_path", options.schema.as_str()), ("enable_seqscan", "off")]);
                 // A throw-away store names its sessions, so that dropping it can end them.
                 if options.ephemeral {
                     h.application_name(&ephemeral_name(&origin))
