@@ -145,12 +145,7 @@ pub(crate) struct GrantCache {
 
 /// A grant from its row's JSON text (read as `Json<&RawValue>`: no `serde_json::Value` built).
 fn decode(Json(body): Json<&RawValue>) -> Result<Grant, sqlx::Error> {
-    serde_json::from_str(body.get()).map_err(|source| {
-        sqlx::Error::Decode(Box::new(CorruptRow {
-            what: "grants".into(),
-            source,
-        }))
-    })
+    CorruptRow::parse("grants", body).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 impl GrantCache {

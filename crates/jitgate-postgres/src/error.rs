@@ -59,6 +59,20 @@ pub(crate) struct CorruptRow {
     pub(crate) source: serde_json::Error,
 }
 
+impl CorruptRow {
+    /// A body of table `what` from its row's JSON text (read as `Json<&RawValue>`), straight
+    /// into `T`, without building a `serde_json::Value` on the way.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+        what: &str,
+        body: &serde_json::value::RawValue,
+    ) -> Result<T, Self> {
+        serde_json::from_str(body.get()).map_err(|source| Self {
+            what: what.to_owned(),
+            source,
+        })
+    }
+}
+
 /// An audit entry no longer matches the digest written when it was committed: someone edited
 /// it before it was sealed into the chain. Sealing stops before it.
 #[derive(Debug, thiserror::Error)]

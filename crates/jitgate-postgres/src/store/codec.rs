@@ -37,15 +37,8 @@ pub(super) fn decode_optional<T: DeserializeOwned>(
     what: &str,
 ) -> Result<Option<T>, StoreError> {
     let raw: Option<Json<&RawValue>> = row.try_get(column).map_err(backend)?;
-    raw.map(|Json(raw)| {
-        serde_json::from_str(raw.get()).map_err(|source| {
-            backend(CorruptRow {
-                what: what.to_owned(),
-                source,
-            })
-        })
-    })
-    .transpose()
+    raw.map(|Json(raw)| CorruptRow::parse(what, raw).map_err(backend))
+        .transpose()
 }
 
 /// A page from up to `limit + 1` rows read in listing order, each row's `body` decoded (see
